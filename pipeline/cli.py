@@ -1,0 +1,40 @@
+"""`python -m pipeline <stage>`: every DVC stage is a subcommand here."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.benchmarks import cli as bench
+from pipeline.data import folds
+
+# (name, module with add_arguments(parser) and run(args), one-line help), in the DAG's order.
+COMMANDS = (
+    ("folds", folds, "Assign images to multilabel-stratified cross-validation folds."),
+    ("bench", bench, "Run a benchmark and print its JSON."),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.errors import InputError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
