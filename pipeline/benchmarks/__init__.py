@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON with ratios measured side by side in one run."""

@@ -1,0 +1,24 @@
+"""`python -m pipeline bench <name>`: run one benchmark, print its JSON result on stdout."""
+from __future__ import annotations
+
+import json
+
+from pipeline.benchmarks import rle
+
+# (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
+BENCHMARKS = (
+    ("rle", rle, "RLE decode/encode against pycocotools and a naive loop."),
+)
+
+
+def add_arguments(parser) -> None:
+    benchmarks = parser.add_subparsers(dest="benchmark", required=True, metavar="NAME")
+    for name, module, help_text in BENCHMARKS:
+        sub = benchmarks.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(benchmark_run=module.run)
+
+
+def run(args) -> int:
+    print(json.dumps(args.benchmark_run(args), indent=2))
+    return 0
