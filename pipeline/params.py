@@ -36,3 +36,11 @@ def section(args: argparse.Namespace, name: str, defaults: dict) -> dict:
         if value is not None:
             merged[key] = value
     return merged
+
+
+def data_root(args: argparse.Namespace) -> Path:
+    """The Kaggle-layout dataset root: `--root` if given, else params.yaml's `data.root`."""
+    root = getattr(args, "root", None) or (load(args.params).get("data") or {}).get("root")
+    if not root:
+        raise InputError("no dataset root: pass --root or set data.root", args.params)
+    return Path(root)

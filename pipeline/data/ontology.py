@@ -105,6 +105,12 @@ def load(path: str | Path | None = None) -> Ontology:
     return Ontology(categories, attributes, str(path))
 
 
+def load_for_dataset(root: str | Path) -> Ontology:
+    """The dataset's own `label_descriptions.json` when it has one, else the shipped copy."""
+    path = Path(root) / "label_descriptions.json"
+    return load(path if path.exists() else None)
+
+
 def _labels(entries):
     for e in entries:
         yield Label(int(e["id"]), str(e["name"]), str(e["supercategory"]), int(e.get("level", 0)))

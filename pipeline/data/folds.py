@@ -1,0 +1,87 @@
+"""Cross-validation folds, multilabel-stratified on the classes present in each image.
+
+Writes `ImageId,fold` (file order of train.csv) and a per-fold class-balance report.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
+from pipeline import io, params
+from pipeline.data import ontology as ontology_lib
+from pipeline.data.annotations import ImageRecord, read_annotations
+from pipeline.errors import InputError
+
+DEFAULTS = {"k": 5, "seed": 0, "out": "cache/folds.csv", "report": "reports/folds.json"}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--root", help="Kaggle-layout dataset root (default: params data.root)")
+    parser.add_argument("--k", type=int, help="number of folds (default: params folds.k)")
+    parser.add_argument("--seed", type=int, help="shuffling seed (default: params folds.seed)")
+    parser.add_argument("--out", help="folds CSV (default: params folds.out)")
+    parser.add_argument("--report", help="class-balance JSON (default: params folds.report)")
+
+
+def presence_matrix(records: list[ImageRecord], num_classes: int) -> np.ndarray:
+    """(images, classes) 0/1: which classes appear in each image."""
+    presence = np.zeros((len(records), num_classes), np.uint8)
+    for row, record in enumerate(records):
+        presence[row, record.class_ids] = 1
+    return presence
+
+
+def assign_folds(presence: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index per image; every image is in exactly one validation fold."""
+    if k < 2:
+        raise ValueError(f"need at least 2 folds, got {k}")
+    if len(presence) < k:
+        raise ValueError(f"cannot make {k} folds of {len(presence)} images")
+    folds = np.full(len(presence), -1, np.int64)
+    splitter = MultilabelStratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for fold, (_, val) in enumerate(splitter.split(np.zeros(len(presence)), presence)):
+        folds[val] = fold
+    return folds
+
+
+def balance_report(presence: np.ndarray, folds: np.ndarray, class_names: list[str]) -> dict:
+    """Images per fold and, per class, how many images of each fold contain it."""
+    k = int(folds.max()) + 1
+    per_class = {
+        name: [int(presence[folds == f, c].sum()) for f in range(k)]
+        for c, name in enumerate(class_names)
+        if presence[:, c].any()
+    }
+    # Worst relative deviation from an even split, over classes present in >= k images.
+    deviations = [
+        max(abs(n - sum(counts) / k) for n in counts) / (sum(counts) / k)
+        for counts in per_class.values()
+        if sum(counts) >= k
+    ]
+    return {
+        "images_per_fold": [int((folds == f).sum()) for f in range(k)],
+        "max_class_deviation": float(max(deviations, default=0.0)),
+        "images_with_class_per_fold": per_class,
+    }
+
+
+def run(args) -> int:
+    cfg = params.section(args, "folds", DEFAULTS)
+    root = params.data_root(args)
+    labels = ontology_lib.load_for_dataset(root)
+    records, _ = read_annotations(root / "train.csv", labels)
+    presence = presence_matrix(records, labels.num_classes)
+    try:
+        folds = assign_folds(presence, int(cfg["k"]), int(cfg["seed"]))
+    except ValueError as error:
+        raise InputError(str(error), root / "train.csv") from None
+    frame = pd.DataFrame({"ImageId": [r.image_id for r in records], "fold": folds})
+    report = balance_report(presence, folds, [c.name for c in labels.categories])
+    io.write_csv(cfg["out"], frame)
+    io.write_json(cfg["report"], report)
+    print(f"{len(records)} images in {cfg['k']} folds {report['images_per_fold']}, "
+          f"worst class deviation from an even split {report['max_class_deviation']:.1%} -> {cfg['out']}")
+    return 0
