@@ -49,23 +49,43 @@ def decode(rle: str, height: int, width: int) -> np.ndarray:
     return counts_to_mask(runs_to_counts(starts, lengths, height * width), height, width)
 
 
-def encode(mask: np.ndarray) -> str:
-    """Encode a 2-D mask (non-zero = foreground) as a Kaggle RLE string; empty mask -> ''."""
-    starts, lengths = mask_to_runs(mask)
+def encode(mask: np.ndarray, top: int = 0, left: int = 0, height: int | None = None, width: int | None = None) -> str:
+    """Kaggle RLE of a 2-D mask (non-zero = foreground); empty mask -> ''.
+
+    With `top`, `left`, `height`, `width`, `mask` is a window placed at (top, left) in an image of
+    height x width that is empty elsewhere: large masks are encoded without building them whole.
+    """
+    starts, lengths = mask_to_runs(mask, top, left, height, width)
     pairs = np.empty(2 * starts.size, np.int64)
     pairs[0::2] = starts + 1
     pairs[1::2] = lengths
     return " ".join(map(str, pairs.tolist()))
 
 
-def mask_to_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """0-based column-major starts and lengths of the foreground runs of a 2-D mask."""
+def mask_to_runs(
+    mask: np.ndarray, top: int = 0, left: int = 0, height: int | None = None, width: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """0-based column-major starts and lengths of the foreground runs (see `encode` for the window)."""
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    flat = np.zeros(mask.size + 2, np.int8)
-    flat[1:-1] = mask.ravel(order="F") != 0
-    edges = np.flatnonzero(flat[1:] != flat[:-1])
-    return edges[0::2], edges[1::2] - edges[0::2]
+    rows, cols = mask.shape
+    height = rows if height is None else height
+    width = cols if width is None else width
+    if top < 0 or left < 0 or top + rows > height or left + cols > width:
+        raise ValueError(f"window {rows}x{cols} at ({top}, {left}) does not fit in {height}x{width}")
+    # A background row above and below each column keeps runs from spilling into the next column.
+    padded = np.zeros((rows + 2, cols), bool)
+    np.not_equal(mask, 0, out=padded[1:-1])
+    # Transitions between vertical neighbours, listed column by column (column-major order).
+    edges = np.flatnonzero((padded[1:] != padded[:-1]).T)
+    column, row = np.divmod(edges[0::2], rows + 1)
+    starts = (left + column) * height + top + row
+    ends = starts + (edges[1::2] - edges[0::2])
+    # Runs that touch across a column boundary (full-height windows) are one run in Kaggle's form.
+    first = np.ones(starts.size, bool)
+    first[1:] = starts[1:] != ends[:-1]
+    last = np.roll(first, -1)
+    return starts[first], ends[last] - starts[first]
 
 
 def runs_to_counts(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.ndarray:

@@ -103,3 +103,17 @@ def test_real_sample_masks_decode(fashionpedia_sample):
             mask = rle.decode(instance.rle, record.height, record.width)
             assert mask.shape == (record.height, record.width) and mask.any()
             assert rle.encode(mask) == instance.rle
+
+
+@settings(max_examples=200, deadline=None)
+@given(masks, st.integers(0, 5), st.integers(0, 5), st.integers(0, 5), st.integers(0, 5))
+def test_window_encoding_equals_full_mask(window, top, left, bottom, right):
+    height, width = window.shape[0] + top + bottom, window.shape[1] + left + right
+    full = np.zeros((height, width), np.uint8)
+    full[top : top + window.shape[0], left : left + window.shape[1]] = window
+    assert rle.encode(window, top, left, height, width) == rle.encode(full)
+
+
+def test_window_must_fit():
+    with pytest.raises(ValueError, match="does not fit"):
+        rle.encode(np.ones((3, 3), np.uint8), 2, 0, 4, 4)
