@@ -12,10 +12,22 @@ from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import ImageRecord, read_annotations
+from pipeline.data.annotations import ImageRecord, parse_int, read_annotations, read_csv_strict
 from pipeline.errors import InputError
 
 DEFAULTS = {"k": 5, "seed": 0, "out": "cache/folds.csv", "report": "reports/folds.json"}
+
+
+def read_folds(path: str | Path) -> dict[str, int]:
+    """ImageId -> fold, from a folds CSV this stage wrote."""
+    frame = read_csv_strict(path, ("ImageId", "fold"))
+    folds = {}
+    for line, (image_id, fold) in enumerate(zip(frame["ImageId"], frame["fold"]), 2):
+        try:
+            folds[image_id] = parse_int(fold, "fold", 0)
+        except ValueError as error:
+            raise InputError(str(error), path, line) from None
+    return folds
 
 
 def add_arguments(parser) -> None:

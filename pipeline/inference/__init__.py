@@ -1,0 +1,1 @@
+"""Inference: trained models -> scored predictions at the original image size."""

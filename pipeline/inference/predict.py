@@ -1,0 +1,84 @@
+"""`python -m pipeline predict --model NAME --fold K --split oof|test`: scored predictions.
+
+`oof` predicts the images of fold K (held out when fold K's model was trained) and writes
+`predictions/oof/<NAME>/fold<K>.csv`; `test` predicts the test cache with fold K's model into
+`predictions/test/<NAME>/fold<K>.csv`. Columns: the submission's plus `Score`; masks at each
+image's original size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import io, params
+from pipeline.inference.postprocess import COLUMNS, rows_for_image
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="a model name under params.yaml `models`")
+    parser.add_argument("--fold", type=int, required=True, help="whose model predicts (and, for oof, which images)")
+    parser.add_argument("--split", choices=("oof", "test"), required=True)
+    parser.add_argument("--weights", help="default: models/<model>/fold<K>/model.pt")
+    parser.add_argument("--out", help="default: predictions/<split>/<model>/fold<K>.csv")
+
+
+def load_model(path: str | Path):
+    """(model in eval mode, its config) from a `model.pt` written by `train`."""
+    from pipeline.models.factory import config_from_mapping, create_model
+    from pipeline.training import checkpoint
+
+    state = checkpoint.load(path)
+    config = config_from_mapping(state["config"], path)
+    model = create_model(config)
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
+def predict(model, reader, indices, ontology, attribute_threshold: float, device="cpu") -> pd.DataFrame:
+    """Predictions for reader images `indices` as a DataFrame of COLUMNS."""
+    import torch
+
+    from pipeline.training.data import image_to_tensor
+
+    model.to(device)
+    rows = []
+    with torch.inference_mode():
+        for i in indices:
+            image = image_to_tensor(reader.image(i)).to(device)
+            output = {k: v.float().cpu().numpy() for k, v in model([image])[0].items()}
+            rows += rows_for_image(reader.image_ids[i], output, tuple(reader.orig_sizes[i].tolist()), ontology,
+                                   attribute_threshold)
+    return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def run(args) -> int:
+    import torch
+
+    from pipeline.data import ontology
+    from pipeline.data.cache import cache_path
+    from pipeline.data.cache_reader import CacheReader
+    from pipeline.data.folds import read_folds
+    from pipeline.training.train import DEFAULTS as TRAIN_DEFAULTS
+    from pipeline.training.train import fold_indices
+
+    settings = params.load(args.params)
+    cache_dir = (settings.get("cache") or {}).get("dir", "cache")
+    weights = Path(args.weights or Path(TRAIN_DEFAULTS["dir"]) / args.model / f"fold{args.fold}" / "model.pt")
+    model, config = load_model(weights)
+    if args.split == "oof":
+        reader = CacheReader(cache_path(cache_dir, "train"))
+        folds = read_folds((settings.get("folds") or {}).get("out", "cache/folds.csv"))
+        indices = fold_indices(reader, folds, args.fold, train=False)
+    else:
+        reader = CacheReader(cache_path(cache_dir, "test"))
+        indices = range(len(reader))
+    labels = ontology.load_for_dataset(params.data_root(args))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    frame = predict(model, reader, indices, labels, config.attribute_threshold, device)
+    out = Path(args.out or Path("predictions") / args.split / args.model / f"fold{args.fold}.csv")
+    io.write_csv(out, frame)
+    print(f"{args.model} fold {args.fold} {args.split}: {len(frame)} predictions for {len(indices)} images "
+          f"({frame.ClassId.nunique() if len(frame) else 0} classes) -> {out}")
+    return 0
+

@@ -1,0 +1,62 @@
+"""Training knobs: params.yaml's `train` section, overridden per model by `models.<name>.train`."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.models.config import from_mapping
+from pipeline.training.transforms import AugmentConfig
+from pipeline.errors import InputError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 2
+    workers: int = 2                 # DataLoader worker processes
+    optimizer: str = "adamw"         # adamw | sgd
+    lr: float = 2e-4
+    momentum: float = 0.9            # sgd only
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100          # linear warm-up from lr/1000
+    schedule: str = "cosine"         # cosine | step (x0.1 at 2/3 and 8/9 of training) | constant
+    clip_grad_norm: float = 10.0     # 0 disables
+    amp: bool = True                 # mixed precision, on CUDA only
+    checkpoint_every: int = 50       # steps between resumable checkpoints
+    log_every: int = 10              # steps between dvclive points
+    seed: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self):
+        if self.optimizer not in ("adamw", "sgd"):
+            raise ValueError(f"optimizer must be adamw or sgd, not {self.optimizer!r}")
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise ValueError(f"schedule must be cosine, step or constant, not {self.schedule!r}")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    config: Path            # the model's YAML file in configs/
+    train: TrainConfig
+
+
+def model_entry(params: dict, name: str, params_path: str | Path = "params.yaml") -> ModelEntry:
+    """The config file and training knobs of model `name` as params.yaml defines them."""
+    entry = (params.get("models") or {}).get(name)
+    if entry is None:
+        known = ", ".join(params.get("models") or {}) or "none"
+        raise InputError(f"model {name!r} is not in params models (known: {known})", params_path)
+    values = {**(params.get("train") or {}), **(entry.get("train") or {})}
+    values.pop("models", None)  # the DVC matrix list lives in the same section
+    augment = {**(params.get("train") or {}).get("augment", {}), **(entry.get("train") or {}).get("augment", {})}
+    values.pop("augment", None)
+    try:
+        train = dataclasses.replace(
+            from_mapping(TrainConfig, values, params_path, {}),
+            augment=from_mapping(AugmentConfig, augment, params_path, {}),
+        )
+    except ValueError as error:
+        raise InputError(str(error), params_path) from None
+    return ModelEntry(name, Path(entry["config"]), train)

@@ -1,0 +1,81 @@
+"""`python -m pipeline train --model NAME --fold K`: train one model family on all folds but K.
+
+The model's YAML (`configs/`) and training knobs come from params.yaml's `models.<NAME>`;
+outputs go to `models/<NAME>/fold<K>/`: `last.pt` (resumable), `model.pt` (final weights and
+config), `train.json` (summary) and `dvclive/`. Under `torchrun --nproc_per_node N` it trains
+with DDP.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pipeline import io, params
+
+DEFAULTS = {"dir": "models"}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, help="a model name under params.yaml `models`")
+    parser.add_argument("--fold", type=int, required=True, help="the validation fold to hold out")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (resumable later)")
+    parser.add_argument("--out-dir", help="default: models/<model>/fold<K>")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def fold_indices(reader, folds: dict[str, int], fold: int, train: bool) -> list[int]:
+    """Reader indices of the training images (fold != K) or the validation images (fold == K)."""
+    from pipeline.errors import InputError
+
+    missing = [image_id for image_id in reader.image_ids if image_id not in folds]
+    if missing:
+        raise InputError(f"image {missing[0]} of the cache has no fold: rerun python -m pipeline folds", reader.path)
+    if fold not in set(folds.values()):
+        raise InputError(f"fold {fold} does not exist (folds: {sorted(set(folds.values()))})")
+    return [i for i, image_id in enumerate(reader.image_ids) if (folds[image_id] != fold) == train]
+
+
+def run(args) -> int:
+    import torch
+
+    from pipeline.data import ontology
+    from pipeline.data.cache import cache_path
+    from pipeline.data.cache_reader import CacheReader
+    from pipeline.data.folds import read_folds
+    from pipeline.models.config import to_mapping
+    from pipeline.models.factory import create_model, load_config
+    from pipeline.training import checkpoint, engine
+    from pipeline.training.config import model_entry
+    from pipeline.training.data import TrainDataset
+
+    settings = params.load(args.params)
+    entry = model_entry(settings, args.model, args.params)
+    model_config = load_config(entry.config)
+    out_dir = Path(args.out_dir or Path(DEFAULTS["dir"]) / args.model / f"fold{args.fold}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    reader = CacheReader(cache_path((settings.get("cache") or {}).get("dir", "cache"), "train"))
+    folds = read_folds((settings.get("folds") or {}).get("out", "cache/folds.csv"))
+    indices = fold_indices(reader, folds, args.fold, train=True)
+    labels = ontology.load_for_dataset(params.data_root(args))
+    dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
+
+    torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
+    model = create_model(model_config)
+    start = time.perf_counter()
+    summary = engine.train(model, dataset, entry.train, out_dir, max_steps=args.max_steps,
+                           progress=not args.no_progress)
+    seconds = time.perf_counter() - start
+    rank, _, _ = engine.distributed_setup()
+    if rank == 0 and summary["step"] >= summary["total_steps"]:
+        checkpoint.save(out_dir / checkpoint.FINAL, model=checkpoint.unwrap(model).state_dict(),
+                        config=to_mapping(model_config))
+        io.write_json(out_dir / "train.json", {
+            "model": args.model, "fold": args.fold, "images": len(indices), "steps": summary["step"],
+            "seconds_this_run": round(seconds, 1), "images_per_second": round(
+                summary.get("steps_this_run", 0) * entry.train.batch_size / max(seconds, 1e-9), 2),
+            "final_losses": summary["losses"],
+        })
+    print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"
+          f" -> {out_dir}")
+    return 0

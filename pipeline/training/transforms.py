@@ -1,0 +1,67 @@
+"""Augmentation applied to an image and its instance masks together (albumentations).
+
+Training uses large-scale jitter (resize to the crop size, rescale by 0.5-2.0, pad, random crop),
+horizontal flip and colour jitter. Boxes are recomputed from the augmented masks, and instances
+the crop removed are dropped, so boxes, masks, classes and attributes always agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import albumentations as A
+import cv2
+import numpy as np
+
+
+@dataclass
+class AugmentConfig:
+    image_size: int = 512           # side of the square training crop
+    scale_min: float = 0.5          # large-scale jitter range, relative to image_size
+    scale_max: float = 2.0
+    hflip: float = 0.5              # probability
+    color_jitter: float = 0.2       # brightness/contrast/saturation strength; 0 disables
+    min_instance_pixels: int = 4    # instances smaller than this after the crop are dropped
+
+
+def train_transform(cfg: AugmentConfig) -> A.Compose:
+    steps = [
+        A.LongestMaxSize(max_size=cfg.image_size),
+        A.RandomScale(scale_limit=(cfg.scale_min - 1.0, cfg.scale_max - 1.0), p=1.0),
+        A.PadIfNeeded(cfg.image_size, cfg.image_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
+        A.RandomCrop(cfg.image_size, cfg.image_size),
+        A.HorizontalFlip(p=cfg.hflip),
+    ]
+    if cfg.color_jitter > 0:
+        s = cfg.color_jitter
+        steps.append(A.ColorJitter(brightness=s, contrast=s, saturation=s, hue=s / 10, p=0.8))
+    return A.Compose(steps)
+
+
+def eval_transform(image_size: int) -> A.Compose:
+    """Resize so the longest side is `image_size`; no randomness."""
+    return A.Compose([A.LongestMaxSize(max_size=image_size)])
+
+
+def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
+    """(N,H,W) masks -> (N,4) float32 xyxy boxes enclosing each mask (x2, y2 exclusive)."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, mask in enumerate(masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        if rows.size:
+            boxes[i] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return boxes
+
+
+def apply(transform: A.Compose, image: np.ndarray, masks: np.ndarray, min_pixels: int = 1, seed: int | None = None):
+    """Augment image and masks; return (image, masks, kept) where `kept` indexes surviving instances."""
+    if seed is not None:
+        transform.set_random_seed(seed)
+    if len(masks):
+        out = transform(image=image, masks=masks)
+        out_masks = np.asarray(out["masks"], dtype=np.uint8)
+    else:
+        out = transform(image=image)
+        out_masks = np.zeros((0, *out["image"].shape[:2]), np.uint8)
+    kept = np.flatnonzero(out_masks.reshape(len(out_masks), -1).sum(axis=1) >= min_pixels)
+    return out["image"], out_masks[kept], kept
