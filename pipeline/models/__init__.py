@@ -1,0 +1,1 @@
+"""Instance segmentation models with an attribute head; build one with `factory.create_model`."""

@@ -1,0 +1,1 @@
+"""Attribute-Mask R-CNN (Fashionpedia's baseline): Mask R-CNN with an attribute head on the RoIs."""

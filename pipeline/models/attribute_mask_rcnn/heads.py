@@ -1,0 +1,101 @@
+"""The attribute branch of Attribute-Mask R-CNN, grafted onto torchvision's `RoIHeads`.
+
+The branch reads the box head's RoI representation (the TwoMLPHead output that the classifier
+also reads) and predicts the attributes through a small MLP with sigmoid outputs.
+Training: the RoIs the box head samples that are positive and matched to a ground-truth instance
+with annotated attributes (`has_attributes`). Inference: the final detections' boxes.
+Both run inside `RoIHeads.forward`, i.e. in the resized image frame, before boxes are scaled back.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+from torchvision.models.detection.roi_heads import RoIHeads
+
+
+class AttributeHead(nn.Module):
+    """MLP: RoI representation -> one logit per attribute."""
+
+    def __init__(self, in_features: int, hidden_size: int, num_attributes: int, prior: float = 0.01):
+        super().__init__()
+        self.hidden = nn.Linear(in_features, hidden_size)
+        self.logits = nn.Linear(hidden_size, num_attributes)
+        # Start every attribute at probability `prior` (RetinaNet's trick): attributes are sparse,
+        # and an even 0.5 start makes the loss of the ~290 negatives swamp the first steps.
+        nn.init.constant_(self.logits.bias, -math.log((1 - prior) / prior))
+
+    def forward(self, representation: torch.Tensor) -> torch.Tensor:
+        return self.logits(torch.relu(self.hidden(representation)))
+
+
+class AttributeRoIHeads(RoIHeads):
+    """torchvision's box and mask heads, unchanged, plus `AttributeHead` on the box representation."""
+
+    def __init__(
+        self,
+        heads: RoIHeads,
+        attribute_head: AttributeHead,
+        attribute_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        attribute_loss_weight: float = 1.0,
+    ):
+        """Take over the parts and settings of `heads` as `MaskRCNN` built them."""
+        super().__init__(
+            heads.box_roi_pool,
+            heads.box_head,
+            heads.box_predictor,
+            heads.proposal_matcher.high_threshold,
+            heads.proposal_matcher.low_threshold,
+            heads.fg_bg_sampler.batch_size_per_image,
+            heads.fg_bg_sampler.positive_fraction,
+            heads.box_coder.weights,
+            heads.score_thresh,
+            heads.nms_thresh,
+            heads.detections_per_img,
+            heads.mask_roi_pool,
+            heads.mask_head,
+            heads.mask_predictor,
+        )
+        self.attribute_head = attribute_head
+        self.attribute_loss = attribute_loss
+        self.attribute_loss_weight = attribute_loss_weight
+        self._samples = None
+
+    def select_training_samples(self, proposals, targets):
+        # The parent's forward keeps the sampled RoIs and their matches to itself; remember them.
+        samples = super().select_training_samples(proposals, targets)
+        self._samples = samples
+        return samples
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        result, losses = super().forward(features, proposals, image_shapes, targets)
+        if self.training:
+            sampled_proposals, matched_idxs, labels, _ = self._samples
+            self._samples = None
+            rois, attribute_targets = _annotated_positives(sampled_proposals, matched_idxs, labels, targets)
+            logits = self._attribute_logits(features, rois, image_shapes)
+            loss = self.attribute_loss(logits, torch.cat(attribute_targets))
+            losses["loss_attributes"] = self.attribute_loss_weight * loss
+        else:
+            boxes = [r["boxes"] for r in result]
+            probabilities = self._attribute_logits(features, boxes, image_shapes).sigmoid()
+            for r, p in zip(result, probabilities.split([len(b) for b in boxes])):
+                r["attributes"] = p
+        return result, losses
+
+    def _attribute_logits(self, features, boxes, image_shapes) -> torch.Tensor:
+        pooled = self.box_roi_pool(features, boxes, image_shapes)
+        return self.attribute_head(self.box_head(pooled))
+
+
+def _annotated_positives(proposals, matched_idxs, labels, targets):
+    """Per image: the positive RoIs matched to ground truth with attributes, and those attributes."""
+    rois, attribute_targets = [], []
+    for boxes, matched, label, target in zip(proposals, matched_idxs, labels, targets):
+        gt_index = matched[label > 0]
+        annotated = target["has_attributes"].bool()[gt_index]
+        rois.append(boxes[label > 0][annotated])
+        attribute_targets.append(target["attributes"][gt_index[annotated]])
+    return rois, attribute_targets

@@ -1,0 +1,76 @@
+"""Model configs: dataclasses filled from YAML files such as `configs/attribute_mask_rcnn_r50.yaml`.
+
+`ModelConfig` holds what every family shares (the output interface and the attribute loss);
+each family subclasses it with its own architecture knobs. `from_mapping` checks a YAML mapping
+against a config class: unknown keys and wrongly typed values are input errors naming the line.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from types import UnionType
+
+from pipeline.errors import InputError
+from pipeline.models.losses import LOSS_KINDS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    family: str = ""
+    num_classes: int = 46
+    num_attributes: int = 294
+    backbone: str = "resnet50"
+    backbone_weights: str | None = None  # local state dict file; None: random init
+    attribute_loss: str = "focal"  # 'focal' or 'bce', see pipeline.models.losses
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    attribute_loss_weight: float = 1.0
+    attribute_threshold: float = 0.5  # for turning probabilities into attribute ids downstream
+    score_threshold: float = 0.05
+    detections_per_image: int = 100
+
+    def __post_init__(self):
+        if self.attribute_loss not in LOSS_KINDS:
+            raise ValueError(f"attribute_loss must be one of {LOSS_KINDS}, not {self.attribute_loss!r}")
+
+
+def from_mapping(cls: type[ModelConfig], values: dict, path: str | Path, lines: dict[str, int]) -> ModelConfig:
+    """`cls` filled from `values`; `lines` maps keys to their 1-based line for error messages."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    checked = {}
+    for key, value in values.items():
+        if key not in known:
+            raise InputError(f"unknown model config key {key!r}", path, lines.get(key))
+        try:
+            checked[key] = _coerce(value, hints[key])
+        except TypeError as error:
+            raise InputError(f"{key}: {error}", path, lines.get(key)) from None
+    try:
+        return cls(**checked)
+    except ValueError as error:
+        raise InputError(str(error), path) from None
+
+
+def to_mapping(config: ModelConfig) -> dict:
+    """Plain dict (lists, not tuples) that YAML and JSON can write and `from_mapping` reads back."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+
+
+def _coerce(value, hint):
+    """`value` as type `hint` (int, float, bool, str, tuple[X, ...] or X | None)."""
+    if isinstance(hint, UnionType):
+        if value is None and type(None) in hint.__args__:
+            return None
+        (hint,) = [arg for arg in hint.__args__ if arg is not type(None)]
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {value!r}")
+        return tuple(_coerce(item, typing.get_args(hint)[0]) for item in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool) or not isinstance(value, hint):
+        raise TypeError(f"expected {hint.__name__}, got {value!r}")
+    return value
