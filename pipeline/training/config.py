@@ -49,7 +49,8 @@ def model_entry(params: dict, name: str, params_path: str | Path = "params.yaml"
         known = ", ".join(params.get("models") or {}) or "none"
         raise InputError(f"model {name!r} is not in params models (known: {known})", params_path)
     values = {**(params.get("train") or {}), **(entry.get("train") or {})}
-    values.pop("models", None)  # the DVC matrix list lives in the same section
+    for key in ("models", "folds"):  # the DVC matrix lists live in the same section
+        values.pop(key, None)
     augment = {**(params.get("train") or {}).get("augment", {}), **(entry.get("train") or {}).get("augment", {})}
     values.pop("augment", None)
     try:

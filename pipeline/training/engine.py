@@ -61,12 +61,14 @@ def to_device(images, targets, device):
     return images, targets
 
 
-def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, save_extra: dict | None = None,
+def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, run_id: str = "",
           max_steps: int | None = None, progress: bool = True) -> dict:
     """Train `model` on `dataset` (a `TrainDataset`), writing checkpoints into `out_dir`.
 
-    Resumes from `out_dir/last.pt` when present. `max_steps` stops early (tests, interruption
-    drills) without changing the schedule. Returns the last logged losses and the step count.
+    Resumes from `out_dir/last.pt` when it was written by a run with the same `run_id` (a hash of
+    everything that defines the run); a checkpoint of another run is ignored, never continued.
+    `max_steps` stops early (tests, interruption drills) without changing the schedule.
+    Returns the step counts and the last logged losses.
     """
     rank, world, device = distributed_setup()
     torch.manual_seed(cfg.seed)
@@ -80,8 +82,12 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, s
 
     step = 0
     last = out_dir / checkpoint.LAST
-    if last.exists():
-        state = checkpoint.load(last)
+    state = checkpoint.load(last) if last.exists() else None
+    if state is not None and state.get("run_id") != run_id:
+        if rank == 0:
+            print(f"{last} belongs to another configuration: training from scratch")
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -94,7 +100,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, s
         if rank == 0:
             checkpoint.save(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), step=step,
-                            **(save_extra or {}))
+                            run_id=run_id)
 
     live = _live(out_dir, resume=step > 0) if rank == 0 else None
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
@@ -126,7 +132,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, s
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if step % cfg.log_every == 0 or step == stop:
-                logged = {k: float(v) for k, v in losses.items()} | {"loss": float(loss)}
+                logged = {k: v.item() for k, v in losses.items()} | {"loss": loss.item()}
                 if live is not None:
                     for name, value in logged.items():
                         live.log_metric(f"train/{name}", value)

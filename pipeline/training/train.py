@@ -7,6 +7,9 @@ with DDP.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -60,10 +63,15 @@ def run(args) -> int:
     labels = ontology.load_for_dataset(params.data_root(args))
     dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
 
+    run_id = hashlib.sha256(json.dumps({
+        "model": to_mapping(model_config), "train": dataclasses.asdict(entry.train),
+        "cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
+    }, sort_keys=True).encode()).hexdigest()
+
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
     model = create_model(model_config)
     start = time.perf_counter()
-    summary = engine.train(model, dataset, entry.train, out_dir, max_steps=args.max_steps,
+    summary = engine.train(model, dataset, entry.train, out_dir, run_id=run_id, max_steps=args.max_steps,
                            progress=not args.no_progress)
     seconds = time.perf_counter() - start
     rank, _, _ = engine.distributed_setup()
