@@ -5,13 +5,14 @@ import argparse
 import sys
 
 from pipeline.benchmarks import cli as bench
-from pipeline.data import folds, synth
+from pipeline.data import cache, folds, synth
 from pipeline.inference import gather, predict
 from pipeline.training import train
 
 # (name, module with add_arguments(parser) and run(args), one-line help), in the DAG's order.
 COMMANDS = (
     ("synth", synth, "Generate the embedded synthetic dataset in Kaggle layout."),
+    ("cache", cache, "Cache a split's images and masks at training resolution in one HDF5 file."),
     ("folds", folds, "Assign images to multilabel-stratified cross-validation folds."),
     ("train", train, "Train one model family on all folds but one."),
     ("predict", predict, "Scored predictions of one fold's model on out-of-fold or test images."),

@@ -1,0 +1,124 @@
+"""`python -m pipeline cache`: one HDF5 file per split with images and masks at training resolution.
+
+Decoding a 1000 px JPEG and a dozen full-size RLE masks costs tens of milliseconds per sample;
+the cache turns that into a slice read. Every file carries a fingerprint of its inputs and
+parameters, so a stale or half-written cache is refused rather than silently used
+(`pipeline.data.cache_reader`). Layout and writing: `pipeline.data.cache_build`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline import params
+from pipeline.errors import InputError
+
+FORMAT_VERSION = 1
+CODECS = ("raw", "jpeg")  # raw: uint8 pixels, fastest reads; jpeg: compact, for small disks
+SPLITS = ("train", "test")
+DEFAULTS = {"dir": "cache", "max_size": 512, "codec": "raw", "jpeg_quality": 90, "workers": 2}
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """What determines a cache's content (besides its inputs)."""
+
+    max_size: int = 512  # longest image side in the cache; smaller images are kept as they are
+    codec: str = "raw"
+    jpeg_quality: int = 90  # only used by the jpeg codec
+
+    def __post_init__(self):
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
+        if not 16 <= self.max_size <= 8192:
+            raise ValueError(f"max_size must be in 16..8192, got {self.max_size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    def identity(self) -> dict:
+        """The parameters that change the bytes written (jpeg_quality only for the jpeg codec)."""
+        fields = asdict(self)
+        if self.codec != "jpeg":
+            del fields["jpeg_quality"]
+        return fields
+
+
+def cache_path(cache_dir: str | Path, split: str) -> Path:
+    return Path(cache_dir) / f"{split}.h5"
+
+
+def split_files(root: str | Path, split: str) -> tuple[Path, Path | None]:
+    """(image folder, annotation or id list CSV) of a split; the CSV is None for a test split
+    without `sample_submission.csv` (its images are then every file in `test/`)."""
+    root = Path(root)
+    if split == "train":
+        return root / "train", root / "train.csv"
+    if split == "test":
+        listing = root / "sample_submission.csv"
+        return root / "test", listing if listing.exists() else None
+    raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
+def fingerprint(root: str | Path, split: str, config: CacheConfig) -> str:
+    """Hash of the split's CSV bytes, its image files' names and sizes, `config` and the format.
+
+    Cheap enough to check before every training run: it reads the CSV but no image.
+    """
+    image_dir, csv_path = split_files(root, split)
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"format": FORMAT_VERSION, "split": split, **config.identity()}).encode())
+    if csv_path is not None:
+        try:
+            with open(csv_path, "rb") as stream:
+                for block in iter(lambda: stream.read(1 << 20), b""):
+                    digest.update(block)
+        except FileNotFoundError:
+            raise InputError("file not found", csv_path) from None
+    if not image_dir.is_dir():
+        raise InputError("image folder not found", image_dir)
+    with os.scandir(image_dir) as entries:
+        listing = sorted((e.name, e.stat().st_size) for e in entries if e.is_file())
+    digest.update(json.dumps(listing).encode())
+    return digest.hexdigest()
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--split", choices=(*SPLITS, "all"), default="all", help="default: %(default)s")
+    parser.add_argument("--root", help="Kaggle-layout dataset root (default: params data.root)")
+    parser.add_argument("--out-dir", dest="dir", help="where train.h5 and test.h5 go (default: params cache.dir)")
+    parser.add_argument("--max-size", type=int, help="longest image side (default: params cache.max_size)")
+    parser.add_argument("--codec", choices=CODECS, help="image codec (default: params cache.codec)")
+    parser.add_argument("--jpeg-quality", type=int, help="jpeg codec quality (default: params cache.jpeg_quality)")
+    parser.add_argument("--workers", type=int, help="decoding processes, 0 = in this one (default: params cache.workers)")
+
+
+def run(args) -> int:
+    # Imported here: cv2 and h5py take most of a second to import, which `--help` should not pay.
+    from pipeline.data.cache_build import build_cache
+    from pipeline.data.cache_reader import verify
+
+    settings = params.section(args, "cache", DEFAULTS)
+    root = params.data_root(args)
+    try:
+        config = CacheConfig(int(settings["max_size"]), str(settings["codec"]), int(settings["jpeg_quality"]))
+        workers = int(settings["workers"])
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+    except ValueError as error:
+        raise InputError(f"cache: {error}", args.params) from None
+    for split in SPLITS if args.split == "all" else (args.split,):
+        path = cache_path(settings["dir"], split)
+        expected = fingerprint(root, split, config)
+        try:
+            attributes = verify(path, expected_fingerprint=fingerprint(root, split, config))
+        except InputError as reason:
+            if path.exists():
+                print(f"{path}: rebuilding ({reason.message})")
+        else:
+            print(f"{path}: up to date ({attributes['num_images']} images), nothing to do")
+            continue
+        print(f"{path}: {build_cache(root, split, path, config, workers)}")
+    return 0

@@ -1,0 +1,147 @@
+"""Random access to a cache file (layout: `pipeline.data.cache_build`), e.g. as a Dataset's source.
+
+    reader = CacheReader("cache/train.h5", expected_fingerprint=fingerprint(root, "train", config))
+    sample = reader[i]          # CachedSample: image (H, W, 3), masks (M, H, W), boxes, ...
+    reader.image_ids, reader.class_ids_per_image()   # metadata, no image decoded
+
+The small per-image and per-instance arrays are read once into memory; a sample then costs one
+slice read of its image bytes and one of its mask run lengths. The HDF5 file is opened lazily
+once per process (a DataLoader worker forked or spawned from the parent opens its own: HDF5
+handles must not cross a fork), and the reader pickles without it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.data import resize
+from pipeline.data.cache import FORMAT_VERSION
+from pipeline.errors import InputError
+
+REBUILD = "run python -m pipeline cache"
+# Loaded into memory when the reader is made: everything but image bytes and mask run lengths.
+_INDEX = (
+    "image_offsets", "size", "orig_size", "instance_offsets", "class_id", "box",
+    "attr_offsets", "attr_ids", "mask_offsets",
+)
+
+
+@dataclass
+class CachedSample:
+    image_id: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB at cache resolution
+    masks: np.ndarray  # (M, H, W) uint8 {0,1}; a transposed view of column-major data
+    boxes: np.ndarray  # (M, 4) float32 x1, y1, x2, y2 in cache pixels, pixel edges
+    class_ids: np.ndarray  # (M,) int64
+    attributes: list[tuple[int, ...]]  # attribute ids per instance, as in train.csv
+    orig_size: tuple[int, int]  # (height, width) of the source image
+
+
+def verify(path: str | Path, expected_fingerprint: str | None = None) -> dict:
+    """The attributes of a complete cache file of this format; InputError naming why not otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"cache not found, {REBUILD}", path)
+    try:
+        with h5py.File(path, "r") as file:
+            attributes = dict(file.attrs)
+    except OSError as error:
+        raise InputError(f"not a readable cache file ({error}), {REBUILD}", path) from None
+    if not attributes.get("complete", False):
+        raise InputError(f"incomplete cache (an interrupted build?), {REBUILD}", path)
+    if attributes.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"stale cache (format {attributes.get('format_version')}, this code reads {FORMAT_VERSION}), {REBUILD}", path
+        )
+    if expected_fingerprint is not None and attributes.get("fingerprint") != expected_fingerprint:
+        raise InputError(f"stale cache (its inputs or parameters changed), {REBUILD}", path)
+    return attributes
+
+
+class CacheReader:
+    """Map-style, picklable access to a verified cache file."""
+
+    def __init__(self, path: str | Path, expected_fingerprint: str | None = None):
+        self.path = Path(path)
+        self.attributes = verify(self.path, expected_fingerprint)
+        self.codec = str(self.attributes["codec"])
+        with h5py.File(self.path, "r") as file:
+            self.image_ids: list[str] = file["image_id"].asstr()[:].tolist()
+            index = {name: file[name][:] for name in _INDEX}
+        self.image_offsets = index["image_offsets"]
+        self.sizes = index["size"]  # (N, 2) cache height, width
+        self.orig_sizes = index["orig_size"]  # (N, 2) source height, width
+        self.instance_offsets = index["instance_offsets"]
+        self.class_ids = index["class_id"].astype(np.int64)  # (I,) all instances, image after image
+        self.boxes = index["box"]
+        self.attr_offsets = index["attr_offsets"]
+        self.attr_ids = index["attr_ids"]
+        self.mask_offsets = index["mask_offsets"]
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, i: int) -> CachedSample:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"image {i} out of range for {len(self)} images")
+        i %= len(self)
+        first, last = self.instance_offsets[i], self.instance_offsets[i + 1]
+        attr_bounds = self.attr_offsets[first : last + 1]
+        return CachedSample(
+            image_id=self.image_ids[i],
+            image=self.image(i),
+            masks=self.masks(i),
+            boxes=self.boxes[first:last],
+            class_ids=self.class_ids[first:last],
+            attributes=[tuple(self.attr_ids[a:b].tolist()) for a, b in zip(attr_bounds[:-1], attr_bounds[1:])],
+            orig_size=tuple(self.orig_sizes[i].tolist()),
+        )
+
+    def image(self, i: int) -> np.ndarray:
+        """(H, W, 3) uint8 RGB image `i` at cache resolution."""
+        data = self._dataset("image_data")[self.image_offsets[i] : self.image_offsets[i + 1]]
+        if self.codec == "jpeg":
+            return resize.decode_image(data, f"{self.path} image {i}")
+        return data.reshape(*self.sizes[i], 3)
+
+    def masks(self, i: int) -> np.ndarray:
+        """(M, H, W) uint8 {0,1} instance masks of image `i`, decoded with one np.repeat."""
+        height, width = self.sizes[i].tolist()
+        first, last = self.instance_offsets[i], self.instance_offsets[i + 1]
+        bounds = self.mask_offsets[first : last + 1]
+        counts = self._dataset("mask_counts")[bounds[0] : bounds[-1]]
+        # Each instance's runs start with background and are odd in number, so the run values
+        # alternate 0, 1, ... from each instance's first run: flip the global parity accordingly.
+        starts = bounds[:-1] - bounds[0]
+        values = (np.arange(counts.size) & 1) ^ np.repeat(starts & 1, np.diff(bounds))
+        flat = np.repeat(values.astype(np.uint8), counts)
+        return flat.reshape(last - first, width, height).transpose(0, 2, 1)
+
+    def class_ids_per_image(self) -> list[np.ndarray]:
+        """Class ids of each image's instances, in image order (no file access)."""
+        return np.split(self.class_ids, self.instance_offsets[1:-1])
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = self._pid = None
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_file"] = state["_pid"] = None
+        return state
+
+    def _dataset(self, name: str) -> h5py.Dataset:
+        if self._pid != os.getpid():  # first use in this process, e.g. a fresh DataLoader worker
+            file = h5py.File(self.path, "r")
+            if file.attrs.get("fingerprint") != self.attributes["fingerprint"]:
+                file.close()
+                raise InputError(f"cache file replaced since this reader was made, {REBUILD}", self.path)
+            self._file, self._pid = file, os.getpid()
+        return self._file[name]
