@@ -1,0 +1,93 @@
+"""The iMaterialist (Fashion) 2020 leaderboard score, reconstructed from its description (METRICS.md §3).
+
+Per image and class present on either side, and per threshold pair (t_iou, t_f1) of
+0.50:0.05:0.95 x 0.50:0.05:0.95, predictions and ground truths are matched one-to-one greedily by
+descending IoU among the pairs that are hits (IoU above t_iou and, when the ground truth has
+attributes, set-F1 above t_f1); the pair scores TP / (TP + FP + FN). An (image, class) scores the
+mean over the 100 pairs, the file the mean over all (image, class) entries; an image with nothing
+on either side scores 1. The hidden scorer's two unknowns are options (see `KaggleOptions`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.evaluation.coco_ap import F1_THRESHOLDS, IOU_THRESHOLDS
+
+DENOMINATORS = ("tp_fp_fn", "tp_fp")
+THRESHOLD_RULES = ("strict", "inclusive")
+
+
+@dataclass(frozen=True)
+class KaggleOptions:
+    denominator: str = "tp_fp_fn"  # TP / (TP + FP + FN) as described; "tp_fp": TP / (TP + FP)
+    thresholds: str = "strict"     # IoU > t and F1 > t as described; "inclusive": >=
+
+    def __post_init__(self):
+        if self.denominator not in DENOMINATORS:
+            raise ValueError(f"kaggle denominator must be one of {DENOMINATORS}, got {self.denominator!r}")
+        if self.thresholds not in THRESHOLD_RULES:
+            raise ValueError(f"kaggle thresholds must be one of {THRESHOLD_RULES}, got {self.thresholds!r}")
+
+
+def kaggle_score(
+    gt_group: np.ndarray,
+    pred_group: np.ndarray,
+    pair_pred: np.ndarray,
+    pair_gt: np.ndarray,
+    pair_iou: np.ndarray,
+    pair_f1: np.ndarray,
+    gt_has_attributes: np.ndarray,
+    empty_images: int,
+    options: KaggleOptions = KaggleOptions(),
+) -> float:
+    """Score from (image, class) group keys of ground truths and predictions, and the pairs of one
+    group with IoU >= 0.5 (their set-F1 in `pair_f1`); `empty_images` have nothing on either side."""
+    groups, group_index = np.unique(np.concatenate([gt_group, pred_group]), return_inverse=True)
+    gt_count = np.bincount(group_index[: gt_group.size], minlength=groups.size)
+    pred_count = np.bincount(group_index[gt_group.size :], minlength=groups.size)
+
+    iou_thresholds = np.repeat(IOU_THRESHOLDS, F1_THRESHOLDS.size)
+    f1_thresholds = np.tile(F1_THRESHOLDS, IOU_THRESHOLDS.size)
+    above = np.greater if options.thresholds == "strict" else np.greater_equal
+    hit = above(pair_iou[:, None], iou_thresholds) & (
+        ~gt_has_attributes[pair_gt, None] | above(pair_f1[:, None], f1_thresholds)
+    )
+    pair_group = group_index[pair_gt]
+    matched = _greedy_by_iou(pair_group, pair_pred, pair_gt, pair_iou, hit)
+    true_positives = np.zeros((groups.size, iou_thresholds.size))
+    if pair_group.size:
+        order = np.argsort(pair_group, kind="stable")
+        present, first = np.unique(pair_group[order], return_index=True)
+        true_positives[present] = np.add.reduceat(matched[order], first, axis=0)
+
+    if options.denominator == "tp_fp_fn":
+        denominator = (gt_count + pred_count)[:, None] - true_positives
+    else:
+        denominator = np.broadcast_to(pred_count[:, None], true_positives.shape)
+    per_threshold = true_positives / np.maximum(denominator, 1)
+    total = per_threshold.mean(axis=1).sum() + empty_images
+    return float(total / (groups.size + empty_images)) if groups.size + empty_images else 1.0
+
+
+def _greedy_by_iou(group, pred, gt, iou, hit) -> np.ndarray:
+    """One-to-one matching per group and threshold: hits taken by descending IoU (ties by
+    prediction, then ground truth order) while both sides are free. Returns (pairs, T) bool."""
+    matched = np.zeros(hit.shape, bool)
+    if not pred.size:
+        return matched
+    order = np.lexsort((gt, pred, -iou, group))
+    step = np.arange(order.size) - np.searchsorted(group[order], group[order])
+    # Step k takes the k-th pair of every group at once; groups share no prediction or ground truth.
+    by_step = order[np.argsort(step, kind="stable")]
+    bounds = np.searchsorted(np.sort(step), np.arange(step.max() + 2))
+    pred_taken = np.zeros((pred.max() + 1, hit.shape[1]), bool)
+    gt_taken = np.zeros((gt.max() + 1, hit.shape[1]), bool)
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        rows = by_step[begin:end]
+        take = hit[rows] & ~pred_taken[pred[rows]] & ~gt_taken[gt[rows]]
+        matched[rows] = take
+        pred_taken[pred[rows]] |= take
+        gt_taken[gt[rows]] |= take
+    return matched
