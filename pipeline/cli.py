@@ -6,6 +6,7 @@ import sys
 
 from pipeline.benchmarks import cli as bench
 from pipeline.data import cache, folds, synth
+from pipeline.evaluation import evaluate
 from pipeline.inference import gather, predict
 from pipeline.training import train
 
@@ -17,6 +18,7 @@ COMMANDS = (
     ("train", train, "Train one model family on all folds but one."),
     ("predict", predict, "Scored predictions of one fold's model on out-of-fold or test images."),
     ("gather", gather, "Concatenate a model's out-of-fold predictions over all folds."),
+    ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
     ("bench", bench, "Run a benchmark and print its JSON."),
 )
 

@@ -1,0 +1,86 @@
+"""`python -m pipeline evaluate`: score a predictions CSV against a ground-truth CSV.
+
+Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The Kaggle score's two
+unknowns come from params.yaml's `evaluate` section or the flags.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline import io, params
+from pipeline.data import ontology as ontology_lib
+from pipeline.data.annotations import read_annotations
+from pipeline.errors import InputError
+from pipeline.evaluation.evaluator import evaluate
+from pipeline.evaluation.kaggle_score import DENOMINATORS, THRESHOLD_RULES, KaggleOptions
+from pipeline.evaluation.predictions import read_predictions
+
+DEFAULTS = {"kaggle_denominator": "tp_fp_fn", "kaggle_thresholds": "strict"}
+
+
+def add_kaggle_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kaggle-denominator", choices=DENOMINATORS,
+                        help="Kaggle score per threshold: TP/(TP+FP+FN) or TP/(TP+FP) (default: params evaluate)")
+    parser.add_argument("--kaggle-thresholds", choices=THRESHOLD_RULES,
+                        help="hits need IoU/F1 > t (strict) or >= t (default: params evaluate)")
+
+
+def kaggle_options(args: argparse.Namespace) -> KaggleOptions:
+    cfg = params.section(args, "evaluate", DEFAULTS)
+    try:
+        return KaggleOptions(cfg["kaggle_denominator"], cfg["kaggle_thresholds"])
+    except ValueError as error:
+        raise InputError(f"evaluate: {error}", args.params) from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gt", required=True, help="ground truth CSV in train.csv layout")
+    parser.add_argument("--pred", required=True, help="predictions CSV: submission layout plus a Score column")
+    parser.add_argument("--labels", help="label_descriptions.json (default: the project's copy)")
+    parser.add_argument("--out", help="metrics JSON to write")
+    add_kaggle_arguments(parser)
+
+
+def run(args) -> int:
+    options = kaggle_options(args)
+    ontology = ontology_lib.load(args.labels)
+    records, _ = read_annotations(args.gt, ontology)
+    predictions = read_predictions(args.pred, records, ontology)
+    metrics = evaluate(records, predictions, ontology, options).metrics()
+    if args.out:
+        io.write_json(args.out, metrics)
+    print(format_table(metrics))
+    if predictions.score is None:
+        print(f"note: {args.pred} has no Score column: AP needs confidences, only kaggle was computed", file=sys.stderr)
+    return 0
+
+
+def format_table(metrics: dict) -> str:
+    """Headline scores, then per supercategory and per category with ground truth or predictions."""
+    lines = [f"{metrics['images']} images, {metrics['gt_instances']} ground-truth instances, "
+             f"{metrics['predictions']} predictions"]
+    options = metrics["kaggle_options"]
+    lines.append(f"{'kaggle':<16}{metrics['kaggle']:.4f}  ({options['denominator']}, {options['thresholds']})")
+    if metrics["ap_iou"] is None:
+        return "\n".join(lines)
+    lines.append(f"{'':<16}{'AP':>8}{'AP50':>8}{'AP75':>8}{'APs':>8}{'APm':>8}{'APl':>8}")
+    for name in ("ap_iou", "ap_iou_f1"):
+        values = [metrics[name + suffix] for suffix in ("", "_50", "_75", "_small", "_medium", "_large")]
+        lines.append(f"{name:<16}" + "".join(_cell(v) for v in values))
+    lines.append("")
+    lines.append(f"{'supercategory':<44}{'ap_iou':>10}{'ap_iou_f1':>10}")
+    for group, scores in metrics["supercategories"].items():
+        lines.append(f"{group:<44}{_cell(scores['ap_iou'], 10)}{_cell(scores['ap_iou_f1'], 10)}")
+    lines.append("")
+    lines.append(f"{'category':<44}{'gt':>6}{'pred':>6}{'ap_iou':>10}{'ap_iou_f1':>10}")
+    for name, scores in metrics["categories"].items():
+        if scores["gt"] or scores["pred"]:
+            lines.append(f"{name[:43]:<44}{scores['gt']:>6}{scores['pred']:>6}"
+                         f"{_cell(scores['ap_iou'], 10)}{_cell(scores['ap_iou_f1'], 10)}")
+    return "\n".join(lines)
+
+
+def _cell(value: float, width: int = 8) -> str:
+    """-1 (undefined: no ground truth) shows as a dash."""
+    return f"{'-':>{width}}" if value < 0 else f"{value:>{width}.4f}"
