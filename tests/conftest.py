@@ -17,3 +17,37 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def fashionpedia_sample(shared_dir) -> Path:
     return shared_dir / "data" / "fashionpedia_sample"
+
+
+def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, seed: int = 0,
+                       model_config: dict | None = None, train: dict | None = None) -> Path:
+    """A whole project in `root`: synthetic data, caches, 2 folds and a params.yaml using them.
+
+    Stage commands run with `--params root/params.yaml`; outputs with relative default paths
+    land in the current directory, so tests chdir into `root`.
+    """
+    import yaml
+
+    from pipeline.data.cache import CacheConfig
+    from pipeline.data.cache_build import build_cache
+    from pipeline.data.synth import generate
+    from pipeline.models.factory import load_config
+    from pipeline.models.config import to_mapping
+
+    data = generate(root / "data", train_images, test_images, seed, min_size=160, max_size=256, large_fraction=0)
+    for split in ("train", "test"):
+        build_cache(data, split, root / "cache" / f"{split}.h5", CacheConfig(max_size=256))
+    config = to_mapping(load_config(ROOT / "configs" / "attribute_mask_rcnn_r18.yaml"))
+    config.update(model_config or {})
+    (root / "model.yaml").write_text(yaml.safe_dump(config))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"]["root"] = str(data)
+    params["cache"]["dir"] = str(root / "cache")
+    params["folds"].update(k=2, out=str(root / "cache" / "folds.csv"), report=str(root / "folds.json"))
+    params["train"].update(workers=0, checkpoint_every=2, log_every=1, **(train or {}))
+    params["models"] = {"attribute_mask_rcnn": {"config": str(root / "model.yaml"), "train": {}}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    from pipeline.cli import main
+
+    assert main(["--params", str(root / "params.yaml"), "folds"]) == 0
+    return root / "params.yaml"

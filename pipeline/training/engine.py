@@ -92,6 +92,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])  # RPN/RoI sampling draws from it
         step = int(state["step"])
     first_step = step
     ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
@@ -100,7 +101,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         if rank == 0:
             checkpoint.save(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
                             scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), step=step,
-                            run_id=run_id)
+                            run_id=run_id, torch_rng=torch.get_rng_state())
 
     live = _live(out_dir, resume=step > 0) if rank == 0 else None
     bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
@@ -112,7 +113,10 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         dataset.epoch = epoch
         sampler = EpochSampler(len(dataset), cfg.seed, epoch, rank, world, skip=done_in_epoch * cfg.batch_size)
         loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
-                                             num_workers=cfg.workers, pin_memory=device.type == "cuda")
+                                             num_workers=cfg.workers, pin_memory=device.type == "cuda",
+                                             # its own generator: making a loader must not draw from
+                                             # the global RNG, or a resumed run would diverge
+                                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
         for images, targets in loader:
             images, targets = to_device(images, targets, device)
             with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
@@ -148,7 +152,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         live.end()
     if world > 1:
         dist.barrier()
-    return {"step": step, "total_steps": total, "steps_this_run": step - first_step, "losses": logged}
+    return {"step": step, "total_steps": total, "resumed_from_step": first_step, "losses": logged}
 
 
 def _live(out_dir: Path, resume: bool):

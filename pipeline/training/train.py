@@ -80,8 +80,9 @@ def run(args) -> int:
                         config=to_mapping(model_config))
         io.write_json(out_dir / "train.json", {
             "model": args.model, "fold": args.fold, "images": len(indices), "steps": summary["step"],
-            "seconds_this_run": round(seconds, 1), "images_per_second": round(
-                summary.get("steps_this_run", 0) * entry.train.batch_size / max(seconds, 1e-9), 2),
+            "resumed_from_step": summary["resumed_from_step"], "seconds_this_run": round(seconds, 1),
+            "images_per_second": round(
+                (summary["step"] - summary["resumed_from_step"]) * entry.train.batch_size / max(seconds, 1e-9), 2),
             "final_losses": summary["losses"],
         })
     print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"
