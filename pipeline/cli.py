@@ -6,7 +6,7 @@ import sys
 
 from pipeline.benchmarks import cli as bench
 from pipeline.data import cache, folds, synth
-from pipeline.evaluation import evaluate
+from pipeline.evaluation import evaluate, report
 from pipeline.inference import gather, predict
 from pipeline.training import train
 
@@ -19,6 +19,7 @@ COMMANDS = (
     ("predict", predict, "Scored predictions of one fold's model on out-of-fold or test images."),
     ("gather", gather, "Concatenate a model's out-of-fold predictions over all folds."),
     ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
+    ("report", report, "Cross-validation metrics and plots of every model's out-of-fold predictions."),
     ("bench", bench, "Run a benchmark and print its JSON."),
 )
 

@@ -93,14 +93,14 @@ class Evaluation:
         }
         return result
 
-    def pr_curve(self, classes=None, iou: int | None = None) -> np.ndarray:
-        """AP_IoU precision at the 101 recall points, averaged over IoU thresholds and classes with
-        ground truth (its mean is `ap_iou`); NaN where no class is defined."""
-        precision = self.iou_precision["all"][_pick(iou)][..., _classes(classes, self.ontology)]
-        precision = precision.reshape(-1, *precision.shape[-2:]).transpose(1, 0, 2).reshape(101, -1)
-        defined = precision > -1
+    def pr_curve(self, classes=None) -> np.ndarray:
+        """AP_IoU's precision at the 101 recall points, averaged over the IoU thresholds and the
+        classes with ground truth, so that its mean is `ap_iou(classes=...)`; NaN if none has any."""
+        precision = self.iou_precision["all"][..., _classes(classes, self.ontology)]
+        by_recall = np.moveaxis(precision, 1, 0).reshape(precision.shape[1], -1)
+        defined = by_recall > -1
         with np.errstate(invalid="ignore"):
-            return np.where(defined, precision, 0).sum(1) / defined.sum(1)
+            return np.where(defined, by_recall, 0.0).sum(axis=1) / defined.sum(axis=1)
 
 
 def _pick(iou: int | None):

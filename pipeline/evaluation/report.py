@@ -1,0 +1,163 @@
+"""`python -m pipeline report`: cross-validation metrics of every model's out-of-fold predictions.
+
+Reads `<predictions_dir>/<model>.csv` (submission columns plus Score, all folds' out-of-fold
+predictions) and the folds file (`ImageId,fold`), scores each fold's images on their own and all
+predicted folds together, and writes:
+- `out` (DVC metrics): per model the mean over folds of ap_iou, ap_iou_f1, ap_iou_f1_50 and kaggle,
+  `folds` (each fold's scores) and `pooled` (all predicted folds' images scored at once);
+- `plots/pr_curves.csv` + `.png`: AP_IoU precision-recall curves per supercategory (pooled);
+- `plots/per_category.csv` + `.png`: per-category AP_IoU and AP_IoU+F1 (pooled).
+Folds without any prediction are left out (a model trained on some folds only). Without a folds
+file every image is one fold.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import io, params
+from pipeline.data import ontology as ontology_lib
+from pipeline.data.annotations import read_annotations
+from pipeline.data.folds import read_folds
+from pipeline.data.ontology import GROUPS
+from pipeline.errors import InputError
+from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
+from pipeline.evaluation.evaluator import Evaluation, evaluate
+from pipeline.evaluation.predictions import read_predictions
+
+DEFAULTS = {
+    "models": [],  # empty: every <predictions_dir>/*.csv
+    "predictions_dir": "predictions/oof",
+    "folds": "cache/folds.csv",
+    "gt": None,  # default: <data.root>/train.csv
+    "out": "reports/cv_metrics.json",
+    "plots": "reports/plots",
+}
+SCORES = ("ap_iou", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", nargs="+", help="model names (default: params report.models, else every CSV)")
+    parser.add_argument("--predictions-dir", dest="predictions_dir", help="where <model>.csv are (default: params)")
+    parser.add_argument("--folds", help="folds CSV ImageId,fold (default: params report.folds)")
+    parser.add_argument("--gt", help="ground truth CSV (default: <data.root>/train.csv)")
+    parser.add_argument("--out", help="metrics JSON (default: params report.out)")
+    parser.add_argument("--plots", help="plots folder (default: params report.plots)")
+    add_kaggle_arguments(parser)
+
+
+def run(args) -> int:
+    cfg = params.section(args, "report", DEFAULTS)
+    options = kaggle_options(args)
+    gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
+    ontology = ontology_lib.load_for_dataset(gt_path.parent)
+    records, _ = read_annotations(gt_path, ontology)
+    fold_of_image = _folds(cfg["folds"], records)
+    models = list(cfg["models"]) or sorted(p.stem for p in Path(cfg["predictions_dir"]).glob("*.csv"))
+
+    report, pooled = {}, {}
+    for model in models:
+        predictions = read_predictions(Path(cfg["predictions_dir"]) / f"{model}.csv", records, ontology)
+        if predictions.score is None:
+            raise InputError("no Score column: cross-validation AP needs confidences",
+                             Path(cfg["predictions_dir"]) / f"{model}.csv", 1)
+        folds = []
+        predicted = np.unique(fold_of_image[predictions.image])
+        for fold in predicted[predicted >= 0]:
+            images = np.flatnonzero(fold_of_image == fold)
+            scores = _headline(_evaluate(records, predictions, images, ontology, options))
+            folds.append({"fold": int(fold), "images": int(images.size), **scores})
+        images = np.flatnonzero(np.isin(fold_of_image, predicted[predicted >= 0]))
+        pooled[model] = _evaluate(records, predictions, images, ontology, options)
+        report[model] = {
+            **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
+            "folds": folds,
+            "pooled": {"images": int(images.size), **_headline(pooled[model])},
+        }
+        print(f"{model}: " + ", ".join(f"{key} {report[model][key]:.4f}" for key in SCORES)
+              + f" (mean of {len(folds)} folds)")
+    io.write_json(cfg["out"], report)
+    write_plots(pooled, ontology, Path(cfg["plots"]))
+    print(f"{len(models)} model(s) -> {cfg['out']}, {cfg['plots']}/")
+    return 0
+
+
+def _folds(path: str, records) -> np.ndarray:
+    """Fold of each ground-truth image, -1 for images the folds file leaves out; all 0 without a file."""
+    if not Path(path).exists():
+        return np.zeros(len(records), np.int64)
+    folds = read_folds(path)
+    return np.array([folds.get(r.image_id, -1) for r in records], np.int64)
+
+
+def _evaluate(records, predictions, images: np.ndarray, ontology, options) -> Evaluation:
+    return evaluate([records[i] for i in images], predictions.of_images(images), ontology, options)
+
+
+def _headline(evaluation: Evaluation) -> dict:
+    metrics = evaluation.metrics()
+    return {key: metrics[key] for key in SCORES}
+
+
+def write_plots(evaluations: dict[str, Evaluation], ontology, folder: Path) -> None:
+    """Precision-recall curves per supercategory and per-category AP bars, as CSV data and PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recall = np.linspace(0, 1, 101)
+    curves = pd.DataFrame(
+        [
+            {"model": model, "supercategory": group, "recall": r, "precision": p}
+            for model, evaluation in evaluations.items()
+            for group in GROUPS
+            for r, p in zip(recall, evaluation.pr_curve(group))
+        ],
+        columns=["model", "supercategory", "recall", "precision"],
+    )
+    categories = pd.DataFrame(
+        [
+            {"model": model, "category": name, "ap_iou": scores["ap_iou"], "ap_iou_f1": scores["ap_iou_f1"]}
+            for model, evaluation in evaluations.items()
+            for name, scores in evaluation.metrics()["categories"].items()
+            if scores["ap_iou"] > -1
+        ],
+        columns=["model", "category", "ap_iou", "ap_iou_f1"],
+    )
+    io.write_csv(folder / "pr_curves.csv", curves)
+    io.write_csv(folder / "per_category.csv", categories)
+
+    figure, axes = plt.subplots(1, len(GROUPS), figsize=(5 * len(GROUPS), 4.5), sharey=True)
+    for axis, group in zip(axes, GROUPS):
+        for model, curve in curves[curves.supercategory == group].groupby("model", sort=False):
+            axis.plot(curve.recall, curve.precision, label=f"{model} (AP {evaluations[model].ap_iou(classes=group):.3f})")
+        axis.set(title=group, xlabel="recall", xlim=(0, 1), ylim=(0, 1.02))
+        axis.legend(loc="lower left", fontsize="small")
+    axes[0].set_ylabel("precision (mean over IoU 0.50:0.95)")
+    _save(figure, folder / "pr_curves.png")
+
+    shown = [c.name for c in ontology.categories if c.name in set(categories.category)]
+    positions = np.arange(len(shown))
+    width = 0.8 / max(1, len(evaluations))
+    figure, axes = plt.subplots(2, 1, figsize=(max(6, 0.3 * len(shown) * max(1, len(evaluations))), 8), sharex=True)
+    for axis, score in zip(axes, ("ap_iou", "ap_iou_f1")):
+        for i, (model, rows) in enumerate(categories.groupby("model", sort=False)):
+            axis.bar(positions + i * width, rows.set_index("category")[score].reindex(shown), width, label=model)
+        axis.set(ylabel=f"{score} (out-of-fold, pooled)", ylim=(0, 1))
+        if evaluations:
+            axis.legend(fontsize="small")
+    axes[1].set_xticks(positions + 0.4 - width / 2, shown, rotation=75, ha="right", fontsize="small")
+    _save(figure, folder / "per_category.png")
+
+
+def _save(figure, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with io.atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)
