@@ -96,7 +96,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    # Imported here: cv2 and h5py take most of a second to import, which `--help` should not pay.
+    # Imported here, not above: both import this module for the config, fingerprint and format.
     from pipeline.data.cache_build import build_cache
     from pipeline.data.cache_reader import verify
 

@@ -87,8 +87,22 @@ def list_tasks(root: str | Path, split: str, config: CacheConfig) -> list[ImageT
     return [ImageTask(p, None, config, str(csv_path or image_dir)) for p in paths]
 
 
-def prepare(task: ImageTask) -> PreparedImage:
-    """Decode, resize and encode one image and its masks (runs in a worker process)."""
+@dataclass
+class DecodedSample:
+    """One image and its instances at cache resolution, decoded."""
+
+    image_id: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    masks: list[np.ndarray]  # M (H, W) uint8 {0,1}
+    boxes: np.ndarray  # (M, 4) float32 x1, y1, x2, y2, pixel edges
+    orig_size: tuple[int, int]
+
+
+def decode_sample(task: ImageTask) -> DecodedSample:
+    """Read the JPEG and decode the RLE masks at full size, shrink both to cache resolution.
+
+    This is what a data loader without the cache does for every sample.
+    """
     record = task.record
     first_line = f" line {record.instances[0].line}" if record is not None and record.instances else ""
     where = f" (listed in {task.source}{first_line})"
@@ -102,22 +116,34 @@ def prepare(task: ImageTask) -> PreparedImage:
             f"image is {orig_size[0]}x{orig_size[1]} but the CSV says {record.height}x{record.width}{where}", task.path
         )
     size = resize.target_size(*orig_size, task.config.max_size)
-    image = resize.resize_image(image, size)
-    if task.config.codec == "jpeg":
-        image_data = resize.encode_jpeg(image, task.config.jpeg_quality)
-    else:
-        image_data = np.ascontiguousarray(image).ravel()
     instances = record.instances if record is not None else []
     masks = [resize.resize_mask(rle.decode(inst.rle, *orig_size), size) for inst in instances]
-    return PreparedImage(
+    return DecodedSample(
         image_id=record.image_id if record is not None else task.path.stem,
-        image_data=image_data,
-        size=size,
-        orig_size=orig_size,
-        class_ids=np.array([inst.class_id for inst in instances], np.int16),
+        image=resize.resize_image(image, size),
+        masks=masks,
         boxes=np.array([resize.mask_box(m) for m in masks], np.float32).reshape(-1, 4),
+        orig_size=orig_size,
+    )
+
+
+def prepare(task: ImageTask) -> PreparedImage:
+    """`decode_sample`, then encode the image and masks as stored (runs in a worker process)."""
+    sample = decode_sample(task)
+    if task.config.codec == "jpeg":
+        image_data = resize.encode_jpeg(sample.image, task.config.jpeg_quality)
+    else:
+        image_data = np.ascontiguousarray(sample.image).ravel()
+    instances = task.record.instances if task.record is not None else []
+    return PreparedImage(
+        image_id=sample.image_id,
+        image_data=image_data,
+        size=sample.image.shape[:2],
+        orig_size=sample.orig_size,
+        class_ids=np.array([inst.class_id for inst in instances], np.int16),
+        boxes=sample.boxes,
         attributes=[inst.attributes for inst in instances],
-        mask_counts=[rle.mask_to_counts(m).astype(np.int32) for m in masks],
+        mask_counts=[rle.mask_to_counts(m).astype(np.int32) for m in sample.masks],
     )
 
 
@@ -170,7 +196,7 @@ def _unwrap(result: PreparedImage | _Failure) -> PreparedImage:
 class CacheWriter:
     """Appends PreparedImages to an open, empty h5py.File, writing in batches of ~`batch_bytes`."""
 
-    def __init__(self, file: h5py.File, batch_bytes: int = BATCH_BYTES):
+    def __init__(self, file: h5py.File, codec: str, batch_bytes: int = BATCH_BYTES):
         self.file = file
         self.batch_bytes = batch_bytes
         self.batch: list[PreparedImage] = []
@@ -178,21 +204,26 @@ class CacheWriter:
         self.num_images = 0
         self.num_instances = 0
         self.empty_masks = 0
-        for name, dtype, row, chunk in (
-            ("image_data", np.uint8, (), 1 << 18),
-            ("image_offsets", np.int64, (), 1 << 12),
-            ("size", np.int32, (2,), 1 << 12),
-            ("orig_size", np.int32, (2,), 1 << 12),
-            ("image_id", h5py.string_dtype(), (), 1 << 12),
-            ("instance_offsets", np.int64, (), 1 << 12),
-            ("class_id", np.int16, (), 1 << 14),
-            ("box", np.float32, (4,), 1 << 12),
-            ("attr_offsets", np.int64, (), 1 << 14),
-            ("attr_ids", np.int16, (), 1 << 15),
-            ("mask_offsets", np.int64, (), 1 << 14),
-            ("mask_counts", np.int32, (), 1 << 16),
+        # Sliced once per sample: uncompressed, in chunks near the size of one read (small ones
+        # for JPEG bytes, or every read would pull a whole large chunk through HDF5's cache).
+        image_chunk = 1 << 16 if codec == "jpeg" else 1 << 18
+        for name, dtype, chunk in (("image_data", np.uint8, image_chunk), ("mask_counts", np.int32, 1 << 14)):
+            file.create_dataset(name, (0,), dtype, maxshape=(None,), chunks=(chunk,))
+        # Read whole when a reader opens: compressed, so the padding of the last chunk costs nothing.
+        for name, dtype, row in (
+            ("image_offsets", np.int64, ()),
+            ("size", np.int32, (2,)),
+            ("orig_size", np.int32, (2,)),
+            ("image_id", h5py.string_dtype(), ()),
+            ("instance_offsets", np.int64, ()),
+            ("class_id", np.int16, ()),
+            ("box", np.float32, (4,)),
+            ("attr_offsets", np.int64, ()),
+            ("attr_ids", np.int16, ()),
+            ("mask_offsets", np.int64, ()),
         ):
-            file.create_dataset(name, (0, *row), dtype, maxshape=(None, *row), chunks=(chunk, *row))
+            file.create_dataset(name, (0, *row), dtype, maxshape=(None, *row), chunks=(1 << 14, *row),
+                                compression="gzip", compression_opts=1, shuffle=True)
         for name in ("image_offsets", "instance_offsets", "attr_offsets", "mask_offsets"):
             self._extend(name, np.zeros(1, np.int64))
 
@@ -280,7 +311,7 @@ def build_cache(
     path = Path(path)
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as file:
-            writer = CacheWriter(file, batch_bytes)
+            writer = CacheWriter(file, config.codec, batch_bytes)
             for item in prepared_images(tasks, workers):
                 writer.append(item)
             writer.finish(attributes)
