@@ -36,8 +36,8 @@ class ModelConfig:
             raise ValueError(f"attribute_loss must be one of {LOSS_KINDS}, not {self.attribute_loss!r}")
 
 
-def from_mapping(cls: type[ModelConfig], values: dict, path: str | Path, lines: dict[str, int]) -> ModelConfig:
-    """`cls` filled from `values`; `lines` maps keys to their 1-based line for error messages."""
+def from_mapping(cls: type, values: dict, path: str | Path, lines: dict[str, int]):
+    """Dataclass `cls` filled from `values`; `lines` maps keys to their 1-based line for errors."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     checked = {}

@@ -1,0 +1,261 @@
+"""Attribute-Mask R-CNN: the family-neutral model interface, its attribute branch, weights, configs."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import timm
+import torch
+import yaml
+from torchvision.ops import sigmoid_focal_loss
+
+from pipeline.data import ontology
+from pipeline.errors import InputError
+from pipeline.models.backbones import TimmFPN
+from pipeline.models.config import to_mapping
+from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
+from pipeline.models.losses import attribute_loss
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+NUM_ATTRIBUTES = ontology.load().num_attributes
+LOSS_KEYS = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg", "loss_attributes"}
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    """The shipped R18 config at test image sizes."""
+    return dataclasses.replace(load_config(CONFIGS / "attribute_mask_rcnn_r18.yaml"), min_size=128, max_size=160)
+
+
+def scene(height, width, shapes, seed=0):
+    """A grey image with filled rectangles / ellipses; `shapes`: (kind, rgb, (x0, y0, x1, y1), label, attribute indices)."""
+    rng = np.random.default_rng(seed)
+    image = np.clip(rng.normal(0.5, 0.03, (height, width, 3)), 0, 1).astype(np.float32)
+    masks, boxes, attributes = [], [], []
+    for kind, rgb, (x0, y0, x1, y1), _, attribute_indices in shapes:
+        mask = np.zeros((height, width), np.uint8)
+        if kind == "rect":
+            cv2.rectangle(mask, (x0, y0), (x1 - 1, y1 - 1), 1, -1)
+        else:
+            cv2.ellipse(mask, (((x0 + x1) / 2, (y0 + y1) / 2), (x1 - x0, y1 - y0), 0), 1, -1)
+        image[mask > 0] = rgb
+        ys, xs = np.nonzero(mask)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        masks.append(mask)
+        vector = np.zeros(NUM_ATTRIBUTES, np.float32)
+        vector[attribute_indices] = 1
+        attributes.append(vector)
+    target = {
+        "boxes": torch.tensor(boxes, dtype=torch.float32),
+        "labels": torch.tensor([s[3] for s in shapes], dtype=torch.int64),
+        "masks": torch.from_numpy(np.stack(masks)),
+        "attributes": torch.from_numpy(np.stack(attributes)),
+        "has_attributes": torch.tensor([len(s[4]) > 0 for s in shapes]),
+    }
+    return torch.from_numpy(image).permute(2, 0, 1), target
+
+
+def two_scenes():
+    """Two non-square images of different sizes; one instance per image has no attributes."""
+    return tuple(zip(
+        scene(128, 160, [("rect", (0.9, 0.1, 0.1), (12, 16, 64, 96), 0, [1, 5]),
+                         ("ellipse", (0.1, 0.2, 0.9), (76, 25, 153, 85), 1, [2])], seed=0),
+        scene(160, 128, [("rect", (0.1, 0.8, 0.2), (21, 64, 102, 140), 2, [5, 9]),
+                         ("ellipse", (0.9, 0.9, 0.1), (25, 12, 76, 51), 45, [])], seed=1),
+    ))
+
+
+def train_losses(model, images, targets):
+    model.train()
+    return model(list(images), list(targets))
+
+
+def test_training_returns_finite_losses_including_attributes_and_backpropagates(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(tiny_config)
+    images, targets = two_scenes()
+    losses = train_losses(model, images, targets)
+    assert set(losses) == LOSS_KEYS
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
+    assert losses["loss_attributes"] > 0
+    sum(losses.values()).backward()
+    assert model.roi_heads.attribute_head.logits.weight.grad.abs().sum() > 0
+    assert model.backbone.body.conv1.weight.grad.abs().sum() > 0
+
+
+def test_inference_outputs_per_image_at_input_size(tiny_config):
+    torch.manual_seed(0)
+    # Score threshold 0: an untrained model's class scores are ~1/47, and the shapes need detections.
+    model = create_model(dataclasses.replace(tiny_config, score_threshold=0.0, detections_per_image=20)).eval()
+    sizes = [(120, 176), (150, 100)]
+    with torch.no_grad():
+        outputs = model([torch.rand(3, h, w) for h, w in sizes])
+    assert len(outputs) == 2
+    for out, (h, w) in zip(outputs, sizes):
+        n = len(out["boxes"])
+        assert 0 < n <= 20
+        assert out["boxes"].shape == (n, 4) and out["boxes"].dtype == torch.float32
+        assert (out["boxes"][:, 2:] <= torch.tensor([w, h])).all() and (out["boxes"] >= 0).all()
+        assert out["labels"].dtype == torch.int64
+        assert out["labels"].min() >= 0 and out["labels"].max() <= 45
+        assert out["scores"].shape == (n,) and ((out["scores"] >= 0) & (out["scores"] <= 1)).all()
+        assert out["masks"].shape == (n, 1, h, w) and out["masks"].dtype == torch.float32
+        assert out["masks"].min() >= 0 and out["masks"].max() <= 1
+        assert out["attributes"].shape == (n, NUM_ATTRIBUTES)
+        assert out["attributes"].min() >= 0 and out["attributes"].max() <= 1
+
+
+def test_attribute_loss_uses_only_ground_truth_with_attributes(tiny_config):
+    images, targets = two_scenes()
+    unannotated = [{**t, "has_attributes": torch.zeros_like(t["has_attributes"]),
+                    "attributes": torch.ones_like(t["attributes"])} for t in targets]
+    torch.manual_seed(0)
+    model = create_model(tiny_config)
+    losses = train_losses(model, images, unannotated)
+    assert losses["loss_attributes"].item() == 0.0
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64),
+             "masks": torch.zeros((0, 128, 160), dtype=torch.uint8),
+             "attributes": torch.zeros((0, NUM_ATTRIBUTES)), "has_attributes": torch.zeros(0, dtype=torch.bool)}
+    losses = train_losses(model, images[:1], [empty])
+    assert losses["loss_attributes"].item() == 0.0
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_focal_and_bce_losses_sum_over_attributes_and_average_over_rois():
+    torch.manual_seed(0)
+    logits = torch.randn(5, NUM_ATTRIBUTES)
+    targets = (torch.rand(5, NUM_ATTRIBUTES) < 0.05).float()
+    focal = attribute_loss(logits, targets, "focal", alpha=0.25, gamma=2.0)
+    assert torch.isclose(focal, sigmoid_focal_loss(logits, targets, 0.25, 2.0, reduction="sum") / 5)
+    bce = attribute_loss(logits, targets, "bce")
+    assert torch.isclose(bce, torch.nn.functional.binary_cross_entropy_with_logits(logits, targets) * NUM_ATTRIBUTES)
+    assert focal < bce  # focal down-weights the many easy negatives
+    none = attribute_loss(torch.zeros((0, NUM_ATTRIBUTES), requires_grad=True), torch.zeros((0, NUM_ATTRIBUTES)))
+    assert none.item() == 0.0 and none.requires_grad
+    with pytest.raises(ValueError):
+        attribute_loss(logits, targets, "hinge")
+
+
+def test_model_uses_the_configured_attribute_loss(tiny_config):
+    images, targets = two_scenes()
+    values = {}
+    for kind in ("focal", "bce"):
+        torch.manual_seed(0)
+        model = create_model(dataclasses.replace(tiny_config, attribute_loss=kind))
+        torch.manual_seed(1)  # same proposals sampling for both
+        values[kind] = train_losses(model, images, targets)["loss_attributes"].item()
+    assert 0 < values["focal"] < values["bce"]
+
+
+def test_backbone_loads_a_local_weights_file(tmp_path, tiny_config):
+    torch.manual_seed(0)
+    classifier = timm.create_model("resnet18")  # a stand-in for ImageNet weights: random, but known
+    path = tmp_path / "resnet18.pth"
+    torch.save(classifier.state_dict(), path)
+
+    model = create_model(dataclasses.replace(tiny_config, backbone_weights=str(path)))
+    body = model.backbone.body.state_dict()
+    expected = classifier.state_dict()
+    assert all(torch.equal(body[k], expected[k]) for k in ("conv1.weight", "layer4.1.conv2.weight", "layer2.0.bn1.running_var"))
+    # Pretrained batch norms stay frozen, as in torchvision's detectors.
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules())
+
+    random_init = TimmFPN("resnet18", 64)
+    assert not torch.equal(random_init.body.state_dict()["conv1.weight"], expected["conv1.weight"])
+
+
+@pytest.mark.parametrize(
+    "backbone, file_backbone, message",
+    [
+        ("resnet18", "resnet34", "has extra tensors such as 'layer1.2"),  # would half-load: refused
+        ("resnet34", "resnet18", "lacks tensors such as 'layer1.2"),
+        ("resnet18", None, "not a readable state dict"),
+    ],
+)
+def test_backbone_weights_that_do_not_fit_are_input_errors(tmp_path, backbone, file_backbone, message):
+    path = tmp_path / "weights.pth"
+    if file_backbone is None:
+        path.write_text("not a checkpoint")
+    else:
+        torch.save(timm.create_model(file_backbone).state_dict(), path)
+    with pytest.raises(InputError, match=message) as error:
+        TimmFPN(backbone, 64, path)
+    assert error.value.path == str(path)
+    with pytest.raises(InputError, match="not found"):
+        TimmFPN(backbone, 64, tmp_path / "missing.pth")
+
+
+def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):
+    config = dataclasses.replace(tiny_config, score_threshold=0.0, detections_per_image=5)
+    torch.manual_seed(0)
+    model = create_model(config).eval()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    torch.manual_seed(1)
+    restored = create_model(config).eval()
+    restored.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    image = [torch.rand(3, 96, 128)]
+    with torch.no_grad():
+        a, b = model(image)[0], restored(image)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_shipped_configs_load_and_build():
+    counts = {}
+    for name in ("r18", "r50"):
+        config = load_config(CONFIGS / f"attribute_mask_rcnn_{name}.yaml")
+        assert config_from_mapping(to_mapping(config)) == config
+        assert yaml.safe_load(yaml.safe_dump(to_mapping(config))) == to_mapping(config)
+        counts[name] = count_parameters(create_model(config))
+    assert counts["r18"] < counts["r50"]
+
+
+@pytest.mark.parametrize(
+    "text, message, line",
+    [
+        ("family: attribute_mask_rcnn\nmin_size: 128\nwidth: 3\n", "unknown model config key 'width'", 3),
+        ("family: attribute_mask_rcnn\nmin_size: big\n", "min_size: expected int", 2),
+        ("family: attribute_mask_rcnn\nanchor_sizes: 16\n", "anchor_sizes: expected a list", 2),
+        ("family: yolo\n", "unknown model family 'yolo'", 1),
+        ("family: attribute_mask_rcnn\nattribute_loss: hinge\n", "attribute_loss must be one of", None),
+    ],
+)
+def test_bad_config_is_an_input_error_with_line(tmp_path, text, message, line):
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        load_config(path)
+    assert error.value.path == str(path) and error.value.line == line
+
+
+def test_overfits_two_images_within_50_steps(tiny_config):
+    """Masks, classes and attributes of 4 instances are learnt in 50 AdamW steps at 128-160 px."""
+    torch.manual_seed(0)
+    model = create_model(tiny_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    images, targets = two_scenes()
+    for _ in range(50):
+        loss = sum(train_losses(model, images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    model.eval()
+    with torch.no_grad():
+        outputs = model(list(images))
+    for out, target in zip(outputs, targets):
+        for j, label in enumerate(target["labels"]):
+            of_class = torch.where(out["labels"] == label)[0]
+            assert len(of_class), f"class {label} not detected"
+            top = of_class[out["scores"][of_class].argmax()]
+            assert out["scores"][top] > 0.5
+            predicted, truth = out["masks"][top, 0] > 0.5, target["masks"][j] > 0
+            assert (predicted & truth).sum() / (predicted | truth).sum() > 0.5
+            if target["has_attributes"][j]:
+                expected = target["attributes"][j] > 0
+                assert torch.equal(out["attributes"][top] > tiny_config.attribute_threshold, expected)
