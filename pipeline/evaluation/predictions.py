@@ -69,7 +69,7 @@ def predictions_table(
 
 
 def _strings(column: pd.Series) -> list[str]:
-    return ["" if pd.isna(value) else str(value) for value in column.tolist()]
+    return column.astype(str).where(column.notna(), "").tolist()
 
 
 def _parse_score(value: str) -> float:
