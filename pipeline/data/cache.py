@@ -98,7 +98,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     # Imported here, not above: both import this module for the config, fingerprint and format.
     from pipeline.data.cache_build import build_cache
-    from pipeline.data.cache_reader import verify
+    from pipeline.data.cache_reader import UnusableCache, verify
 
     settings = params.section(args, "cache", DEFAULTS)
     root = params.data_root(args)
@@ -114,9 +114,9 @@ def run(args) -> int:
         expected = fingerprint(root, split, config)
         try:
             attributes = verify(path, expected_fingerprint=fingerprint(root, split, config))
-        except InputError as reason:
+        except UnusableCache as unusable:
             if path.exists():
-                print(f"{path}: rebuilding ({reason.message})")
+                print(f"{path}: rebuilding ({unusable.reason})")
         else:
             print(f"{path}: up to date ({attributes['num_images']} images), nothing to do")
             continue

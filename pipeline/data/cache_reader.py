@@ -22,7 +22,6 @@ from pipeline.data import resize
 from pipeline.data.cache import FORMAT_VERSION
 from pipeline.errors import InputError
 
-REBUILD = "run python -m pipeline cache"
 # Loaded into memory when the reader is made: everything but image bytes and mask run lengths.
 _INDEX = (
     "image_offsets", "size", "orig_size", "instance_offsets", "class_id", "box",
@@ -41,24 +40,32 @@ class CachedSample:
     orig_size: tuple[int, int]  # (height, width) of the source image
 
 
+class UnusableCache(InputError):
+    """A cache file that is missing, incomplete or stale; `reason` says which, without advice."""
+
+    def __init__(self, reason: str, path: str | Path):
+        super().__init__(f"{reason}, run python -m pipeline cache", path)
+        self.reason = reason
+
+
 def verify(path: str | Path, expected_fingerprint: str | None = None) -> dict:
-    """The attributes of a complete cache file of this format; InputError naming why not otherwise."""
+    """The attributes of a complete cache file of this format; UnusableCache saying why not otherwise."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"cache not found, {REBUILD}", path)
+        raise UnusableCache("cache not found", path)
     try:
         with h5py.File(path, "r") as file:
             attributes = dict(file.attrs)
     except OSError as error:
-        raise InputError(f"not a readable cache file ({error}), {REBUILD}", path) from None
+        raise UnusableCache(f"not a readable cache file ({error})", path) from None
     if not attributes.get("complete", False):
-        raise InputError(f"incomplete cache (an interrupted build?), {REBUILD}", path)
+        raise UnusableCache("incomplete cache (an interrupted build?)", path)
     if attributes.get("format_version") != FORMAT_VERSION:
-        raise InputError(
-            f"stale cache (format {attributes.get('format_version')}, this code reads {FORMAT_VERSION}), {REBUILD}", path
+        raise UnusableCache(
+            f"stale cache (format {attributes.get('format_version')}, this code reads {FORMAT_VERSION})", path
         )
     if expected_fingerprint is not None and attributes.get("fingerprint") != expected_fingerprint:
-        raise InputError(f"stale cache (its inputs or parameters changed), {REBUILD}", path)
+        raise UnusableCache("stale cache (its inputs or parameters changed)", path)
     return attributes
 
 
@@ -82,6 +89,7 @@ class CacheReader:
         self.attr_ids = index["attr_ids"]
         self.mask_offsets = index["mask_offsets"]
         self._file: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
         self._pid: int | None = None
 
     def __len__(self) -> int:
@@ -97,8 +105,8 @@ class CacheReader:
             image_id=self.image_ids[i],
             image=self.image(i),
             masks=self.masks(i),
-            boxes=self.boxes[first:last],
-            class_ids=self.class_ids[first:last],
+            boxes=self.boxes[first:last].copy(),  # copies: a transform may write to them
+            class_ids=self.class_ids[first:last].copy(),
             attributes=[tuple(self.attr_ids[a:b].tolist()) for a, b in zip(attr_bounds[:-1], attr_bounds[1:])],
             orig_size=tuple(self.orig_sizes[i].tolist()),
         )
@@ -131,17 +139,17 @@ class CacheReader:
         if self._file is not None and self._pid == os.getpid():
             self._file.close()
         self._file = self._pid = None
+        self._datasets = {}
 
     def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["_file"] = state["_pid"] = None
-        return state
+        return {**self.__dict__, "_file": None, "_datasets": {}, "_pid": None}
 
     def _dataset(self, name: str) -> h5py.Dataset:
         if self._pid != os.getpid():  # first use in this process, e.g. a fresh DataLoader worker
             file = h5py.File(self.path, "r")
             if file.attrs.get("fingerprint") != self.attributes["fingerprint"]:
                 file.close()
-                raise InputError(f"cache file replaced since this reader was made, {REBUILD}", self.path)
+                raise UnusableCache("cache file replaced since this reader was made", self.path)
             self._file, self._pid = file, os.getpid()
-        return self._file[name]
+            self._datasets = {name: file[name] for name in ("image_data", "mask_counts")}
+        return self._datasets[name]

@@ -1,4 +1,6 @@
 import json
+import multiprocessing
+import os
 import pickle
 import subprocess
 import sys
@@ -10,11 +12,13 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.cli import main
 from pipeline.data import cache_build, resize, rle
 from pipeline.data.annotations import TRAIN_COLUMNS, read_annotations
-from pipeline.data.cache import CacheConfig, fingerprint
+from pipeline.data.cache import FORMAT_VERSION, CacheConfig, fingerprint
 from pipeline.data.cache_build import build_cache
 from pipeline.data.cache_reader import CacheReader, verify
 from pipeline.data.ontology import load
@@ -115,15 +119,28 @@ def upscaled_iou(small: np.ndarray, full: np.ndarray) -> float:
     return (back & full).sum() / (back | full).sum()
 
 
+FORKED_READER = None  # set before forking: worker processes inherit it, open handle included
+
+
+def forked_sample_sums(i: int) -> tuple[int, int, bool]:
+    sample = FORKED_READER[i]
+    return int(sample.image.sum()), int(sample.masks.sum()), FORKED_READER._pid == os.getpid()
+
+
 def test_reader_is_picklable_and_reopens_per_process(dataset, tmp_path):
+    global FORKED_READER
     build_cache(dataset, "train", tmp_path / "train.h5", CacheConfig(max_size=128))
     reader = CacheReader(tmp_path / "train.h5")
-    first = reader[1]
+    first = reader[1]  # the parent now holds an open handle
     copy = pickle.loads(pickle.dumps(reader))
     assert copy._file is None
     assert np.array_equal(copy[1].image, first.image) and np.array_equal(copy[1].masks, first.masks)
-    reader._pid = -1  # as seen from a forked DataLoader worker: the handle is not this process's
-    assert np.array_equal(reader[-3].image, reader[1].image)
+    # Same samples in the workers, each read through a handle that worker opened itself.
+    expected = [(int(reader[i].image.sum()), int(reader[i].masks.sum()), True) for i in range(len(reader))]
+    FORKED_READER = reader
+    with multiprocessing.get_context("fork").Pool(2) as pool:  # as DataLoader workers are made
+        assert pool.map(forked_sample_sums, range(len(reader))) == expected
+    assert np.array_equal(reader[-3].image, first.image)
     with pytest.raises(IndexError):
         reader[4]
 
@@ -269,3 +286,37 @@ def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
     # The 40 images are 31 MB at cache size (and 70 MB decoded): holding them would show.
     growth = peak_memory_increase(large, tmp_path / "large.h5") - peak_memory_increase(small, tmp_path / "small.h5")
     assert growth < 12 << 20, json.dumps({"growth_mb": growth / 2**20})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(0, 4), st.integers(0, 2**32 - 1)),
+                min_size=1, max_size=6), st.integers(1, 400))
+def test_writer_and_reader_round_trip_any_masks(tmp_path_factory, images, batch_bytes):
+    """Empty, full and edge-touching masks, images with no instance, batches of any size."""
+    path = tmp_path_factory.mktemp("cache") / "masks.h5"
+    prepared, expected_masks = [], []
+    for index, (height, width, count, seed) in enumerate(images):
+        rng = np.random.default_rng(seed)
+        masks = [(rng.random((height, width)) < rng.choice([0, 0.3, 1])).astype(np.uint8) for _ in range(count)]
+        prepared.append(cache_build.PreparedImage(
+            image_id=f"image{index}", image_data=rng.integers(0, 256, height * width * 3, dtype=np.uint8),
+            size=(height, width), orig_size=(2 * height, 2 * width),
+            class_ids=np.arange(count, dtype=np.int16), boxes=np.array([resize.mask_box(m) for m in masks]).reshape(-1, 4),
+            attributes=[tuple(range(k)) for k in range(count)],
+            mask_counts=[rle.mask_to_counts(m).astype(np.int32) for m in masks],
+        ))
+        expected_masks.append(masks)
+    with h5py.File(path, "w") as file:
+        writer = cache_build.CacheWriter(file, "raw", batch_bytes)
+        for item in prepared:
+            writer.append(item)
+        writer.finish({"format_version": FORMAT_VERSION, "fingerprint": "test", "codec": "raw"})
+    reader = CacheReader(path)
+    assert reader.image_ids == [item.image_id for item in prepared]
+    for i, (item, masks) in enumerate(zip(prepared, expected_masks)):
+        sample = reader[i]
+        assert np.array_equal(sample.image.ravel(), item.image_data)
+        assert sample.masks.shape == (len(masks), *item.size)
+        assert all(np.array_equal(a, b) for a, b in zip(sample.masks, masks))
+        assert np.array_equal(sample.boxes, item.boxes) and sample.attributes == item.attributes
+        assert sample.orig_size == item.orig_size
