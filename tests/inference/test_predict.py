@@ -1,0 +1,103 @@
+"""predict and gather on a tiny project, and predictions at full size on large real photos."""
+import resource
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import ROOT, write_tiny_project
+from pipeline.cli import main
+from pipeline.data import rle
+from pipeline.data.cache import CacheConfig
+from pipeline.data.cache_build import build_cache
+from pipeline.data.folds import read_folds
+from pipeline.data.ontology import load as load_ontology
+from pipeline.evaluation.evaluator import evaluate_frames
+from pipeline.data.annotations import read_annotations
+
+MODEL = "attribute_mask_rcnn"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny project with both folds trained for 2 steps; detections kept down to score 0."""
+    root = tmp_path_factory.mktemp("predict")
+    params = write_tiny_project(root, train_images=6, test_images=2, model_config={"score_threshold": 0.0},
+                                train={"epochs": 1, "batch_size": 1, "augment": {"image_size": 128}})
+    for fold in (0, 1):
+        assert main(["--params", str(params), "train", "--model", MODEL, "--fold", str(fold),
+                     "--out-dir", str(root / "models" / MODEL / f"fold{fold}"), "--no-progress"]) == 0
+    return root, params
+
+
+def read(path):
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
+    root, params = trained
+    monkeypatch.chdir(root)
+    for fold in (0, 1):
+        assert main(["--params", str(params), "predict", "--model", MODEL, "--fold", str(fold), "--split", "oof"]) == 0
+    assert main(["--params", str(params), "gather", "--model", MODEL]) == 0
+    folds = read_folds(root / "cache" / "folds.csv")
+    gathered = read(root / "predictions" / "oof" / f"{MODEL}.csv")
+    assert list(gathered.columns) == ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score"]
+    for fold in (0, 1):
+        frame = read(root / "predictions" / "oof" / MODEL / f"fold{fold}.csv")
+        assert len(frame) > 0 and {folds[i] for i in frame.ImageId} == {fold}
+    assert len(gathered) == sum(len(read(root / "predictions" / "oof" / MODEL / f"fold{f}.csv")) for f in (0, 1))
+    # the evaluator accepts them: masks at the original size, valid classes and attributes
+    labels = load_ontology()
+    records, _ = read_annotations(root / "data" / "train.csv", labels)
+    metrics = evaluate_frames(records, gathered.astype({"Score": float, "ClassId": int}), labels)
+    assert 0.0 <= metrics["ap_iou"] <= 1.0
+
+
+def test_gather_refuses_a_missing_fold(trained, monkeypatch, capsys):
+    root, params = trained
+    monkeypatch.chdir(root)
+    shutil.rmtree(root / "predictions", ignore_errors=True)
+    assert main(["--params", str(params), "predict", "--model", MODEL, "--fold", "0", "--split", "oof"]) == 0
+    assert main(["--params", str(params), "gather", "--model", MODEL]) == 2
+    assert "fold1.csv: prediction file not found" in capsys.readouterr().err
+
+
+def test_test_predictions_on_large_real_photos(trained, shared_dir, tmp_path):
+    """The 3676x5214 photo and friends: a valid CSV at full size with many masks, bounded memory."""
+    root, params = trained
+    photos = tmp_path / "photos"
+    (photos / "test").mkdir(parents=True)
+    for photo in (shared_dir / "data" / "real_photos").glob("*.jpg"):
+        shutil.copy(photo, photos / "test" / photo.name)
+    build_cache(photos, "test", tmp_path / "cache" / "test.h5", CacheConfig(max_size=256))
+    settings = yaml.safe_load(params.read_text())
+    settings["cache"]["dir"] = str(tmp_path / "cache")
+    settings["data"]["root"] = str(photos)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "test.csv"
+    script = (
+        "import resource, sys; from pipeline.cli import main; "
+        f"code = main(['--params', '{tmp_path / 'params.yaml'}', 'predict', '--model', '{MODEL}', '--fold', '0', "
+        f"'--split', 'test', '--weights', '{root / 'models' / MODEL / 'fold0' / 'model.pt'}', '--out', '{out}']); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_mb = int(result.stdout.split()[-1]) / 1024
+    assert peak_mb < 2500, f"peak RSS {peak_mb:.0f} MB"
+    frame = read(out)
+    sizes = {}
+    from PIL import Image
+
+    for photo in (photos / "test").glob("*.jpg"):
+        with Image.open(photo) as image:
+            sizes[photo.stem] = image.size[::-1]
+    assert set(frame.ImageId) == set(sizes)
+    assert frame.groupby("ImageId").size().min() >= 20
+    for row in frame.itertuples():
+        assert rle.decode(row.EncodedPixels, *sizes[row.ImageId]).any()
+    assert max(h for h, _ in sizes.values()) == 5214
