@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 
-from pipeline.benchmarks import cache, rle
+from pipeline.benchmarks import cache, evaluate, rle
 
 # (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
 BENCHMARKS = (
     ("rle", rle, "RLE decode/encode against pycocotools and a naive loop."),
     ("cache", cache, "HDF5 cache reads against on-the-fly JPEG and RLE decoding; bytes against JPEG."),
+    ("evaluate", evaluate, "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
 )
 
 
