@@ -17,6 +17,9 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or ".tmp")
     os.close(fd)
     tmp = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; outputs get the usual mode
     try:
         yield tmp
         os.replace(tmp, path)

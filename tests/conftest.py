@@ -42,7 +42,7 @@ def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, 
     (root / "model.yaml").write_text(yaml.safe_dump(config))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["root"] = str(data)
-    params["cache"]["dir"] = str(root / "cache")
+    params["cache"].update(dir=str(root / "cache"), max_size=256, codec="raw")
     params["folds"].update(k=2, out=str(root / "cache" / "folds.csv"), report=str(root / "folds.json"))
     params["train"].update(workers=0, checkpoint_every=2, log_every=1, **(train or {}))
     params["models"] = {"attribute_mask_rcnn": {"config": str(root / "model.yaml"), "train": {}}}

@@ -95,20 +95,34 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, help="decoding processes, 0 = in this one (default: params cache.workers)")
 
 
+def settings_and_config(args) -> tuple[dict, CacheConfig]:
+    """params.yaml's `cache` section (with flags applied) and the CacheConfig it describes."""
+    settings = params.section(args, "cache", DEFAULTS)
+    try:
+        config = CacheConfig(int(settings["max_size"]), str(settings["codec"]), int(settings["jpeg_quality"]))
+        if int(settings["workers"]) < 0:
+            raise ValueError(f"workers must be >= 0, got {settings['workers']}")
+    except ValueError as error:
+        raise InputError(f"cache: {error}", args.params) from None
+    return settings, config
+
+
+def open_reader(args, split: str):
+    """A CacheReader of `split` that is known to match today's inputs and parameters."""
+    from pipeline.data.cache_reader import CacheReader
+
+    settings, config = settings_and_config(args)
+    expected = fingerprint(params.data_root(args), split, config)
+    return CacheReader(cache_path(settings["dir"], split), expected_fingerprint=expected)
+
+
 def run(args) -> int:
     # Imported here, not above: both import this module for the config, fingerprint and format.
     from pipeline.data.cache_build import build_cache
     from pipeline.data.cache_reader import UnusableCache, verify
 
-    settings = params.section(args, "cache", DEFAULTS)
+    settings, config = settings_and_config(args)
     root = params.data_root(args)
-    try:
-        config = CacheConfig(int(settings["max_size"]), str(settings["codec"]), int(settings["jpeg_quality"]))
-        workers = int(settings["workers"])
-        if workers < 0:
-            raise ValueError(f"workers must be >= 0, got {workers}")
-    except ValueError as error:
-        raise InputError(f"cache: {error}", args.params) from None
     for split in SPLITS if args.split == "all" else (args.split,):
         path = cache_path(settings["dir"], split)
         try:
@@ -119,5 +133,5 @@ def run(args) -> int:
         else:
             print(f"{path}: up to date ({attributes['num_images']} images), nothing to do")
             continue
-        print(f"{path}: {build_cache(root, split, path, config, workers)}")
+        print(f"{path}: {build_cache(root, split, path, config, int(settings['workers']))}")
     return 0

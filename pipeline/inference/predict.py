@@ -56,22 +56,20 @@ def run(args) -> int:
     import torch
 
     from pipeline.data import ontology
-    from pipeline.data.cache import cache_path
-    from pipeline.data.cache_reader import CacheReader
+    from pipeline.data.cache import open_reader
+    from pipeline.data.folds import DEFAULTS as FOLDS_DEFAULTS
     from pipeline.data.folds import read_folds
     from pipeline.training.train import DEFAULTS as TRAIN_DEFAULTS
     from pipeline.training.train import fold_indices
 
-    settings = params.load(args.params)
-    cache_dir = (settings.get("cache") or {}).get("dir", "cache")
     weights = Path(args.weights or Path(TRAIN_DEFAULTS["dir"]) / args.model / f"fold{args.fold}" / "model.pt")
     model, config = load_model(weights)
     if args.split == "oof":
-        reader = CacheReader(cache_path(cache_dir, "train"))
-        folds = read_folds((settings.get("folds") or {}).get("out", "cache/folds.csv"))
+        reader = open_reader(args, "train")
+        folds = read_folds(params.section(args, "folds", FOLDS_DEFAULTS)["out"])
         indices = fold_indices(reader, folds, args.fold, train=False)
     else:
-        reader = CacheReader(cache_path(cache_dir, "test"))
+        reader = open_reader(args, "test")
         indices = range(len(reader))
     labels = ontology.load_for_dataset(params.data_root(args))
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -42,8 +42,8 @@ def run(args) -> int:
     import torch
 
     from pipeline.data import ontology
-    from pipeline.data.cache import cache_path
-    from pipeline.data.cache_reader import CacheReader
+    from pipeline.data.cache import open_reader
+    from pipeline.data.folds import DEFAULTS as FOLDS_DEFAULTS
     from pipeline.data.folds import read_folds
     from pipeline.models.config import to_mapping
     from pipeline.models.factory import create_model, load_config
@@ -57,8 +57,8 @@ def run(args) -> int:
     out_dir = Path(args.out_dir or Path(DEFAULTS["dir"]) / args.model / f"fold{args.fold}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    reader = CacheReader(cache_path((settings.get("cache") or {}).get("dir", "cache"), "train"))
-    folds = read_folds((settings.get("folds") or {}).get("out", "cache/folds.csv"))
+    reader = open_reader(args, "train")
+    folds = read_folds(params.section(args, "folds", FOLDS_DEFAULTS)["out"])
     indices = fold_indices(reader, folds, args.fold, train=True)
     labels = ontology.load_for_dataset(params.data_root(args))
     dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)

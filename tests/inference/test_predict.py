@@ -1,5 +1,4 @@
 """predict and gather on a tiny project, and predictions at full size on large real photos."""
-import resource
 import shutil
 import subprocess
 import sys
