@@ -9,9 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.data import ontology as ontology_lib
 from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, Instance
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
+
+ONTOLOGY = ontology_lib.load()  # the project's ontology, shared by the evaluation tests
 
 # A few categories of each kind so groups hold several instances; attributes from a small pool so
 # F1 values fall on and around the thresholds.

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.data import ontology as ontology_lib
 from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, Instance, read_annotations
 from pipeline.data.ontology import GROUPS
@@ -12,7 +13,7 @@ from pipeline.evaluation import reference
 from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.predictions import predictions_table, read_predictions
 
-from random_cases import random_case
+from random_cases import ONTOLOGY, random_case
 
 TOLERANCE = 1e-9
 AREAS = ("all", "small", "medium", "large")
@@ -51,14 +52,14 @@ def _assert_matches_fpeval(ours, fpeval, num_classes):
 
 
 @pytest.mark.parametrize("seed", range(40))
-def test_random_cases_match_both_references(seed, ontology):
-    records, frame = random_case(seed, ontology)
-    ours, coco, fpeval = _both(records, frame, ontology)
-    _assert_matches_cocoeval(ours, coco, ontology.num_classes)
-    _assert_matches_fpeval(ours, fpeval, ontology.num_classes)
+def test_random_cases_match_both_references(seed):
+    records, frame = random_case(seed, ONTOLOGY)
+    ours, coco, fpeval = _both(records, frame, ONTOLOGY)
+    _assert_matches_cocoeval(ours, coco, ONTOLOGY.num_classes)
+    _assert_matches_fpeval(ours, fpeval, ONTOLOGY.num_classes)
 
 
-def test_only_the_100_best_detections_per_image_and_class_count(ontology):
+def test_only_the_100_best_detections_per_image_and_class_count():
     """130 predictions of one class on one image, many with tied scores, around 3 ground truths."""
     rng = np.random.default_rng(7)
     height, width = 60, 50
@@ -73,14 +74,12 @@ def test_only_the_100_best_detections_per_image_and_class_count(ontology):
         mask = np.roll(masks[i % 3], int(rng.integers(-3, 4)), axis=int(rng.integers(0, 2)))
         rows.append(("crowded", rle.encode(mask), 31, "", float(rng.choice([0.2, 0.4, rng.random()]))))
     frame = pd.DataFrame(rows, columns=["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score"])
-    ours, coco, fpeval = _both([record], frame, ontology)
-    _assert_matches_cocoeval(ours, coco, ontology.num_classes)
-    _assert_matches_fpeval(ours, fpeval, ontology.num_classes)
+    ours, coco, fpeval = _both([record], frame, ONTOLOGY)
+    _assert_matches_cocoeval(ours, coco, ONTOLOGY.num_classes)
+    _assert_matches_fpeval(ours, fpeval, ONTOLOGY.num_classes)
 
 
 def test_real_sample_reproduces_the_reference_metrics(fashionpedia_sample):
-    from pipeline.data import ontology as ontology_lib
-
     ontology = ontology_lib.load(fashionpedia_sample / "label_descriptions.json")
     records, _ = read_annotations(fashionpedia_sample / "train.csv", ontology)
     predictions = read_predictions(fashionpedia_sample / "predictions.csv", records, ontology)

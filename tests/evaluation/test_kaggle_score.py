@@ -11,7 +11,7 @@ from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.kaggle_score import KaggleOptions
 from pipeline.evaluation.predictions import predictions_table
 
-from random_cases import random_case
+from random_cases import ONTOLOGY, random_case
 
 THRESHOLDS = np.linspace(0.5, 0.95, 10)
 OPTIONS = [KaggleOptions(d, t) for d, t in itertools.product(("tp_fp_fn", "tp_fp"), ("strict", "inclusive"))]
@@ -59,9 +59,9 @@ def _kaggle(records, frame, ontology, options=KaggleOptions()):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: f"{o.denominator}-{o.thresholds}")
-def test_random_cases_equal_the_literal_reading(seed, options, ontology):
-    records, frame = random_case(seed, ontology, images=3)
-    assert _kaggle(records, frame, ontology, options) == pytest.approx(literal_kaggle(records, frame, options), abs=1e-12)
+def test_random_cases_equal_the_literal_reading(seed, options):
+    records, frame = random_case(seed, ONTOLOGY, images=3)
+    assert _kaggle(records, frame, ONTOLOGY, options) == pytest.approx(literal_kaggle(records, frame, options), abs=1e-12)
 
 
 def _square(top, left, size=10, height=20, width=40):
@@ -74,36 +74,36 @@ def _frame(rows):
     return pd.DataFrame(rows, columns=["ImageId", "EncodedPixels", "ClassId", "AttributesIds"])
 
 
-def test_hand_cases(ontology):
+def test_hand_cases():
     gt = [ImageRecord("a", 20, 40, [Instance(31, _square(0, 0), (1, 2), 2), Instance(23, _square(0, 20), (), 3)])]
     perfect = _frame([("a", _square(0, 0), 31, "1,2"), ("a", _square(0, 20), 23, "")])
-    assert _kaggle(gt, perfect, ontology) == 1.0
+    assert _kaggle(gt, perfect, ONTOLOGY) == 1.0
     # The shoe shifted by 3 px: IoU 70/130 ~ 0.54 passes t_iou 0.50 only, 1 of 10.
     shifted = _frame([("a", _square(0, 0), 31, "1,2"), ("a", _square(0, 20 + 3), 23, "")])
     iou = 70 / 130
-    assert _kaggle(gt, shifted, ontology) == pytest.approx((1 + np.mean(THRESHOLDS < iou)) / 2)
+    assert _kaggle(gt, shifted, ONTOLOGY) == pytest.approx((1 + np.mean(THRESHOLDS < iou)) / 2)
     # A missed ground truth: TP+FP+FN counts it, TP+FP does not.
     missed = _frame([("a", _square(0, 0), 31, "1,2")])
-    assert _kaggle(gt, missed, ontology) == 0.5
-    assert _kaggle(gt, missed, ontology, KaggleOptions(denominator="tp_fp")) == 0.5  # the shoe class scores 0/0 -> 0
+    assert _kaggle(gt, missed, ONTOLOGY) == 0.5
+    assert _kaggle(gt, missed, ONTOLOGY, KaggleOptions(denominator="tp_fp")) == 0.5  # the shoe class scores 0/0 -> 0
     extra = _frame([("a", _square(0, 0), 31, "1,2"), ("a", _square(10, 0), 31, "1,2"), ("a", _square(0, 20), 23, "")])
-    assert _kaggle(gt, extra, ontology) == pytest.approx((0.5 + 1) / 2)
+    assert _kaggle(gt, extra, ONTOLOGY) == pytest.approx((0.5 + 1) / 2)
     # Attributes: set-F1 {1,2} vs {1} = 2/3 passes t_f1 0.50..0.65 (4 of 10).
     partial = _frame([("a", _square(0, 0), 31, "1"), ("a", _square(0, 20), 23, "")])
-    assert _kaggle(gt, partial, ontology) == pytest.approx((0.4 + 1) / 2)
+    assert _kaggle(gt, partial, ONTOLOGY) == pytest.approx((0.4 + 1) / 2)
 
 
-def test_threshold_rule_decides_an_iou_of_exactly_one_half(ontology):
+def test_threshold_rule_decides_an_iou_of_exactly_one_half():
     gt = [ImageRecord("a", 20, 40, [Instance(23, _square(0, 0, size=10), (), 2)])]
     half = _frame([("a", rle.encode(np.pad(np.ones((10, 5), np.uint8), ((0, 10), (0, 35)))), 23, "")])  # IoU 50/100
-    assert _kaggle(gt, half, ontology, KaggleOptions(thresholds="strict")) == 0.0
-    assert _kaggle(gt, half, ontology, KaggleOptions(thresholds="inclusive")) == pytest.approx(0.1)
+    assert _kaggle(gt, half, ONTOLOGY, KaggleOptions(thresholds="strict")) == 0.0
+    assert _kaggle(gt, half, ONTOLOGY, KaggleOptions(thresholds="inclusive")) == pytest.approx(0.1)
 
 
-def test_an_image_with_nothing_on_either_side_scores_one(ontology):
+def test_an_image_with_nothing_on_either_side_scores_one():
     records = [ImageRecord("a", 20, 40, [Instance(23, _square(0, 0), (), 2)]), ImageRecord("empty", 20, 40)]
-    assert _kaggle(records, _frame([("a", _square(0, 0), 23, "")]), ontology) == 1.0
-    assert _kaggle(records, _frame([]), ontology) == 0.5
+    assert _kaggle(records, _frame([("a", _square(0, 0), 23, "")]), ONTOLOGY) == 1.0
+    assert _kaggle(records, _frame([]), ONTOLOGY) == 0.5
 
 
 def test_options_are_checked():

@@ -7,12 +7,12 @@ from pipeline.cli import main
 from pipeline.data.annotations import TRAIN_COLUMNS, read_annotations
 from pipeline.evaluation.evaluator import evaluate_frames
 
-from random_cases import random_case
+from random_cases import ONTOLOGY, random_case
 
 
 @pytest.fixture
-def workspace(tmp_path, ontology):
-    records, predictions = random_case(3, ontology, images=6)
+def workspace(tmp_path):
+    records, predictions = random_case(3, ONTOLOGY, images=6)
     gt = pd.DataFrame(
         [(r.image_id, i.rle, r.height, r.width, i.class_id, ",".join(map(str, i.attributes)))
          for r in records for i in r.instances],
@@ -33,25 +33,25 @@ def workspace(tmp_path, ontology):
     return tmp_path, predictions
 
 
-def test_report_scores_each_fold_and_writes_plots(workspace, ontology, capsys):
+def test_report_scores_each_fold_and_writes_plots(workspace, capsys):
     tmp_path, predictions = workspace
     assert main(["--params", str(tmp_path / "params.yaml"), "report"]) == 0
     report = json.loads((tmp_path / "cv.json").read_text())
     assert set(report) == {"noisy", "perfect"}
     assert report["perfect"]["ap_iou"] == pytest.approx(1.0) and report["perfect"]["kaggle"] == pytest.approx(1.0)
 
-    records, _ = read_annotations(tmp_path / "train.csv", ontology)
+    records, _ = read_annotations(tmp_path / "train.csv", ONTOLOGY)
     noisy = report["noisy"]
     assert [f["fold"] for f in noisy["folds"]] == [0, 1]
     for fold in noisy["folds"]:
         fold_records = records[fold["fold"]::2]
         ids = {r.image_id for r in fold_records}
-        expected = evaluate_frames(fold_records, predictions[predictions.ImageId.isin(ids)], ontology)
+        expected = evaluate_frames(fold_records, predictions[predictions.ImageId.isin(ids)], ONTOLOGY)
         for key in ("ap_iou", "ap_iou_f1", "ap_iou_f1_50", "kaggle"):
             assert fold[key] == pytest.approx(expected[key], abs=1e-12)
     for key in ("ap_iou", "ap_iou_f1", "kaggle"):
         assert noisy[key] == pytest.approx((noisy["folds"][0][key] + noisy["folds"][1][key]) / 2)
-    pooled = evaluate_frames(records, predictions, ontology)
+    pooled = evaluate_frames(records, predictions, ONTOLOGY)
     assert noisy["pooled"]["ap_iou_f1"] == pytest.approx(pooled["ap_iou_f1"], abs=1e-12)
 
     curves = pd.read_csv(tmp_path / "plots" / "pr_curves.csv")
