@@ -120,6 +120,7 @@ def evaluate(
     records: list[ImageRecord], predictions: InstanceTable, ontology: Ontology,
     kaggle_options: KaggleOptions = KaggleOptions(),
 ) -> Evaluation:
+    """Score validated predictions (rows indexing `records`) against the records' instances."""
     gt = ground_truth_table(records)
     # IoU >= 0.5 is the loosest threshold of every score: no other pair can ever match.
     pairs = overlapping_pairs(gt, predictions, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
@@ -144,6 +145,7 @@ def evaluate(
         detection_of = np.full(len(predictions), -1)
         detection_of[rows] = np.arange(rows.size)
         pairs = pairs.select(detection_of[pairs.pred] >= 0)
+        # F1 of every pair at once; only the pairs of categories with attributes will use it.
         f1 = fpeval_f1(gt_attributes[pairs.gt], pred_attributes[pairs.pred])
         candidates = coco_ap.Candidates(detection_of[pairs.pred], pairs.gt, pairs.iou, f1)
         (evaluation.iou_precision, evaluation.iou_recall, evaluation.f1_precision) = _average_precision(

@@ -29,7 +29,7 @@ class Pairs:
 def overlapping_pairs(
     gt: InstanceTable, pred: InstanceTable, sizes: list[tuple[int, int]], min_iou: float
 ) -> Pairs:
-    """All same-image, same-class pairs with IoU >= `min_iou`, ordered by prediction then ground truth."""
+    """All same-image, same-class pairs with IoU >= `min_iou` (image by image; `sizes` per image)."""
     found_pred, found_gt, found_iou = [], [], []
     gt_by_image = _rows_by_image(gt.image, len(sizes))
     pred_by_image = _rows_by_image(pred.image, len(sizes))
