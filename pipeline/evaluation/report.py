@@ -136,7 +136,8 @@ def write_plots(evaluations: dict[str, Evaluation], ontology, folder: Path) -> N
         for model, curve in curves[curves.supercategory == group].groupby("model", sort=False):
             axis.plot(curve.recall, curve.precision, label=f"{model} (AP {evaluations[model].ap_iou(classes=group):.3f})")
         axis.set(title=group, xlabel="recall", xlim=(0, 1), ylim=(0, 1.02))
-        axis.legend(loc="lower left", fontsize="small")
+        if evaluations:
+            axis.legend(loc="lower left", fontsize="small")
     axes[0].set_ylabel("precision (mean over IoU 0.50:0.95)")
     _save(figure, folder / "pr_curves.png")
 
