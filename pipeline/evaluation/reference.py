@@ -60,32 +60,31 @@ def _annotation(table: InstanceTable, row: int, records: list[ImageRecord]) -> d
 
 
 def run_cocoeval(dataset: dict, results: list):
-    """COCOeval(segm) with default parameters, evaluated, accumulated and summarised (quietly)."""
+    """COCOeval(segm) with default parameters, evaluated, accumulated and summarised."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = COCO()
-        ground_truth.dataset = copy.deepcopy(dataset)
-        ground_truth.createIndex()
-        evaluator = COCOeval(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), "segm")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator
+    return _run(COCO, COCOeval, dataset, results)
 
 
 def run_fpeval(dataset: dict, results: list):
-    """The official FPEval(segm), run and summarised per class (quietly)."""
+    """The official FPEval(segm) with default parameters, evaluated, accumulated and summarised."""
     if "float" not in np.__dict__:
         np.float = float  # fashionpedia 1.1 still uses the alias numpy 1.24 removed
     from fashionpedia.fp import Fashionpedia
     from fashionpedia.fp_eval import FPEval
 
+    return _run(Fashionpedia, FPEval, dataset, results)
+
+
+def _run(dataset_class, evaluator_class, dataset: dict, results: list):
+    """Both references mutate their inputs and print progress: copies in, output swallowed."""
     with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = Fashionpedia()
+        ground_truth = dataset_class()
         ground_truth.dataset = copy.deepcopy(dataset)
         ground_truth.createIndex()
-        evaluator = FPEval(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), "segm")
-        evaluator.run()
+        evaluator = evaluator_class(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), "segm")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
     return evaluator
