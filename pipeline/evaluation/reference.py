@@ -3,12 +3,12 @@
 Used by the tests (to check the evaluator number for number) and by `bench evaluate`. The
 conversion fixes what the CSV layout leaves open: image ids 1..N in the ground truth's image order,
 annotation and result ids in file order, areas as mask pixel counts, all 46 categories and all
-ontology attributes declared. Neither reference accepts an empty result list.
+ontology attributes declared. Neither reference accepts an empty result list. The runners
+consume their inputs: the references write into them.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 
 import numpy as np
@@ -78,12 +78,12 @@ def run_fpeval(dataset: dict, results: list):
 
 
 def _run(dataset_class, evaluator_class, dataset: dict, results: list):
-    """Both references mutate their inputs and print progress: copies in, output swallowed."""
+    """Both references modify their inputs (pass fresh ones) and print progress (swallowed)."""
     with contextlib.redirect_stdout(io.StringIO()):
         ground_truth = dataset_class()
-        ground_truth.dataset = copy.deepcopy(dataset)
+        ground_truth.dataset = dataset
         ground_truth.createIndex()
-        evaluator = evaluator_class(ground_truth, ground_truth.loadRes(copy.deepcopy(results)), "segm")
+        evaluator = evaluator_class(ground_truth, ground_truth.loadRes(results), "segm")
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
