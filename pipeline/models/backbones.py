@@ -73,7 +73,9 @@ class TimmFPN(nn.Module):
             raise ValueError(f"backbone {name} has no stages at strides {STRIDES} (it has {reductions})")
         self.body = freeze_batch_norm_2d(body) if weights is not None else body
         channels = body.feature_info.channels()
-        self.fpn = FeaturePyramidNetwork([channels[i] for i in self.levels], out_channels, extra_blocks=LastLevelMaxPool())
+        self.fpn = FeaturePyramidNetwork(
+            [channels[i] for i in self.levels], out_channels, extra_blocks=LastLevelMaxPool()
+        )
         self.out_channels = out_channels
 
     def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:

@@ -31,7 +31,10 @@ def tiny_config():
 
 
 def scene(height, width, shapes, seed=0):
-    """A grey image with filled rectangles / ellipses; `shapes`: (kind, rgb, (x0, y0, x1, y1), label, attribute indices)."""
+    """A grey image with filled rectangles / ellipses.
+
+    `shapes`: (kind, rgb, (x0, y0, x1, y1), label, attribute indices) per instance.
+    """
     rng = np.random.default_rng(seed)
     image = np.clip(rng.normal(0.5, 0.03, (height, width, 3)), 0, 1).astype(np.float32)
     masks, boxes, attributes = [], [], []
@@ -110,10 +113,17 @@ def test_inference_outputs_per_image_at_input_size(tiny_config):
 
 def test_attribute_loss_uses_only_ground_truth_with_attributes(tiny_config):
     images, targets = two_scenes()
-    unannotated = [{**t, "has_attributes": torch.zeros_like(t["has_attributes"]),
-                    "attributes": torch.ones_like(t["attributes"])} for t in targets]
     torch.manual_seed(0)
     model = create_model(tiny_config)
+    garbage = [{**t, "attributes": torch.where(t["has_attributes"][:, None], t["attributes"], 1.0)} for t in targets]
+    values = []
+    for batch in (targets, garbage):
+        torch.manual_seed(1)  # same sampled RoIs
+        values.append(train_losses(model, images, batch)["loss_attributes"].item())
+    assert values[0] > 0 and values[0] == values[1]
+
+    unannotated = [{**t, "has_attributes": torch.zeros_like(t["has_attributes"]),
+                    "attributes": torch.ones_like(t["attributes"])} for t in targets]
     losses = train_losses(model, images, unannotated)
     assert losses["loss_attributes"].item() == 0.0
     assert all(torch.isfinite(v) for v in losses.values())
@@ -162,7 +172,8 @@ def test_backbone_loads_a_local_weights_file(tmp_path, tiny_config):
     model = create_model(dataclasses.replace(tiny_config, backbone_weights=str(path)))
     body = model.backbone.body.state_dict()
     expected = classifier.state_dict()
-    assert all(torch.equal(body[k], expected[k]) for k in ("conv1.weight", "layer4.1.conv2.weight", "layer2.0.bn1.running_var"))
+    for key in ("conv1.weight", "layer4.1.conv2.weight", "layer2.0.bn1.running_var"):
+        assert torch.equal(body[key], expected[key])
     # Pretrained batch norms stay frozen, as in torchvision's detectors.
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.body.modules())
 
@@ -233,17 +244,24 @@ def test_bad_config_is_an_input_error_with_line(tmp_path, text, message, line):
     assert error.value.path == str(path) and error.value.line == line
 
 
-def test_overfits_two_images_within_50_steps(tiny_config):
-    """Masks, classes and attributes of 4 instances are learnt in 50 AdamW steps at 128-160 px."""
+def test_overfits_two_images_in_40_steps(tiny_config):
+    """Masks, classes and attributes of 4 instances are learnt in 40 AdamW steps at 128-160 px.
+
+    The learning rate decays linearly to 0: at a constant rate the scores still wobble around
+    0.5 at this point. Passed for seeds 0..11 with 1 thread (about 10 s of CPU).
+    """
+    steps = 40
     torch.manual_seed(0)
     model = create_model(tiny_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / steps)
     images, targets = two_scenes()
-    for _ in range(50):
+    for _ in range(steps):
         loss = sum(train_losses(model, images, targets).values())
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        schedule.step()
 
     model.eval()
     with torch.no_grad():

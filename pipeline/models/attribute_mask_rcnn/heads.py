@@ -5,6 +5,8 @@ also reads) and predicts the attributes through a small MLP with sigmoid outputs
 Training: the RoIs the box head samples that are positive and matched to a ground-truth instance
 with annotated attributes (`has_attributes`). Inference: the final detections' boxes.
 Both run inside `RoIHeads.forward`, i.e. in the resized image frame, before boxes are scaled back.
+The chosen RoIs are pooled and passed through the box head once more: the parent's forward does
+not hand out its RoI features, and the positives are a small share of the sampled RoIs.
 """
 from __future__ import annotations
 

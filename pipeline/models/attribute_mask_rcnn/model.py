@@ -39,7 +39,7 @@ class AttributeMaskRCNNConfig(ModelConfig):
     box_representation_size: int = 1024  # TwoMLPHead width, also the attribute head's input
     mask_head_channels: int = 256
     mask_head_layers: int = 4
-    attribute_hidden_size: int = 512
+    attribute_hidden_size: int = 1024
     attribute_prior: float = 0.01  # initial probability of every attribute
     nms_threshold: float = 0.5
 
