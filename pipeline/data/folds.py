@@ -18,6 +18,11 @@ from pipeline.errors import InputError
 DEFAULTS = {"k": 5, "seed": 0, "out": "cache/folds.csv", "report": "reports/folds.json"}
 
 
+def folds_file(params_path: str | Path) -> Path:
+    """Where the folds stage writes its CSV, per params.yaml (other stages read it there)."""
+    return Path((params.load(params_path).get("folds") or {}).get("out", DEFAULTS["out"]))
+
+
 def read_folds(path: str | Path) -> dict[str, int]:
     """ImageId -> fold, from a folds CSV this stage wrote."""
     frame = read_csv_strict(path, ("ImageId", "fold"))

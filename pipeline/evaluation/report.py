@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import read_annotations
-from pipeline.data.folds import read_folds
+from pipeline.data.folds import folds_file, read_folds
 from pipeline.data.ontology import GROUPS
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
@@ -31,7 +31,7 @@ from pipeline.evaluation.predictions import read_predictions
 DEFAULTS = {
     "models": [],  # empty: every <predictions_dir>/*.csv
     "predictions_dir": "predictions/oof",
-    "folds": "cache/folds.csv",
+    "folds": None,  # default: where the folds stage writes (params folds.out)
     "gt": None,  # default: <data.root>/train.csv
     "out": "reports/cv_metrics.json",
     "plots": "reports/plots",
@@ -55,7 +55,7 @@ def run(args) -> int:
     gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     records, _ = read_annotations(gt_path, ontology)
-    fold_of_image = _folds(cfg["folds"], records)
+    fold_of_image = _folds(cfg["folds"] or folds_file(args.params), records)
     models = list(cfg["models"]) or sorted(p.stem for p in Path(cfg["predictions_dir"]).glob("*.csv"))
 
     report, pooled = {}, {}

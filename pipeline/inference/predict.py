@@ -57,8 +57,7 @@ def run(args) -> int:
 
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
-    from pipeline.data.folds import DEFAULTS as FOLDS_DEFAULTS
-    from pipeline.data.folds import read_folds
+    from pipeline.data.folds import folds_file, read_folds
     from pipeline.training.train import DEFAULTS as TRAIN_DEFAULTS
     from pipeline.training.train import fold_indices
 
@@ -66,7 +65,7 @@ def run(args) -> int:
     model, config = load_model(weights)
     if args.split == "oof":
         reader = open_reader(args, "train")
-        folds = read_folds(params.section(args, "folds", FOLDS_DEFAULTS)["out"])
+        folds = read_folds(folds_file(args.params))
         indices = fold_indices(reader, folds, args.fold, train=False)
     else:
         reader = open_reader(args, "test")

@@ -43,8 +43,7 @@ def run(args) -> int:
 
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
-    from pipeline.data.folds import DEFAULTS as FOLDS_DEFAULTS
-    from pipeline.data.folds import read_folds
+    from pipeline.data.folds import folds_file, read_folds
     from pipeline.models.config import to_mapping
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import checkpoint, engine
@@ -58,7 +57,7 @@ def run(args) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     reader = open_reader(args, "train")
-    folds = read_folds(params.section(args, "folds", FOLDS_DEFAULTS)["out"])
+    folds = read_folds(folds_file(args.params))
     indices = fold_indices(reader, folds, args.fold, train=True)
     labels = ontology.load_for_dataset(params.data_root(args))
     dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
