@@ -43,7 +43,7 @@ def from_mapping(cls: type, values: dict, path: str | Path, lines: dict[str, int
     checked = {}
     for key, value in values.items():
         if key not in known:
-            raise InputError(f"unknown model config key {key!r}", path, lines.get(key))
+            raise InputError(f"unknown config key {key!r}", path, lines.get(key))
         try:
             checked[key] = _coerce(value, hints[key])
         except TypeError as error:
@@ -60,15 +60,16 @@ def to_mapping(config: ModelConfig) -> dict:
 
 
 def _coerce(value, hint):
-    """`value` as type `hint` (int, float, bool, str, tuple[X, ...] or X | None)."""
-    if isinstance(hint, UnionType):
-        if value is None and type(None) in hint.__args__:
+    """`value` as type `hint`: int, float, bool, str, tuple[X, ...], list[X], or X | None."""
+    if typing.get_origin(hint) in (typing.Union, UnionType):
+        if value is None and type(None) in typing.get_args(hint):
             return None
-        (hint,) = [arg for arg in hint.__args__ if arg is not type(None)]
-    if typing.get_origin(hint) is tuple:
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    sequence = typing.get_origin(hint)
+    if sequence in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"expected a list, got {value!r}")
-        return tuple(_coerce(item, typing.get_args(hint)[0]) for item in value)
+        return sequence(_coerce(item, typing.get_args(hint)[0]) for item in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, bool) or not isinstance(value, hint):

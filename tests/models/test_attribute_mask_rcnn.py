@@ -229,7 +229,7 @@ def test_shipped_configs_load_and_build():
 @pytest.mark.parametrize(
     "text, message, line",
     [
-        ("family: attribute_mask_rcnn\nmin_size: 128\nwidth: 3\n", "unknown model config key 'width'", 3),
+        ("family: attribute_mask_rcnn\nmin_size: 128\nwidth: 3\n", "unknown config key 'width'", 3),
         ("family: attribute_mask_rcnn\nmin_size: big\n", "min_size: expected int", 2),
         ("family: attribute_mask_rcnn\nanchor_sizes: 16\n", "anchor_sizes: expected a list", 2),
         ("family: yolo\n", "unknown model family 'yolo'", 1),
