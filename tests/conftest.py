@@ -20,9 +20,12 @@ def fashionpedia_sample(shared_dir) -> Path:
 
 
 def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, seed: int = 0,
-                       model_config: dict | None = None, train: dict | None = None) -> Path:
+                       model_config: dict | None = None, train: dict | None = None, image_size: int = 256,
+                       model: str = "attribute_mask_rcnn", config: Path | None = None) -> Path:
     """A whole project in `root`: synthetic data, caches, 2 folds and a params.yaml using them.
 
+    Images are at most `image_size` px. `model` is trained with `config` (default
+    `configs/<model>_r18.yaml` style: the family's CPU config) updated by `model_config`.
     Stage commands run with `--params root/params.yaml`; outputs with relative default paths
     land in the current directory, so tests chdir into `root`.
     """
@@ -34,18 +37,20 @@ def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, 
     from pipeline.models.factory import load_config
     from pipeline.models.config import to_mapping
 
-    data = generate(root / "data", train_images, test_images, seed, min_size=160, max_size=256, large_fraction=0)
+    data = generate(root / "data", train_images, test_images, seed, min_size=image_size * 5 // 8,
+                    max_size=image_size, large_fraction=0)
     for split in ("train", "test"):
-        build_cache(data, split, root / "cache" / f"{split}.h5", CacheConfig(max_size=256))
-    config = to_mapping(load_config(ROOT / "configs" / "attribute_mask_rcnn_r18.yaml"))
+        build_cache(data, split, root / "cache" / f"{split}.h5", CacheConfig(max_size=image_size))
+    config = to_mapping(load_config(config or ROOT / "configs" / "attribute_mask_rcnn_r18.yaml"))
     config.update(model_config or {})
     (root / "model.yaml").write_text(yaml.safe_dump(config))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["root"] = str(data)
-    params["cache"].update(dir=str(root / "cache"), max_size=256, codec="raw")
+    params["cache"].update(dir=str(root / "cache"), max_size=image_size, codec="raw")
     params["folds"].update(k=2, out=str(root / "cache" / "folds.csv"), report=str(root / "folds.json"))
     params["train"].update(workers=0, checkpoint_every=2, log_every=1, **(train or {}))
-    params["models"] = {"attribute_mask_rcnn": {"config": str(root / "model.yaml"), "train": {}}}
+    params["train"]["models"] = [model]
+    params["models"] = {model: {"config": str(root / "model.yaml"), "train": {}}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     from pipeline.cli import main
 

@@ -1,0 +1,117 @@
+"""Inference (and training) speed and size of each family's default configuration on this machine.
+
+Random weights; every model is made to keep exactly `--detections` detections per image (no
+score threshold, no class NMS), so mask pasting and encoding cost the same for every family.
+Seconds per image cover the forward pass and turning its output into submission rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+# (row name, config file): each family's default (full-size) configuration.
+CONFIGS = (
+    ("attribute_mask_rcnn_r50", "configs/attribute_mask_rcnn_r50.yaml"),
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--image-size", type=int, default=512, help="longest image side (default: %(default)s)")
+    parser.add_argument("--images", type=int, default=5, help="timed images per model (default: %(default)s)")
+    parser.add_argument("--train-steps", type=int, default=3, help="timed training steps, batch 2 (0: skip)")
+    parser.add_argument("--detections", type=int, default=100)
+    parser.add_argument("--models", nargs="+", help="row names to run (default: all)")
+
+
+def forced_detections(config, detections: int):
+    """The config changed so that it always returns `detections` detections."""
+    changes = {"score_threshold": 0.0, "detections_per_image": detections}
+    if hasattr(config, "nms_threshold"):
+        changes["nms_threshold"] = 1.0
+    return dataclasses.replace(config, **changes)
+
+
+def sample_image(size: int, seed: int = 0) -> np.ndarray:
+    """A smooth, photo-like (H, W, 3) uint8 image with a 3:4 aspect ratio."""
+    rng = np.random.default_rng(seed)
+    height, width = size, size * 3 // 4
+    yy, xx = np.mgrid[:height, :width] / size
+    channels = [np.sin(xx * rng.uniform(2, 9) + rng.uniform(0, 6)) * np.cos(yy * rng.uniform(2, 9)) for _ in range(3)]
+    return ((np.stack(channels, -1) + 1) * 127.5).astype(np.uint8)
+
+
+def time_inference(model, images, ontology, threshold: float) -> tuple[float, int]:
+    import torch
+
+    from pipeline.inference.postprocess import rows_for_image
+    from pipeline.training.data import image_to_tensor
+
+    model.eval()
+    with torch.inference_mode():
+        model([image_to_tensor(images[0])])  # warm-up: first calls allocate and pick kernels
+        start = time.perf_counter()
+        for image in images:
+            output = {k: v.float().numpy() for k, v in model([image_to_tensor(image)])[0].items()}
+            rows = rows_for_image("x", output, image.shape[:2], ontology, threshold)
+        seconds = (time.perf_counter() - start) / len(images)
+    return seconds, len(rows)
+
+
+def time_training(model, image_size: int, steps: int, ontology) -> float:
+    """Training images per second, batch 2 of random crops with a few instances each."""
+    import torch
+
+    rng = np.random.default_rng(0)
+
+    def target():
+        masks = np.zeros((4, image_size, image_size), np.uint8)
+        boxes = []
+        for m in masks:
+            y, x = rng.integers(0, image_size // 2, 2)
+            h, w = rng.integers(image_size // 8, image_size // 2, 2)
+            m[y : y + h, x : x + w] = 1
+            boxes.append([x, y, x + w, y + h])
+        return {"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor([0, 6, 23, 31]),
+                "masks": torch.from_numpy(masks), "attributes": torch.zeros(4, ontology.num_attributes),
+                "has_attributes": torch.tensor([True, False, False, True])}
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batches = [([torch.rand(3, image_size, image_size) for _ in range(2)], [target(), target()])
+               for _ in range(steps + 1)]
+    for i, (images, targets) in enumerate(batches):
+        if i == 1:
+            start = time.perf_counter()  # the first step is warm-up
+        loss = sum(model(images, targets).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return 2 * steps / (time.perf_counter() - start)
+
+
+def run(args) -> dict:
+    import torch
+
+    from pipeline.data import ontology as ontology_lib
+    from pipeline.models.factory import count_parameters, create_model, load_config
+
+    labels = ontology_lib.load()
+    images = [sample_image(args.image_size, seed) for seed in range(args.images)]
+    rows = {}
+    for name, path in CONFIGS:
+        if args.models and name not in args.models:
+            continue
+        config = forced_detections(load_config(path), args.detections)
+        if hasattr(config, "min_size"):  # torchvision's internal resize: keep the benchmark's size
+            config = dataclasses.replace(config, min_size=args.image_size, max_size=args.image_size)
+        torch.manual_seed(0)
+        model = create_model(config)
+        seconds, detections = time_inference(model, images, labels, config.attribute_threshold)
+        row = {"seconds_per_image": round(seconds, 4), "params_m": round(count_parameters(model) / 1e6, 3),
+               "detections_per_image": detections}
+        if args.train_steps:
+            row["train_images_per_second"] = round(time_training(model, args.image_size, args.train_steps, labels), 3)
+        rows[name] = row
+    return {"image_size": args.image_size, "device": "cpu", "threads": torch.get_num_threads(), "models": rows}
