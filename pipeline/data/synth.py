@@ -3,7 +3,7 @@
 CI and `make repro` have no real data, so they train and evaluate on this: `train/` and `test/`
 JPEGs, `train.csv` (Kaggle RLE masks with the real category and attribute ids),
 `sample_submission.csv` and a copy of the shipped `label_descriptions.json`. The scenes themselves
-are drawn by `pipeline.data.synth_scene`. The same seed gives byte-identical files; the dataset is
+are drawn by `pipeline.data.scene`. The same seed gives byte-identical files; the dataset is
 built in a sibling temporary directory and renamed onto the output, so an interrupted run never
 leaves half a dataset behind.
 """
@@ -26,7 +26,8 @@ import pandas as pd
 from pipeline import io, params
 from pipeline.data import ontology, rle
 from pipeline.data.annotations import TRAIN_COLUMNS
-from pipeline.data.synth_scene import Labels, render
+from pipeline.data.scene.compose import render
+from pipeline.data.scene.labels import Labels
 from pipeline.errors import InputError
 
 SUBMISSION_COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds")
