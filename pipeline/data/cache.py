@@ -19,7 +19,7 @@ from pipeline.errors import InputError
 FORMAT_VERSION = 1
 CODECS = ("raw", "jpeg")  # raw: uint8 pixels, fastest reads; jpeg: compact, for small disks
 SPLITS = ("train", "test")
-DEFAULTS = {"dir": "cache", "max_size": 512, "codec": "raw", "jpeg_quality": 90, "workers": 2}
+DEFAULTS = {"dir": "cache", "max_size": 512, "codec": "raw", "jpeg_quality": 90, "workers": 2, "on_error": "raise"}
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,11 @@ class CacheConfig:
     max_size: int = 512  # longest image side in the cache; smaller images are kept as they are
     codec: str = "raw"
     jpeg_quality: int = 90  # only used by the jpeg codec
+    on_error: str = "raise"  # a bad train.csv row: raise (stop) or skip (leave it out, report it)
 
     def __post_init__(self):
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be raise or skip, got {self.on_error!r}")
         if self.codec not in CODECS:
             raise ValueError(f"codec must be one of {', '.join(CODECS)}, got {self.codec!r}")
         if not 16 <= self.max_size <= 8192:
@@ -43,6 +46,8 @@ class CacheConfig:
         fields = asdict(self)
         if self.codec != "jpeg":
             del fields["jpeg_quality"]
+        if self.on_error == "raise":  # the usual case keeps the fingerprints it always had
+            del fields["on_error"]
         return fields
 
 
@@ -93,13 +98,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--codec", choices=CODECS, help="image codec (default: params cache.codec)")
     parser.add_argument("--jpeg-quality", type=int, help="jpeg codec quality (default: params cache.jpeg_quality)")
     parser.add_argument("--workers", type=int, help="decoding processes, 0 = in this one (default: params cache.workers)")
+    parser.add_argument("--on-error", dest="on_error", choices=("raise", "skip"),
+                        help="a bad train.csv row: stop (raise) or leave it out and report it (skip); "
+                             "default: params cache.on_error")
 
 
 def settings_and_config(args) -> tuple[dict, CacheConfig]:
     """params.yaml's `cache` section (with flags applied) and the CacheConfig it describes."""
     settings = params.section(args, "cache", DEFAULTS)
     try:
-        config = CacheConfig(int(settings["max_size"]), str(settings["codec"]), int(settings["jpeg_quality"]))
+        config = CacheConfig(int(settings["max_size"]), str(settings["codec"]), int(settings["jpeg_quality"]),
+                             str(settings["on_error"]))
         if int(settings["workers"]) < 0:
             raise ValueError(f"workers must be >= 0, got {settings['workers']}")
     except ValueError as error:

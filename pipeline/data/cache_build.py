@@ -20,6 +20,7 @@ File attributes: format_version, fingerprint, split, codec, max_size, jpeg_quali
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -75,7 +76,11 @@ def list_tasks(root: str | Path, split: str, config: CacheConfig) -> list[ImageT
     """The split's images in order: train.csv's order for train, sorted ids for test."""
     image_dir, csv_path = split_files(root, split)
     if split == "train":
-        records, _ = read_annotations(csv_path, ontology_lib.load_for_dataset(root))
+        records, skipped = read_annotations(csv_path, ontology_lib.load_for_dataset(root), config.on_error)
+        for error in skipped:
+            print(f"skipped {error}", file=sys.stderr)
+        if skipped:
+            print(f"{csv_path}: {len(skipped)} bad row(s) skipped", file=sys.stderr)
         return [ImageTask(image_dir / f"{r.image_id}.jpg", r, config, str(csv_path)) for r in records]
     if csv_path is not None:
         ids = sorted({i.strip() for i in read_csv_strict(csv_path, ("ImageId",))["ImageId"]} - {""})

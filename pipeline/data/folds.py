@@ -89,7 +89,9 @@ def run(args) -> int:
     cfg = params.section(args, "folds", DEFAULTS)
     root = params.data_root(args)
     labels = ontology_lib.load_for_dataset(root)
-    records, _ = read_annotations(root / "train.csv", labels)
+    # Rows the cache stage skipped (cache.on_error: skip) are left out here too.
+    on_error = (params.load(args.params).get("cache") or {}).get("on_error", "raise")
+    records, _ = read_annotations(root / "train.csv", labels, on_error)
     presence = presence_matrix(records, labels.num_classes)
     try:
         folds = assign_folds(presence, int(cfg["k"]), int(cfg["seed"]))

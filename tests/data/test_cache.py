@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import h5py
 import numpy as np
+from PIL import Image
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -320,3 +321,26 @@ def test_writer_and_reader_round_trip_any_masks(tmp_path_factory, images, batch_
         assert all(np.array_equal(a, b) for a, b in zip(sample.masks, masks))
         assert np.array_equal(sample.boxes, item.boxes) and sample.attributes == item.attributes
         assert sample.orig_size == item.orig_size
+
+
+def test_on_error_skip_leaves_bad_rows_out_and_reports_them(tmp_path, capsys):
+    from pipeline.data.cache_reader import CacheReader
+
+    root = tmp_path / "data"
+    (root / "train").mkdir(parents=True)
+    Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(root / "train" / "a.jpg")
+    (root / "train.csv").write_text(
+        "ImageId,EncodedPixels,Height,Width,ClassId,AttributesIds\n"
+        "a,1 10,8,8,0,\n"
+        "a,1 2 3,8,8,1,\n"  # odd RLE: line 3
+        "a,20 5,8,8,31,\n"
+    )
+    out = tmp_path / "cache"
+    assert main(["cache", "--root", str(root), "--out-dir", str(out), "--split", "train", "--workers", "0"]) == 2
+    assert "train.csv:3: RLE has an odd number" in capsys.readouterr().err
+    assert not (out / "train.h5").exists()
+    assert main(["cache", "--root", str(root), "--out-dir", str(out), "--split", "train", "--workers", "0",
+                 "--on-error", "skip"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "train.csv:3:" in err and "1 bad row(s) skipped" in err
+    assert CacheReader(out / "train.h5")[0].class_ids.tolist() == [0, 31]
