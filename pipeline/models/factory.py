@@ -9,6 +9,7 @@ from torch import nn
 from pipeline.errors import InputError
 from pipeline.models.attribute_mask_rcnn.model import AttributeMaskRCNN, AttributeMaskRCNNConfig
 from pipeline.models.config import ModelConfig, from_mapping
+from pipeline.models.effdet_mask.model import EffDetMask, EffDetMaskConfig
 
 
 def config_from_mapping(values: dict, path: str | Path = "<config>", lines: dict[str, int] | None = None) -> ModelConfig:
@@ -17,6 +18,8 @@ def config_from_mapping(values: dict, path: str | Path = "<config>", lines: dict
     family = values.get("family")
     if family == "attribute_mask_rcnn":
         return from_mapping(AttributeMaskRCNNConfig, values, path, lines)
+    if family == "effdet_mask":
+        return from_mapping(EffDetMaskConfig, values, path, lines)
     raise InputError(f"unknown model family {family!r}", path, lines.get("family"))
 
 
@@ -39,6 +42,8 @@ def load_config(path: str | Path) -> ModelConfig:
 def create_model(config: ModelConfig) -> nn.Module:
     if config.family == "attribute_mask_rcnn":
         return AttributeMaskRCNN(config)
+    if config.family == "effdet_mask":
+        return EffDetMask(config)
     raise ValueError(f"unknown model family {config.family!r}")
 
 
