@@ -14,6 +14,9 @@ import numpy as np
 # (row name, config file): each family's default (full-size) configuration.
 CONFIGS = (
     ("attribute_mask_rcnn_r50", "configs/attribute_mask_rcnn_r50.yaml"),
+    ("effdet_mask_d0", "configs/effdet_mask_d0.yaml"),
+    ("effdet_mask_d1", "configs/effdet_mask_d1.yaml"),
+    ("effdet_mask_d2", "configs/effdet_mask_d2.yaml"),
 )
 
 
