@@ -38,17 +38,19 @@ class TopDownLevel(nn.Module):
 
 
 class MaskAttributeHeads(nn.Module):
-    """RoI features of boxes (in the padded input frame) -> mask logits and attribute logits."""
+    """RoI features of boxes (xyxy in the square) -> mask logits and attribute logits."""
 
     def __init__(self, levels: list[str], channels: int, roi_size: int, mask_channels: int, mask_layers: int,
-                 num_classes: int, attribute_head: AttributeHead,
+                 num_classes: int, num_attributes: int, attribute_hidden_size: int, attribute_prior: float,
                  attribute_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  attribute_loss_weight: float = 1.0):
         super().__init__()
         self.pool = MultiScaleRoIAlign(levels, output_size=roi_size, sampling_ratio=2)
         self.mask_head = MaskRCNNHeads(channels, (mask_channels,) * mask_layers, dilation=1)
         self.mask_predictor = MaskRCNNPredictor(mask_channels, mask_channels, num_classes)
-        self.attribute_head = attribute_head
+        self.attribute_head = AttributeHead(
+            channels * ATTRIBUTE_POOL**2, attribute_hidden_size, num_attributes, attribute_prior
+        )
         self.attribute_loss = attribute_loss
         self.attribute_loss_weight = attribute_loss_weight
 
@@ -75,10 +77,10 @@ class MaskAttributeHeads(nn.Module):
         return {"loss_mask": loss_mask, "loss_attributes": self.attribute_loss_weight * loss_attributes}
 
     def predict(self, features, boxes: list[torch.Tensor], labels: list[torch.Tensor], placements: list[Placement],
-                input_sizes: list[tuple[int, int]], image_size: tuple[int, int]):
+                image_size: tuple[int, int]):
         """Per image: masks (N, 1, H, W) pasted at the input size and attribute probabilities."""
         mask_logits, attribute_logits = self(features, boxes, image_size)
         masks = maskrcnn_inference(mask_logits, labels)
         attributes = attribute_logits.sigmoid().split([len(b) for b in boxes])
-        pasted = [paste_masks_in_image(m, p.to_input(b), size) for m, b, p, size in zip(masks, boxes, placements, input_sizes)]
+        pasted = [paste_masks_in_image(m, p.to_input(b), p.input_size) for m, b, p in zip(masks, boxes, placements)]
         return pasted, attributes

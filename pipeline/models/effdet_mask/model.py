@@ -26,7 +26,6 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
-from pipeline.models.attribute_mask_rcnn.heads import AttributeHead
 from pipeline.models.backbones import load_weights
 from pipeline.models.config import ModelConfig
 from pipeline.models.effdet_mask.detection import decode, matched_rois
@@ -109,7 +108,7 @@ class EffDetMask(nn.Module):
         self.roi_heads = MaskAttributeHeads(
             [str(level) for level in self.levels], h.fpn_channels, c.mask_roi_size,
             c.mask_head_channels or h.fpn_channels, c.mask_head_layers, c.num_classes,
-            AttributeHead(h.fpn_channels * 7 * 7, c.attribute_hidden_size, c.num_attributes, c.attribute_prior),
+            c.num_attributes, c.attribute_hidden_size, c.attribute_prior,
             partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma),
             c.attribute_loss_weight,
         )
@@ -129,11 +128,8 @@ class EffDetMask(nn.Module):
         c = self.config
         detections = decode(class_out, box_out, self.anchors.boxes, c.num_classes, self.candidates, placements,
                             c.score_threshold, c.nms_threshold, c.detections_per_image)
-        input_sizes = [tuple(image.shape[-2:]) for image in images]
-        boxes = [d["boxes"] for d in detections]
-        masks, attributes = self.roi_heads.predict(
-            features, boxes, [d["labels"] for d in detections], placements, input_sizes, square
-        )
+        boxes, labels = [d["boxes"] for d in detections], [d["labels"] for d in detections]
+        masks, attributes = self.roi_heads.predict(features, boxes, labels, placements, square)
         return [
             {"boxes": p.to_input(d["boxes"]), "labels": d["labels"], "scores": d["scores"], "masks": m, "attributes": a}
             for d, p, m, a in zip(detections, placements, masks, attributes)
