@@ -35,8 +35,8 @@ def distributed_setup() -> tuple[int, int, torch.device]:
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on norms and biases, as the detection references do.
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
@@ -138,10 +138,10 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
             if step % cfg.log_every == 0 or step == stop:
                 logged = {k: v.item() for k, v in losses.items()} | {"loss": loss.item()}
                 if live is not None:
+                    live.step = step  # points are indexed by optimizer step, also after a resume
                     for name, value in logged.items():
                         live.log_metric(f"train/{name}", value)
                     live.log_metric("train/lr", scheduler.get_last_lr()[0])
-                    live.step = step
                     live.next_step()
             if step % cfg.checkpoint_every == 0 or step == stop:
                 save(last)
