@@ -17,6 +17,7 @@ CONFIGS = (
     ("effdet_mask_d0", "configs/effdet_mask_d0.yaml"),
     ("effdet_mask_d1", "configs/effdet_mask_d1.yaml"),
     ("effdet_mask_d2", "configs/effdet_mask_d2.yaml"),
+    ("fashionformer_r50", "configs/fashionformer_r50.yaml"),
 )
 
 

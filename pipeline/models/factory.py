@@ -10,6 +10,7 @@ from pipeline.errors import InputError
 from pipeline.models.attribute_mask_rcnn.model import AttributeMaskRCNN, AttributeMaskRCNNConfig
 from pipeline.models.config import ModelConfig, from_mapping
 from pipeline.models.effdet_mask.model import EffDetMask, EffDetMaskConfig
+from pipeline.models.fashionformer.model import FashionFormer, FashionFormerConfig
 
 
 def config_from_mapping(values: dict, path: str | Path = "<config>", lines: dict[str, int] | None = None) -> ModelConfig:
@@ -20,6 +21,8 @@ def config_from_mapping(values: dict, path: str | Path = "<config>", lines: dict
         return from_mapping(AttributeMaskRCNNConfig, values, path, lines)
     if family == "effdet_mask":
         return from_mapping(EffDetMaskConfig, values, path, lines)
+    if family == "fashionformer":
+        return from_mapping(FashionFormerConfig, values, path, lines)
     raise InputError(f"unknown model family {family!r}", path, lines.get("family"))
 
 
@@ -44,6 +47,8 @@ def create_model(config: ModelConfig) -> nn.Module:
         return AttributeMaskRCNN(config)
     if config.family == "effdet_mask":
         return EffDetMask(config)
+    if config.family == "fashionformer":
+        return FashionFormer(config)
     raise ValueError(f"unknown model family {config.family!r}")
 
 

@@ -1,0 +1,143 @@
+"""FashionFormer's decoder (paper, 3.2-3.3): initial kernels, then stages with two streams.
+
+Segmentation stream, per stage: group X_fuse under each query's (binarised) mask, update the
+query by dynamic convolution, self-attention and FFN, predict class logits and new masks
+(refined query . X_fuse) for the next stage. `decoder: multi_layer_attention` swaps grouping + dynamic convolution for
+internal and external attention (`pipeline.models.fashionformer.layered`).
+
+Attribute stream, per stage: an attribute query (a learnable one added to the object query; or,
+shared, one made from the object query) is updated from the instance's features by its own
+dynamic convolution, self-attention and FFN, and predicts the attribute logits. Its
+features come from multi-layer rendering (MLR): the masks grouped over each pyramid level,
+concatenated and projected; without MLR, from X_fuse alone.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.models.fashionformer.blocks import (
+    Attention, DynamicConv, FeedForward, group, linear_norm_relu, predict_masks, prediction_head,
+)
+from pipeline.models.fashionformer.layered import LayeredAttentionStage, LayeredMemory
+
+DECODERS = ("fashionformer", "multi_layer_attention")
+
+
+class StagePrediction(NamedTuple):
+    class_logits: torch.Tensor  # (B, N, num_classes)
+    mask_logits: torch.Tensor  # (B, N, H/4, W/4)
+    attribute_logits: torch.Tensor  # (B, N, num_attributes)
+
+
+def binary(mask_logits: torch.Tensor) -> torch.Tensor:
+    """Masks thresholded at probability 0.5: grouping sums features over the pixels an instance
+    has, not a soft halo over the whole image (the official code's hard_mask_thr)."""
+    return (mask_logits > 0).to(mask_logits.dtype)
+
+
+class SegmentationStage(nn.Module):
+    """Mask grouping, dynamic convolution, self-attention, FFN; class logits and new masks."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float):
+        super().__init__()
+        self.update = DynamicConv(dim)
+        self.attention = Attention(dim, heads)
+        self.ffn = FeedForward(dim, ffn_dim)
+        self.classify = prediction_head(dim, num_classes, class_prior)
+        self.mask_kernel = nn.Sequential(linear_norm_relu(dim, dim), nn.Linear(dim, dim))
+
+    def forward(self, queries, mask_logits, fused, memory=None):
+        queries = self.update(group(binary(mask_logits), fused), queries)
+        queries = self.ffn(self.attention(queries))
+        return queries, self.classify(queries), predict_masks(self.mask_kernel(queries), fused)
+
+
+class MultiLayerRendering(nn.Module):
+    """Masks resized to the first `levels` pyramid levels, grouped per level, concatenated, FC+LN+ReLU."""
+
+    def __init__(self, levels: int, channels: int, dim: int):
+        super().__init__()
+        self.levels = levels
+        self.project = linear_norm_relu(levels * channels, dim)
+
+    def forward(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        parts = []
+        for level in pyramid[: self.levels]:
+            if level.shape[-2:] != mask_logits.shape[-2:]:
+                logits = F.interpolate(mask_logits, size=level.shape[-2:], mode="bilinear", align_corners=False)
+            else:
+                logits = mask_logits
+            parts.append(group(binary(logits), level))
+        return self.project(torch.cat(parts, dim=-1))
+
+
+class AttributeStage(nn.Module):
+    """The attribute stream of one stage: its own query, dynamic convolution, self-attention and FFN.
+
+    Its query is a learnable attribute query added to the object query the stage started from
+    (residual), or, shared, a projection of the refined object query (the official code's choice).
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, num_attributes: int, attribute_prior: float,
+                 rendering: MultiLayerRendering | None, num_queries: int, shared_query: bool):
+        super().__init__()
+        self.rendering = rendering
+        self.query = None if shared_query else nn.Parameter(torch.randn(num_queries, dim) * dim**-0.5)
+        self.from_object = nn.Linear(dim, dim) if shared_query else None
+        self.update = DynamicConv(dim)
+        self.attention = Attention(dim, heads)
+        self.ffn = FeedForward(dim, ffn_dim)
+        self.classify = prediction_head(dim, num_attributes, attribute_prior)
+
+    def forward(self, object_queries, refined_queries, mask_logits, fused, pyramid):
+        queries = self.from_object(refined_queries) if self.query is None else self.query + object_queries
+        if self.rendering is not None:
+            features = self.rendering(mask_logits, pyramid)
+        else:
+            features = group(binary(mask_logits), fused)
+        queries = self.ffn(self.attention(self.update(features, queries)))
+        return self.classify(queries)
+
+
+class Decoder(nn.Module):
+    """(X_fuse, pyramid) -> (initial mask logits M0, one StagePrediction per stage)."""
+
+    def __init__(self, *, num_queries: int, dim: int, fpn_channels: int, heads: int, ffn_dim: int,
+                 num_stages: int, num_classes: int, num_attributes: int, variant: str = "fashionformer",
+                 mlr: bool = True, mlr_levels: int = 4, shared_attribute_query: bool = False,
+                 class_prior: float = 0.01, attribute_prior: float = 0.01):
+        super().__init__()
+        if variant not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, not {variant!r}")
+        if not mlr and fpn_channels != dim:
+            raise ValueError("without MLR the attribute stream groups X_fuse: fpn_channels must equal hidden_dim")
+        # The initial queries are the kernels of a 1x1 convolution giving the initial masks.
+        self.initial = nn.Conv2d(dim, num_queries, 1)
+        nn.init.normal_(self.initial.weight, std=dim**-0.5)
+        self.memory = LayeredMemory(fpn_channels, dim) if variant == "multi_layer_attention" else None
+        stage = LayeredAttentionStage if variant == "multi_layer_attention" else SegmentationStage
+        self.segmentation = nn.ModuleList(
+            stage(dim, heads, ffn_dim, num_classes, class_prior) for _ in range(num_stages)
+        )
+        self.attributes = nn.ModuleList(
+            AttributeStage(dim, heads, ffn_dim, num_attributes, attribute_prior,
+                           MultiLayerRendering(mlr_levels, fpn_channels, dim) if mlr else None,
+                           num_queries, shared_attribute_query)
+            for _ in range(num_stages)
+        )
+
+    def forward(self, fused: torch.Tensor, pyramid: list[torch.Tensor]):
+        mask_logits = initial_masks = self.initial(fused)
+        queries = self.initial.weight.flatten(1).expand(fused.shape[0], -1, -1)
+        memory = self.memory(pyramid) if self.memory is not None else None
+        predictions = []
+        for segmentation, attributes in zip(self.segmentation, self.attributes):
+            refined, class_logits, new_masks = segmentation(queries, mask_logits, fused, memory)
+            attribute_logits = attributes(queries, refined, mask_logits, fused, pyramid)
+            predictions.append(StagePrediction(class_logits, new_masks, attribute_logits))
+            queries, mask_logits = refined, new_masks
+        return initial_masks, predictions

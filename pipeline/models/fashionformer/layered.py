@@ -1,0 +1,59 @@
+"""The `multi_layer_attention` segmentation stream ('DETR-based Layered Clothing Segmentation').
+
+Each stage refines the queries by two cross-attentions instead of grouping + dynamic convolution:
+internal attention, each query over the X_fuse pixels inside its current mask prediction (all
+pixels when its mask is empty), then external attention, over the layered pyramid features
+(strides 8..32, with positional and level embeddings), which sees the whole garment at several
+scales and keeps small and multi-scale items whole. Self-attention, FFN and the heads follow as
+in the FashionFormer stage.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.models.fashionformer.blocks import (
+    Attention, FeedForward, linear_norm_relu, predict_masks, prediction_head,
+)
+from pipeline.models.backbones import STRIDES
+from pipeline.models.fashionformer.encoder import sine_position_embedding
+
+LAYERED_LEVELS = slice(1, None)  # X2..X4: X1 is already X_fuse's resolution
+
+
+class LayeredMemory(nn.Module):
+    """Pyramid levels X2..X4 as one token sequence (B, T, dim) for the external attention."""
+
+    def __init__(self, channels: int, dim: int, levels: int = 3):
+        super().__init__()
+        self.project = nn.Linear(channels, dim)
+        self.level_embedding = nn.Parameter(torch.zeros(levels, dim))
+        nn.init.normal_(self.level_embedding, std=0.02)
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        tokens = []
+        for embedding, level, stride in zip(self.level_embedding, pyramid[LAYERED_LEVELS], STRIDES[LAYERED_LEVELS]):
+            h, w = level.shape[-2:]
+            position = sine_position_embedding(h, w, embedding.shape[0], stride, level.device).flatten(1).T
+            tokens.append(self.project(level.flatten(2).transpose(1, 2)) + position + embedding)
+        return torch.cat(tokens, dim=1)
+
+
+class LayeredAttentionStage(nn.Module):
+    """Internal attention, external attention, self-attention, FFN; class logits and new masks."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float):
+        super().__init__()
+        self.internal = Attention(dim, heads)
+        self.external = Attention(dim, heads)
+        self.attention = Attention(dim, heads)
+        self.ffn = FeedForward(dim, ffn_dim)
+        self.classify = prediction_head(dim, num_classes, class_prior)
+        self.mask_kernel = nn.Sequential(linear_norm_relu(dim, dim), nn.Linear(dim, dim))
+
+    def forward(self, queries, mask_logits, fused, memory):
+        outside = (mask_logits < 0).flatten(2)  # probability below 0.5
+        outside &= ~outside.all(dim=-1, keepdim=True)
+        queries = self.internal(queries, fused.flatten(2).transpose(1, 2), outside)
+        queries = self.ffn(self.attention(self.external(queries, memory)))
+        return queries, self.classify(queries), predict_masks(self.mask_kernel(queries), fused)

@@ -1,0 +1,284 @@
+"""FashionFormer: the model interface, matcher, loss, both decoders, ablation switches, configs, overfit."""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_attribute_mask_rcnn import NUM_ATTRIBUTES, two_scenes
+
+from overfit import overfit_and_score
+from pipeline.errors import InputError
+from pipeline.models.config import to_mapping
+from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
+from pipeline.models.fashionformer.decoder import MultiLayerRendering
+from pipeline.models.fashionformer.encoder import PixelEncoder, sine_position_embedding
+from pipeline.models.fashionformer.matcher import class_cost, dice_cost, hungarian_match, mask_cost
+from pipeline.models.fashionformer.model import boxes_from_masks
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+LOSS_KEYS = {"loss_classes", "loss_mask", "loss_dice", "loss_attributes"}
+DECODERS = ("fashionformer", "multi_layer_attention")
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    """The shipped CPU config, narrower and at test image sizes."""
+    return dataclasses.replace(load_config(CONFIGS / "fashionformer_r18.yaml"), min_size=128, max_size=160,
+                               fpn_channels=32, hidden_dim=32, num_queries=10, num_stages=2, ffn_dim=64)
+
+
+def train_losses(model, images, targets):
+    model.train()
+    return model(list(images), list(targets))
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_training_returns_finite_losses_and_every_part_learns(tiny_config, decoder):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, decoder=decoder))
+    images, targets = two_scenes()
+    losses = train_losses(model, images, targets)
+    assert set(losses) == LOSS_KEYS
+    assert all(v.ndim == 0 and torch.isfinite(v) and v > 0 for v in losses.values())
+    sum(losses.values()).backward()
+    decoder_parts = model.decoder
+    for parameter in (model.encoder.body.conv1.weight, decoder_parts.initial.weight,
+                      decoder_parts.segmentation[-1].classify[-1].weight,
+                      decoder_parts.attributes[-1].update.feature_in.weight,
+                      decoder_parts.attributes[-1].classify[-1].weight, decoder_parts.attributes[0].query):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_inference_outputs_per_image_at_input_size(tiny_config, decoder):
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config, decoder=decoder, score_threshold=0.0, detections_per_image=20)
+    model = create_model(config).eval()
+    sizes = [(120, 176), (150, 100)]
+    with torch.no_grad():
+        outputs = model([torch.rand(3, h, w) for h, w in sizes])
+    assert len(outputs) == 2
+    for out, (h, w) in zip(outputs, sizes):
+        assert len(out["boxes"]) == 20  # (query, class) pairs: more than the 10 queries
+        assert out["boxes"].shape == (20, 4) and out["boxes"].dtype == torch.float32
+        assert out["labels"].dtype == torch.int64 and 0 <= out["labels"].min() <= out["labels"].max() <= 45
+        assert out["scores"].shape == (20,) and ((out["scores"] >= 0) & (out["scores"] <= 1)).all()
+        assert (out["scores"][:-1] >= out["scores"][1:]).all()
+        assert out["masks"].shape == (20, 1, h, w) and out["masks"].dtype == torch.float32
+        assert out["masks"].min() >= 0 and out["masks"].max() <= 1
+        assert out["attributes"].shape == (20, NUM_ATTRIBUTES)
+        assert out["attributes"].min() >= 0 and out["attributes"].max() <= 1
+        assert torch.equal(out["boxes"], boxes_from_masks(out["masks"][:, 0] >= 0.5))
+
+
+def test_score_threshold_and_detection_count_are_honoured(tiny_config):
+    def detect(**changes):
+        torch.manual_seed(0)
+        model = create_model(dataclasses.replace(tiny_config, **changes)).eval()
+        with torch.no_grad():
+            return model([image])[0]["scores"]
+
+    image = torch.rand(3, 96, 128)
+    forced = detect(score_threshold=0.0, detections_per_image=100)
+    assert len(forced) == 100  # what the inference benchmark asks of every family
+    threshold = float(forced[10])
+    kept = detect(score_threshold=threshold, detections_per_image=100)
+    assert torch.equal(kept, forced[forced >= threshold]) and len(kept) >= 11
+    assert torch.equal(detect(score_threshold=0.0, detections_per_image=7), forced[:7])
+
+
+def test_boxes_from_masks_are_exclusive_and_zero_for_empty_masks():
+    masks = torch.zeros(2, 6, 8, dtype=torch.bool)
+    masks[0, 1:4, 2:7] = True
+    assert boxes_from_masks(masks).tolist() == [[2, 1, 7, 4], [0, 0, 0, 0]]
+
+
+def test_matcher_follows_the_masks():
+    # Three queries, two instances on an 8-pixel image: query 2 draws instance 0, query 0 instance 1.
+    targets = torch.tensor([[1, 1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1, 1]], dtype=torch.float32)
+    logits = torch.tensor([[-5, -5, -5, -5, -5, -5, 5, 5], [5, 5, -5, -5, 5, 5, -5, -5],
+                           [5, 5, 5, 5, -5, -5, -5, -5]], dtype=torch.float32)
+    rows, cols = hungarian_match(logits, targets)
+    assert rows.tolist() == [0, 2] and cols.tolist() == [1, 0]
+
+
+def test_matcher_breaks_mask_ties_by_class_and_weights_trade_off():
+    targets = torch.tensor([[1, 1, 0, 0]], dtype=torch.float32)
+    same_masks = torch.tensor([[4, 4, -4, -4], [4, 4, -4, -4]], dtype=torch.float32)
+    class_logits = torch.full((2, 5), -4.0)
+    class_logits[1, 3] = 4.0  # query 1 says class 3
+    rows, cols = hungarian_match(same_masks, targets, class_logits, torch.tensor([3]))
+    assert rows.tolist() == [1] and cols.tolist() == [0]
+    # Query 0 has the right mask, query 1 the right class: the weights decide.
+    masks = torch.tensor([[4, 4, -4, -4], [-4, 4, 4, -4]], dtype=torch.float32)
+    by_mask = hungarian_match(masks, targets, class_logits, torch.tensor([3]), class_weight=0.1)
+    by_class = hungarian_match(masks, targets, class_logits, torch.tensor([3]), mask_weight=0.1, dice_weight=0.1)
+    assert by_mask[0].tolist() == [0] and by_class[0].tolist() == [1]
+
+
+def test_matcher_gives_every_query_an_instance_when_instances_outnumber_queries():
+    torch.manual_seed(0)
+    rows, cols = hungarian_match(torch.randn(2, 10), (torch.rand(4, 10) > 0.5).float())
+    assert sorted(rows.tolist()) == [0, 1] and len(set(cols.tolist())) == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 4), st.integers(0, 2**31 - 1))
+def test_matcher_finds_the_cheapest_assignment(queries, instances, seed):
+    instances = min(instances, queries)
+    generator = torch.Generator().manual_seed(seed)
+    mask_logits = torch.randn(queries, 12, generator=generator) * 3
+    targets = (torch.rand(instances, 12, generator=generator) > 0.5).float()
+    class_logits = torch.randn(queries, 4, generator=generator)
+    labels = torch.randint(0, 4, (instances,), generator=generator)
+    cost = mask_cost(mask_logits, targets) + dice_cost(mask_logits, targets) + class_cost(class_logits, labels)
+    assignments = itertools.permutations(range(queries), instances)  # query of each instance
+    best = min((sum(cost[q, m] for m, q in enumerate(chosen)) for chosen in assignments), default=0.0)
+    rows, cols = hungarian_match(mask_logits, targets, class_logits, labels)
+    assert len(rows) == instances and sorted(cols.tolist()) == list(range(instances))
+    assert float(cost[rows, cols].sum()) == pytest.approx(float(best), abs=1e-4)
+
+
+def test_attribute_loss_uses_only_ground_truth_with_attributes(tiny_config):
+    images, targets = two_scenes()
+    torch.manual_seed(0)
+    model = create_model(tiny_config)
+    garbage = [{**t, "attributes": torch.where(t["has_attributes"][:, None], t["attributes"], 1.0)} for t in targets]
+    values = [train_losses(model, images, batch)["loss_attributes"].item() for batch in (targets, garbage)]
+    assert values[0] > 0 and values[0] == values[1]
+
+    unannotated = [{**t, "has_attributes": torch.zeros_like(t["has_attributes"])} for t in targets]
+    losses = train_losses(model, images, unannotated)
+    assert losses["loss_attributes"].item() == 0.0
+    sum(losses.values()).backward()
+
+    empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64),
+             "masks": torch.zeros((0, 128, 160), dtype=torch.uint8),
+             "attributes": torch.zeros((0, NUM_ATTRIBUTES)), "has_attributes": torch.zeros(0, dtype=torch.bool)}
+    losses = train_losses(model, images[:1], [empty])
+    assert losses["loss_attributes"].item() == 0.0 and losses["loss_dice"].item() == 0.0
+    assert losses["loss_classes"].item() > 0  # every query still learns 'no object'
+
+
+def test_model_uses_the_configured_attribute_loss(tiny_config):
+    images, targets = two_scenes()
+    values = {}
+    for kind in ("focal", "bce"):
+        torch.manual_seed(0)
+        model = create_model(dataclasses.replace(tiny_config, attribute_loss=kind))
+        values[kind] = train_losses(model, images, targets)["loss_attributes"].item()
+    assert 0 < values["focal"] < values["bce"]
+
+
+@pytest.mark.parametrize("switch, check", [
+    ({"mlr": False}, lambda m: all(stage.rendering is None for stage in m.decoder.attributes)),
+    ({"mlr_levels": 2}, lambda m: m.decoder.attributes[0].rendering.project[0].in_features == 2 * 32),
+    ({"shared_attribute_query": True},
+     lambda m: all(s.query is None and s.from_object is not None for s in m.decoder.attributes)),
+    ({"shared_attribute_query": False}, lambda m: all(s.query.shape == (10, 32) for s in m.decoder.attributes)),
+    ({"num_stages": 1}, lambda m: len(m.decoder.segmentation) == len(m.decoder.attributes) == 1),
+    ({"num_stages": 3}, lambda m: len(m.decoder.segmentation) == len(m.decoder.attributes) == 3),
+    ({"decoder": "multi_layer_attention", "mlr": False}, lambda m: m.decoder.memory is not None),
+    ({"mask_stride": 4}, lambda m: m.encoder.fine is None),
+    ({"position_embedding": False}, lambda m: not m.encoder.position_embedding),
+])
+def test_switches_shape_the_model_and_it_trains(tiny_config, switch, check):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, **switch))
+    assert check(model)
+    images, targets = two_scenes()
+    losses = train_losses(model, images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    fused, pyramid = model.encoder(torch.rand(1, 3, 64, 96))
+    assert fused.shape[-2:] == (64 // model.config.mask_stride, 96 // model.config.mask_stride)
+    _, predictions = model.decoder(fused, pyramid)
+    assert len(predictions) == model.config.num_stages
+    assert predictions[-1].mask_logits.shape[-2:] == fused.shape[-2:]
+
+
+def test_multi_layer_rendering_reads_only_its_levels():
+    torch.manual_seed(0)
+    pyramid = [torch.rand(1, 8, 16 // 2**k, 16 // 2**k) for k in range(4)]
+    masks = torch.randn(1, 3, 16, 16)
+    rendering = MultiLayerRendering(2, 8, 16)
+    before = rendering(masks, pyramid)
+    assert torch.equal(before, rendering(masks, pyramid[:2] + [p + 1 for p in pyramid[2:]]))
+    assert not torch.allclose(before, rendering(masks, [pyramid[0], pyramid[1] + 1] + pyramid[2:]))
+
+
+def test_multi_layer_attention_copes_with_empty_masks(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, decoder="multi_layer_attention")).eval()
+    fused, pyramid = model.encoder(torch.rand(1, 3, 64, 64))
+    stage = model.decoder.segmentation[0]
+    queries = torch.randn(1, 10, 32)
+    empty = torch.full((1, 10, *fused.shape[-2:]), -10.0)  # no query has a pixel yet: each attends everywhere
+    _, class_logits, mask_logits = stage(queries, empty, fused, model.decoder.memory(pyramid))
+    assert torch.isfinite(class_logits).all() and torch.isfinite(mask_logits).all()
+
+
+def test_position_embedding_does_not_depend_on_the_padded_size():
+    small, large = sine_position_embedding(6, 5, 32), sine_position_embedding(9, 12, 32)
+    assert torch.equal(small, large[:, :6, :5])
+    assert not torch.allclose(large[:, :, :6], large[:, :, 6:])  # and it does tell places apart
+
+
+def test_swin_backbone_gives_the_pyramid_in_channels_first_layout():
+    encoder = PixelEncoder("swin_tiny_patch4_window7_224", 32, 32)
+    fused, pyramid = encoder(torch.rand(1, 3, 96, 128))
+    assert fused.shape == (1, 32, 24, 32)
+    assert [tuple(level.shape) for level in pyramid] == [(1, 32, 96 // s, 128 // s) for s in (4, 8, 16, 32)]
+
+
+def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):
+    config = dataclasses.replace(tiny_config, score_threshold=0.0, detections_per_image=5)
+    torch.manual_seed(0)
+    model = create_model(config).eval()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    torch.manual_seed(1)
+    restored = create_model(config).eval()
+    restored.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
+    image = [torch.rand(3, 96, 128)]
+    with torch.no_grad():
+        a, b = model(image)[0], restored(image)[0]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_shipped_configs_load_and_build():
+    counts = {}
+    for name in ("r18", "r50"):
+        config = load_config(CONFIGS / f"fashionformer_{name}.yaml")
+        assert config_from_mapping(to_mapping(config)) == config
+        assert yaml.safe_load(yaml.safe_dump(to_mapping(config))) == to_mapping(config)
+        counts[name] = count_parameters(create_model(config))
+    assert counts["r18"] < counts["r50"]
+
+
+@pytest.mark.parametrize("text, message, line", [
+    ("family: fashionformer\nnum_queries: 10\nqueries: 3\n", "unknown config key 'queries'", 3),
+    ("family: fashionformer\nmlr: yes please\n", "mlr: expected bool", 2),
+    ("family: fashionformer\ndecoder: deformable\n", "decoder must be one of", None),
+    ("family: fashionformer\nmlr_levels: 5\n", "mlr_levels must be 1..4", None),
+    ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", None),
+    ("family: fashionformer\nmlr: false\nfpn_channels: 128\n", "fpn_channels must equal hidden_dim", None),
+])
+def test_bad_config_is_an_input_error(tmp_path, text, message, line):
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        load_config(path)
+    assert error.value.path == str(path) and error.value.line == line
+
+
+def test_overfits_tiny_set(tmp_path):
+    """Two synthetic 256 px images (40 instances, small parts included) learnt by heart in 300 steps."""
+    metrics = overfit_and_score(tmp_path, "fashionformer", CONFIGS / "fashionformer_r18.yaml", {},
+                                steps=300, lr=2e-3, image_size=256)
+    assert metrics["ap_iou"] >= 0.7
+    assert metrics["ap_iou_f1"] >= 0.5
