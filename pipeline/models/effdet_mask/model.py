@@ -135,12 +135,18 @@ class EffDetMask(nn.Module):
             for d, p, m, a in zip(detections, placements, masks, attributes)
         ]
 
+    def anchor_targets(self, boxes: list[torch.Tensor], labels: list[torch.Tensor]):
+        """effdet's per-level class and box targets of xyxy boxes (in the square) and 0-based ids.
+
+        The labeler wants yxyx boxes and ids from 1; its class targets come out 0-based (the
+        class channel), -1 for background and -2 for ignored anchors.
+        """
+        return self.labeler.batch_label_anchors([xyxy_to_yxyx(b) for b in boxes], [ids + 1 for ids in labels])
+
     def _losses(self, class_out, box_out, features, targets, placements, square) -> dict[str, torch.Tensor]:
         c = self.config
         gt_boxes = [p.to_square(t["boxes"]) for t, p in zip(targets, placements)]
-        class_targets, box_targets, positives = self.labeler.batch_label_anchors(
-            [xyxy_to_yxyx(b) for b in gt_boxes], [t["labels"] + 1 for t in targets]
-        )
+        class_targets, box_targets, positives = self.anchor_targets(gt_boxes, [t["labels"] for t in targets])
         _, loss_class, loss_box = self.detection_loss(class_out, box_out, class_targets, box_targets, positives)
         with torch.no_grad():
             detections = decode([o.detach() for o in class_out], [o.detach() for o in box_out], self.anchors.boxes,
