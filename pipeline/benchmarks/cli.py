@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 
-from pipeline.benchmarks import cache, evaluate, inference, rle
+from pipeline.benchmarks import cache, evaluate, flops, inference, rle
 
 # (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
 BENCHMARKS = (
     ("rle", rle, "RLE decode/encode against pycocotools and a naive loop."),
     ("cache", cache, "HDF5 cache reads against on-the-fly JPEG and RLE decoding; bytes against JPEG."),
     ("inference", inference, "Seconds per image, parameters and training images/s of each family on CPU."),
+    ("flops", flops, "GFLOPs (torch's flop counter) and parameters of each family's default configuration."),
     ("evaluate", evaluate, "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
 )
 
