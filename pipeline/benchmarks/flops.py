@@ -49,6 +49,6 @@ def run(args) -> dict:
             sized = dataclasses.replace(config, min_size=size, max_size=size) if hasattr(config, "min_size") else config
             model = create_model(sized).eval()
             row["params_m"] = round(count_parameters(model) / 1e6, 3)
-            row[f"gflops_{size}"] = round(count_flops(model, image_to_tensor(sample_image(size))) / 1e9, 1)
+            row[f"gflops_{size}"] = round(count_flops(model, image_to_tensor(sample_image(size))) / 1e9, 2)
         rows[name] = row
     return {"image_sizes": args.image_sizes, "models": rows}
