@@ -9,6 +9,8 @@ from pipeline.benchmarks import cli as bench
 from pipeline.data import cache, folds, synth
 from pipeline.evaluation import evaluate, report
 from pipeline.inference import gather, predict
+from pipeline.submission import validate as validate_submission
+from pipeline.submission import write as submit
 from pipeline.training import train
 
 # (name, module with add_arguments(parser) and run(args), one-line help), in the DAG's order.
@@ -21,6 +23,8 @@ COMMANDS = (
     ("gather", gather, "Concatenate a model's out-of-fold predictions over all folds."),
     ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
     ("report", report, "Cross-validation metrics and plots of every model's out-of-fold predictions."),
+    ("submit", submit, "Write the Kaggle submission CSV from scored test predictions."),
+    ("validate-submission", validate_submission, "Check a Kaggle submission CSV: header, rows, RLE, ids, every test image."),
     ("bench", bench, "Run a benchmark and print its JSON."),
 )
 

@@ -1,0 +1,1 @@
+"""Kaggle submission: write the competition's CSV from scored predictions, and check one."""

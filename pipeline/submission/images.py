@@ -1,0 +1,47 @@
+"""The test images a submission must cover, and their sizes, read from the image headers.
+
+The list is the test cache's (`pipeline.data.cache.split_files`): the ImageIds of
+`sample_submission.csv` when the dataset has one (Kaggle scores exactly those), else every
+`test/*.jpg`. Sizes come from the JPEG headers through PIL, which reads no pixel data, so listing
+Kaggle's 3,200 test photos takes seconds. PIL's size is the stored pixel grid, EXIF rotation
+ignored, the grid Kaggle's RLE masks refer to (as in `pipeline.data.resize`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.data.annotations import read_csv_strict
+from pipeline.data.cache import split_files
+from pipeline.data.resize import target_size
+from pipeline.errors import InputError
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) of an image file from its header."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise InputError("image file not found", path) from None
+    except (UnidentifiedImageError, OSError):
+        raise InputError("cannot read the image header (corrupt, truncated or not an image)", path) from None
+    return height, width
+
+
+def submission_images(root: str | Path) -> dict[str, tuple[int, int]]:
+    """ImageId -> original (height, width) of every test image, ids sorted."""
+    image_dir, listing = split_files(root, "test")
+    if listing is not None:
+        ids = sorted({i.strip() for i in read_csv_strict(listing, ("ImageId",))["ImageId"]} - {""})
+    elif image_dir.is_dir():
+        ids = sorted(path.stem for path in image_dir.glob("*.jpg"))
+    else:
+        raise InputError("test image folder not found (and no sample_submission.csv)", image_dir)
+    return {i: image_size(image_dir / f"{i}.jpg") for i in ids}
+
+
+def submission_size(height: int, width: int, max_side: int | None) -> tuple[int, int]:
+    """The size a mask is encoded at: the original, or longest side `max_side` (never enlarged)."""
+    return (height, width) if not max_side else target_size(height, width, max_side)
