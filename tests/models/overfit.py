@@ -27,7 +27,7 @@ def overfit_and_score(root: Path, model: str, config: Path, model_config: dict, 
     """Train `steps` steps on `images` synthetic images (one batch), return the evaluator's metrics."""
     params = write_tiny_project(
         root, images, 1, seed=seed, image_size=image_size, model=model, config=config, model_config=model_config,
-        train={"epochs": steps, "batch_size": images, "lr": lr, "warmup_steps": 5,
+        train={"epochs": steps, "batch_size": images, "lr": lr, "warmup_steps": 5, "checkpoint_every": steps,
                "augment": {"image_size": image_size, **NO_AUGMENTATION}},
     )
     entry = model_entry(params_lib.load(params), model)

@@ -39,6 +39,7 @@ class AttributeMaskRCNNConfig(ModelConfig):
     box_representation_size: int = 1024  # TwoMLPHead width, also the attribute head's input
     mask_head_channels: int = 256
     mask_head_layers: int = 4
+    mask_roi_size: int = 14  # RoIAlign output of the mask head; masks come out twice as large
     attribute_hidden_size: int = 1024
     attribute_prior: float = 0.01  # initial probability of every attribute
     nms_threshold: float = 0.5
@@ -78,7 +79,7 @@ class AttributeMaskRCNN(MaskRCNN):
             box_detections_per_img=c.detections_per_image,
             box_batch_size_per_image=c.roi_batch_size_per_image,
             box_positive_fraction=c.roi_positive_fraction,
-            mask_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=14, sampling_ratio=2),
+            mask_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.mask_roi_size, sampling_ratio=2),
             mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
             mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
         )
