@@ -48,7 +48,7 @@ def test_training_returns_finite_losses_and_every_part_learns(tiny_config, decod
     assert all(v.ndim == 0 and torch.isfinite(v) and v > 0 for v in losses.values())
     sum(losses.values()).backward()
     decoder_parts = model.decoder
-    for parameter in (model.encoder.body.conv1.weight, decoder_parts.initial.weight,
+    for parameter in (model.encoder.body.conv1.weight, decoder_parts.initial_kernels,
                       decoder_parts.segmentation[-1].classify[-1].weight,
                       decoder_parts.attributes[-1].update.feature_in.weight,
                       decoder_parts.attributes[-1].classify[-1].weight, decoder_parts.attributes[0].query):
@@ -277,7 +277,14 @@ def test_bad_config_is_an_input_error(tmp_path, text, message, line):
 
 
 def test_overfits_tiny_set(tmp_path):
-    """Two synthetic 256 px images (40 instances, small parts included) learnt by heart in 300 steps."""
+    """Two synthetic 256 px images (40 instances, small parts included) learnt by heart in 300 steps.
+
+    Passes through the r18 config's loss weights (class 2, pixel focal 20, dice 1): at 1 the
+    pixel focal term, averaged over the pixels, hardly counted and this drill gave ap_iou
+    0.58-0.65. Measured (ap_iou / ap_iou_f1, seconds on 2 shared CPU cores): seed 0, 1 thread
+    0.770 / 0.630, 229 s; seed 0, default 2 threads 0.759 / 0.627, 204 s; seed 1 (21 instances),
+    1 thread 0.798 / 0.691, 216 s. Seed 0 is the drill's default, not a pick.
+    """
     metrics = overfit_and_score(tmp_path, "fashionformer", CONFIGS / "fashionformer_r18.yaml", {},
                                 steps=300, lr=2e-3, image_size=256)
     assert metrics["ap_iou"] >= 0.7

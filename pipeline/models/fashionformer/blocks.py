@@ -13,8 +13,8 @@ from torch import nn
 
 
 def group(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Mask grouping: (B, N, H, W) soft masks x (B, C, H, W) features -> (B, N, C), summed over pixels."""
-    return torch.einsum("bnhw,bchw->bnc", masks, features)
+    """Mask grouping: (B, N, H, W) masks x (B, C, H, W) features -> (B, N, C), summed over pixels."""
+    return torch.bmm(masks.flatten(2), features.flatten(2).transpose(1, 2))
 
 
 def linear_norm_relu(in_features: int, out_features: int) -> nn.Sequential:
@@ -30,7 +30,7 @@ def prediction_head(dim: int, outputs: int, prior: float) -> nn.Sequential:
 
 def predict_masks(kernels: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
     """(B, N, C) mask kernels . (B, C, H, W) X_fuse -> (B, N, H, W) mask logits."""
-    return torch.einsum("bnc,bchw->bnhw", kernels, fused)
+    return torch.bmm(kernels, fused.flatten(2)).unflatten(2, fused.shape[-2:])
 
 
 class DynamicConv(nn.Module):

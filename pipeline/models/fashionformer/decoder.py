@@ -57,7 +57,7 @@ class SegmentationStage(nn.Module):
 
 
 class MultiLayerRendering(nn.Module):
-    """Masks resized to the first `levels` pyramid levels, grouped per level, concatenated, FC+LN+ReLU."""
+    """Masks pooled to the first `levels` pyramid levels, grouped per level, concatenated, FC+LN+ReLU."""
 
     def __init__(self, levels: int, channels: int, dim: int):
         super().__init__()
@@ -65,12 +65,11 @@ class MultiLayerRendering(nn.Module):
         self.project = linear_norm_relu(levels * channels, dim)
 
     def forward(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
-        parts = []
+        parts, logits = [], mask_logits
         for level in pyramid[: self.levels]:
-            if level.shape[-2:] != mask_logits.shape[-2:]:
-                logits = F.interpolate(mask_logits, size=level.shape[-2:], mode="bilinear", align_corners=False)
-            else:
-                logits = mask_logits
+            # Levels halve the resolution: the logits' 2x2 block means, level after level.
+            while logits.shape[-1] > level.shape[-1]:
+                logits = F.avg_pool2d(logits, 2)
             parts.append(group(binary(logits), level))
         return self.project(torch.cat(parts, dim=-1))
 
@@ -115,9 +114,8 @@ class Decoder(nn.Module):
             raise ValueError(f"decoder must be one of {DECODERS}, not {variant!r}")
         if not mlr and fpn_channels != dim:
             raise ValueError("without MLR the attribute stream groups X_fuse: fpn_channels must equal hidden_dim")
-        # The initial queries are the kernels of a 1x1 convolution giving the initial masks.
-        self.initial = nn.Conv2d(dim, num_queries, 1)
-        nn.init.normal_(self.initial.weight, std=dim**-0.5)
+        # The initial queries are the kernels of a 1x1 convolution (no bias) giving the initial masks.
+        self.initial_kernels = nn.Parameter(torch.randn(num_queries, dim) * dim**-0.5)
         self.memory = LayeredMemory(fpn_channels, dim) if variant == "multi_layer_attention" else None
         stage = LayeredAttentionStage if variant == "multi_layer_attention" else SegmentationStage
         self.segmentation = nn.ModuleList(
@@ -131,8 +129,8 @@ class Decoder(nn.Module):
         )
 
     def forward(self, fused: torch.Tensor, pyramid: list[torch.Tensor]):
-        mask_logits = initial_masks = self.initial(fused)
-        queries = self.initial.weight.flatten(1).expand(fused.shape[0], -1, -1)
+        queries = self.initial_kernels.expand(fused.shape[0], -1, -1)
+        mask_logits = initial_masks = predict_masks(queries, fused)
         memory = self.memory(pyramid) if self.memory is not None else None
         predictions = []
         for segmentation, attributes in zip(self.segmentation, self.attributes):

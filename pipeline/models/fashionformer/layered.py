@@ -12,10 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.models.backbones import STRIDES
 from pipeline.models.fashionformer.blocks import (
     Attention, FeedForward, linear_norm_relu, predict_masks, prediction_head,
 )
-from pipeline.models.backbones import STRIDES
 from pipeline.models.fashionformer.encoder import sine_position_embedding
 
 LAYERED_LEVELS = slice(1, None)  # X2..X4: X1 is already X_fuse's resolution

@@ -8,14 +8,15 @@ from __future__ import annotations
 import torch
 from scipy.optimize import linear_sum_assignment
 
-EPSILON = 1e-8
+EPSILON = 1e-12
 
 
 def focal_terms(logits: torch.Tensor, alpha: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-element focal loss if the target were 1, and if it were 0."""
     p = logits.sigmoid()
-    positive = alpha * (1 - p) ** gamma * -(p + EPSILON).log()
-    negative = (1 - alpha) * p**gamma * -(1 - p + EPSILON).log()
+    q = 1 - p
+    positive = -alpha * q.pow(gamma) * p.clamp(min=EPSILON).log()
+    negative = -(1 - alpha) * p.pow(gamma) * q.clamp(min=EPSILON).log()
     return positive, negative
 
 
@@ -28,7 +29,8 @@ def class_cost(class_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 
 def mask_cost(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
     """(N, P) logits, (M, P) targets in 0..1 -> (N, M) focal loss averaged over the P pixels."""
     positive, negative = focal_terms(mask_logits, alpha, gamma)
-    return (positive @ targets.T + negative @ (1 - targets).T) / mask_logits.shape[1]
+    # sum_p pos * t + neg * (1 - t) = (pos - neg) . t + sum_p neg
+    return ((positive - negative) @ targets.T + negative.sum(1, keepdim=True)) / mask_logits.shape[1]
 
 
 def dice_cost(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
