@@ -44,6 +44,7 @@ class EffDetMaskConfig(ModelConfig):
     backbone: str | None = None  # timm backbone; None: the one effdet_name defines (efficientnet_b0 for d0)
     image_size: int | None = None  # square input side, a multiple of 128; None: effdet_name's (512 for d0)
     head_bn_momentum: float = 0.01  # BiFPN and class/box nets' batch norms (effdet's TF-derived 0.01)
+    anchor_scale: float = 4.0  # anchor side / level stride (effdet's 4: 32 px anchors at P3)
     mask_levels: tuple[int, ...] = (2, 3, 4, 5)  # pyramid levels RoIs are pooled from (P2 = stride 4)
     mask_roi_size: int = 14  # RoIAlign output; masks come out twice as large
     mask_head_channels: int | None = None  # None: the BiFPN width
@@ -76,6 +77,7 @@ def effdet_config(config: EffDetMaskConfig):
     if config.image_size is not None:
         h.image_size = (config.image_size, config.image_size)
     h.norm_kwargs.momentum = config.head_bn_momentum
+    h.anchor_scale = config.anchor_scale
     return h
 
 
