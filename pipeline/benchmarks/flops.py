@@ -26,7 +26,10 @@ def count_flops(model, image) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
+    # With autograd on: the counter's module tracker hooks the gradients of module inputs that
+    # require them, and fails on parameters passed as inputs (FashionFormer's queries) under
+    # no_grad or inference_mode. Only the forward pass is counted.
+    with counter:
         model([image])
     return counter.get_total_flops()
 
