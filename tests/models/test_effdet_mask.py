@@ -17,6 +17,7 @@ from pipeline.models.effdet_mask.detection import decode, matched_rois
 from pipeline.models.effdet_mask.transform import Letterbox, Placement, xyxy_to_yxyx, yxyx_to_xyxy
 from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
 from test_attribute_mask_rcnn import two_scenes
+from family import assert_state_dict_round_trips
 from overfit import overfit_and_score
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -189,17 +190,7 @@ def test_backbone_loads_a_local_weights_file_and_freezes_its_batch_norms(tmp_pat
 
 
 def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):
-    config = dataclasses.replace(tiny_config, score_threshold=0.0, detections_per_image=5)
-    torch.manual_seed(0)
-    model = create_model(config).eval()
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-    torch.manual_seed(1)
-    restored = create_model(config).eval()
-    restored.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
-    image = [torch.rand(3, 96, 128)]
-    with torch.no_grad():
-        a, b = model(image)[0], restored(image)[0]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_state_dict_round_trips(tmp_path, tiny_config)
 
 
 def test_shipped_configs_scale_up_and_d0_is_under_a_third_of_the_r50_mask_rcnn():

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_attribute_mask_rcnn import NUM_ATTRIBUTES, two_scenes
 
+from family import assert_state_dict_round_trips
 from overfit import overfit_and_score
 from pipeline.errors import InputError
 from pipeline.models.config import to_mapping
@@ -237,17 +238,7 @@ def test_swin_backbone_gives_the_pyramid_in_channels_first_layout():
 
 
 def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):
-    config = dataclasses.replace(tiny_config, score_threshold=0.0, detections_per_image=5)
-    torch.manual_seed(0)
-    model = create_model(config).eval()
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-    torch.manual_seed(1)
-    restored = create_model(config).eval()
-    restored.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
-    image = [torch.rand(3, 96, 128)]
-    with torch.no_grad():
-        a, b = model(image)[0], restored(image)[0]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_state_dict_round_trips(tmp_path, tiny_config)
 
 
 def test_shipped_configs_load_and_build():
