@@ -16,6 +16,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.ops import MultiScaleRoIAlign
 
 from pipeline.models.attribute_mask_rcnn.heads import AttributeHead, AttributeRoIHeads
+from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform
 from pipeline.models.backbones import TimmFPN
 from pipeline.models.config import ModelConfig
 from pipeline.models.losses import attribute_loss
@@ -43,6 +44,10 @@ class AttributeMaskRCNNConfig(ModelConfig):
     attribute_hidden_size: int = 1024
     attribute_prior: float = 0.01  # initial probability of every attribute
     nms_threshold: float = 0.5
+    # > 0: every image is resized so its longest side is `letterbox` and centred on a black square
+    # of that side, the layout of the training pipeline's crops (set it to their image_size);
+    # 0: torchvision's min_size / max_size resizing.
+    letterbox: int = 0
 
 
 class AttributeMaskRCNN(MaskRCNN):
@@ -83,6 +88,9 @@ class AttributeMaskRCNN(MaskRCNN):
             mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
             mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
         )
+        # Same resizing and normalisation; ground-truth masks resized and predictions pasted without shifts.
+        self.transform = SubpixelMaskTransform(c.min_size, c.max_size, self.transform.image_mean, self.transform.image_std,
+                                               c.letterbox)
         self.roi_heads = AttributeRoIHeads(
             self.roi_heads,
             AttributeHead(c.box_representation_size, c.attribute_hidden_size, c.num_attributes, c.attribute_prior),
