@@ -24,9 +24,13 @@ class AugmentConfig:
 
 
 def train_transform(cfg: AugmentConfig) -> A.Compose:
+    # Masks resized bilinearly (then rounded back to 0/1 as uint8), as the image is: nearest
+    # neighbour shifts their edges by up to half a pixel against the image, which caps the mask
+    # IoU a model can learn (0.90 on the overfit drill's small garments, 0.98 bilinear).
     steps = [
-        A.LongestMaxSize(max_size=cfg.image_size),
-        A.RandomScale(scale_limit=(cfg.scale_min - 1.0, cfg.scale_max - 1.0), p=1.0),
+        A.LongestMaxSize(max_size=cfg.image_size, mask_interpolation=cv2.INTER_LINEAR),
+        A.RandomScale(scale_limit=(cfg.scale_min - 1.0, cfg.scale_max - 1.0), mask_interpolation=cv2.INTER_LINEAR,
+                      p=1.0),
         A.PadIfNeeded(cfg.image_size, cfg.image_size, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
         A.RandomCrop(cfg.image_size, cfg.image_size),
         A.HorizontalFlip(p=cfg.hflip),

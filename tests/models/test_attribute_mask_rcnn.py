@@ -327,9 +327,6 @@ def test_overfits_two_images_in_40_steps(tiny_config):
                 assert torch.equal(out["attributes"][top] > tiny_config.attribute_threshold, expected)
 
 
-@pytest.mark.xfail(reason="needs bilinear mask resizing in pipeline/training/transforms.py (LongestMaxSize's "
-                          "nearest-neighbour masks sit ~half a pixel off the image): 0.665 / 0.573 without it",
-                   strict=False)
 def test_overfits_tiny_set(tmp_path):
     """The project's standard for every family, through its engine, predict code and evaluator.
 
