@@ -14,6 +14,7 @@ import yaml
 from torchvision.models.detection.roi_heads import project_masks_on_boxes
 from torchvision.ops import sigmoid_focal_loss
 
+from family import assert_state_dict_round_trips
 from overfit import overfit_and_score
 from pipeline.data import ontology
 from pipeline.errors import InputError
@@ -251,17 +252,7 @@ def test_backbone_weights_that_do_not_fit_are_input_errors(tmp_path, backbone, f
 
 
 def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):
-    config = dataclasses.replace(tiny_config, score_threshold=0.0, detections_per_image=5)
-    torch.manual_seed(0)
-    model = create_model(config).eval()
-    torch.save(model.state_dict(), tmp_path / "model.pt")
-    torch.manual_seed(1)
-    restored = create_model(config).eval()
-    restored.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True))
-    image = [torch.rand(3, 96, 128)]
-    with torch.no_grad():
-        a, b = model(image)[0], restored(image)[0]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert_state_dict_round_trips(tmp_path, tiny_config)
 
 
 def test_shipped_configs_load_and_build():
