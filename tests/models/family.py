@@ -19,3 +19,33 @@ def assert_state_dict_round_trips(tmp_path, config) -> None:
     with torch.no_grad():
         a, b = model(image)[0], restored(image)[0]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_bad_config_is_an_input_error(tmp_path, text: str, message: str, line) -> None:
+    """A model YAML `text` fails to load with an InputError matching `message` at `line`."""
+    import pytest
+
+    from pipeline.errors import InputError
+    from pipeline.models.factory import load_config
+
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message) as error:
+        load_config(path)
+    assert error.value.path == str(path) and error.value.line == line
+
+
+def shipped_config_parameters(paths) -> list[int]:
+    """Each config file loads, survives a mapping and YAML round trip, and builds: its parameter count."""
+    import yaml
+
+    from pipeline.models.config import to_mapping
+    from pipeline.models.factory import config_from_mapping, count_parameters, load_config
+
+    counts = []
+    for path in paths:
+        config = load_config(path)
+        assert config_from_mapping(to_mapping(config)) == config
+        assert yaml.safe_load(yaml.safe_dump(to_mapping(config))) == to_mapping(config)
+        counts.append(count_parameters(create_model(config)))
+    return counts

@@ -10,18 +10,16 @@ import numpy as np
 import pytest
 import timm
 import torch
-import yaml
 from torchvision.models.detection.roi_heads import project_masks_on_boxes
 from torchvision.ops import sigmoid_focal_loss
 
-from family import assert_state_dict_round_trips
+from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters
 from overfit import overfit_and_score
 from pipeline.data import ontology
 from pipeline.errors import InputError
 from pipeline.models.backbones import TimmFPN
 from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform, letterbox_placement
-from pipeline.models.config import to_mapping
-from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
+from pipeline.models.factory import create_model, load_config
 from pipeline.models.losses import attribute_loss
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -256,13 +254,8 @@ def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config)
 
 
 def test_shipped_configs_load_and_build():
-    counts = {}
-    for name in ("r18", "r50"):
-        config = load_config(CONFIGS / f"attribute_mask_rcnn_{name}.yaml")
-        assert config_from_mapping(to_mapping(config)) == config
-        assert yaml.safe_load(yaml.safe_dump(to_mapping(config))) == to_mapping(config)
-        counts[name] = count_parameters(create_model(config))
-    assert counts["r18"] < counts["r50"]
+    r18, r50 = shipped_config_parameters([CONFIGS / "attribute_mask_rcnn_r18.yaml", CONFIGS / "attribute_mask_rcnn_r50.yaml"])
+    assert r18 < r50
 
 
 @pytest.mark.parametrize(
@@ -276,11 +269,7 @@ def test_shipped_configs_load_and_build():
     ],
 )
 def test_bad_config_is_an_input_error_with_line(tmp_path, text, message, line):
-    path = tmp_path / "model.yaml"
-    path.write_text(text)
-    with pytest.raises(InputError, match=message) as error:
-        load_config(path)
-    assert error.value.path == str(path) and error.value.line == line
+    assert_bad_config_is_an_input_error(tmp_path, text, message, line)
 
 
 def test_overfits_two_images_in_40_steps(tiny_config):

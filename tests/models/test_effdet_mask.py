@@ -12,12 +12,11 @@ from effdet.anchors import decode_box_outputs
 
 from pipeline.data import ontology
 from pipeline.errors import InputError
-from pipeline.models.config import to_mapping
 from pipeline.models.effdet_mask.detection import decode, matched_rois
 from pipeline.models.effdet_mask.transform import Letterbox, Placement, xyxy_to_yxyx, yxyx_to_xyxy
-from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
+from pipeline.models.factory import count_parameters, create_model, load_config
 from test_attribute_mask_rcnn import two_scenes
-from family import assert_state_dict_round_trips
+from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters
 from overfit import overfit_and_score
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -194,14 +193,11 @@ def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config)
 
 
 def test_shipped_configs_scale_up_and_d0_is_under_a_third_of_the_r50_mask_rcnn():
-    counts = {}
-    for name in ("d0_small", "d0", "d1", "d2"):
-        config = load_config(CONFIGS / f"effdet_mask_{name}.yaml")
-        assert config_from_mapping(to_mapping(config)) == config
-        counts[name] = count_parameters(create_model(config))
-    assert counts["d0_small"] == counts["d0"] < counts["d1"] < counts["d2"]
+    names = ("d0_small", "d0", "d1", "d2")
+    small, d0, d1, d2 = shipped_config_parameters([CONFIGS / f"effdet_mask_{name}.yaml" for name in names])
+    assert small == d0 < d1 < d2
     r50 = count_parameters(create_model(load_config(CONFIGS / "attribute_mask_rcnn_r50.yaml")))
-    assert 3 * counts["d0"] < r50
+    assert 3 * d0 < r50
 
 
 def test_anchor_scale_sets_the_anchor_side_per_level_stride(tiny_config):
@@ -226,11 +222,7 @@ def test_anchor_scale_sets_the_anchor_side_per_level_stride(tiny_config):
     ],
 )
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
-    path = tmp_path / "model.yaml"
-    path.write_text(text)
-    with pytest.raises(InputError, match=message) as error:
-        load_config(path)
-    assert error.value.path == str(path) and error.value.line == line
+    assert_bad_config_is_an_input_error(tmp_path, text, message, line)
 
 
 def test_overfits_tiny_set(tmp_path):

@@ -7,16 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_attribute_mask_rcnn import NUM_ATTRIBUTES, two_scenes
 
-from family import assert_state_dict_round_trips
+from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters
 from overfit import overfit_and_score
-from pipeline.errors import InputError
-from pipeline.models.config import to_mapping
-from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
+from pipeline.models.factory import create_model, load_config
 from pipeline.models.fashionformer.decoder import MultiLayerRendering
 from pipeline.models.fashionformer.encoder import PixelEncoder, sine_position_embedding
 from pipeline.models.fashionformer.matcher import class_cost, dice_cost, hungarian_match, mask_cost
@@ -242,13 +239,8 @@ def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config)
 
 
 def test_shipped_configs_load_and_build():
-    counts = {}
-    for name in ("r18", "r50"):
-        config = load_config(CONFIGS / f"fashionformer_{name}.yaml")
-        assert config_from_mapping(to_mapping(config)) == config
-        assert yaml.safe_load(yaml.safe_dump(to_mapping(config))) == to_mapping(config)
-        counts[name] = count_parameters(create_model(config))
-    assert counts["r18"] < counts["r50"]
+    r18, r50 = shipped_config_parameters([CONFIGS / "fashionformer_r18.yaml", CONFIGS / "fashionformer_r50.yaml"])
+    assert r18 < r50
 
 
 @pytest.mark.parametrize("text, message, line", [
@@ -260,11 +252,7 @@ def test_shipped_configs_load_and_build():
     ("family: fashionformer\nmlr: false\nfpn_channels: 128\n", "fpn_channels must equal hidden_dim", None),
 ])
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
-    path = tmp_path / "model.yaml"
-    path.write_text(text)
-    with pytest.raises(InputError, match=message) as error:
-        load_config(path)
-    assert error.value.path == str(path) and error.value.line == line
+    assert_bad_config_is_an_input_error(tmp_path, text, message, line)
 
 
 def test_overfits_tiny_set(tmp_path):
