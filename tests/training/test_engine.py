@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+import yaml
 
 from conftest import ROOT, write_tiny_project
 from pipeline.cli import main
@@ -61,7 +62,9 @@ def test_checkpoint_of_another_configuration_is_not_resumed(project, tmp_path):
                  "--out-dir", str(out), "--max-steps", "2", "--no-progress"]) == 0
     assert checkpoint.load(out / checkpoint.LAST)["step"] == 2
     changed = tmp_path / "params.yaml"
-    changed.write_text(project.read_text().replace("lr: 0.0003", "lr: 0.0001"))
+    params = yaml.safe_load(project.read_text())
+    params["train"]["lr"] /= 3
+    changed.write_text(yaml.safe_dump(params))
     assert main(["--params", str(changed), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(out), "--no-progress"]) == 0
     assert summary(out)["resumed_from_step"] == 0
