@@ -7,10 +7,9 @@ GFLOPs here are 1e9 such operations, a multiply-add counting two. One 3:4 image 
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from pipeline.benchmarks.inference import CONFIGS, forced_detections, sample_image
+from pipeline.benchmarks.inference import CONFIGS, at_size, forced_detections, sample_image
 
 
 def add_arguments(parser) -> None:
@@ -22,7 +21,6 @@ def add_arguments(parser) -> None:
 
 
 def count_flops(model, image) -> int:
-    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
@@ -48,9 +46,7 @@ def run(args) -> dict:
         torch.manual_seed(0)
         row = {}
         for size in args.image_sizes:
-            # Models that resize internally work at the benchmark's size, as in the inference benchmark.
-            sized = dataclasses.replace(config, min_size=size, max_size=size) if hasattr(config, "min_size") else config
-            model = create_model(sized).eval()
+            model = create_model(at_size(config, size)).eval()
             row["params_m"] = round(count_parameters(model) / 1e6, 3)
             row[f"gflops_{size}"] = round(count_flops(model, image_to_tensor(sample_image(size))) / 1e9, 2)
         rows[name] = row

@@ -38,6 +38,15 @@ def forced_detections(config, detections: int):
     return dataclasses.replace(config, **changes)
 
 
+def at_size(config, size: int):
+    """The config working on images of longest side `size`: families that resize internally
+    (min_size / max_size) keep that size; EfficientDet keeps its own square (d0 512, d1 640, d2
+    768), the resolution its compound scaling defines."""
+    if hasattr(config, "min_size"):
+        return dataclasses.replace(config, min_size=size, max_size=size)
+    return config
+
+
 def sample_image(size: int, seed: int = 0) -> np.ndarray:
     """A smooth, photo-like (H, W, 3) uint8 image with a 3:4 aspect ratio."""
     rng = np.random.default_rng(seed)
@@ -117,11 +126,7 @@ def run(args) -> dict:
     for name, path in CONFIGS:
         if args.models and name not in args.models:
             continue
-        config = forced_detections(load_config(path), args.detections)
-        if hasattr(config, "min_size"):  # torchvision's internal resize: keep the benchmark's size
-            config = dataclasses.replace(config, min_size=args.image_size, max_size=args.image_size)
-        if getattr(config, "image_size", None):  # effdet's letterbox square
-            config = dataclasses.replace(config, image_size=args.image_size)
+        config = at_size(forced_detections(load_config(path), args.detections), args.image_size)
         torch.manual_seed(0)
         model = create_model(config)
         seconds, detections = time_inference(model, images, labels, config.attribute_threshold)

@@ -49,3 +49,14 @@ def shipped_config_parameters(paths) -> list[int]:
         assert yaml.safe_load(yaml.safe_dump(to_mapping(config))) == to_mapping(config)
         counts.append(count_parameters(create_model(config)))
     return counts
+
+
+def attribute_losses_by_kind(config, train_losses, images, targets) -> dict[str, float]:
+    """The attribute loss of the same model and batch with `attribute_loss: focal` and `bce`."""
+    values = {}
+    for kind in ("focal", "bce"):
+        torch.manual_seed(0)
+        model = create_model(dataclasses.replace(config, attribute_loss=kind))
+        torch.manual_seed(1)  # the same random draws in training (Mask R-CNN's proposal sampling)
+        values[kind] = train_losses(model, images, targets)["loss_attributes"].item()
+    return values

@@ -13,7 +13,10 @@ import torch
 from torchvision.models.detection.roi_heads import project_masks_on_boxes
 from torchvision.ops import sigmoid_focal_loss
 
-from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters
+from family import (
+    assert_bad_config_is_an_input_error, assert_state_dict_round_trips, attribute_losses_by_kind,
+    shipped_config_parameters,
+)
 from overfit import overfit_and_score
 from pipeline.data import ontology
 from pipeline.errors import InputError
@@ -200,13 +203,7 @@ def test_focal_and_bce_losses_sum_over_attributes_and_average_over_rois():
 
 
 def test_model_uses_the_configured_attribute_loss(tiny_config):
-    images, targets = two_scenes()
-    values = {}
-    for kind in ("focal", "bce"):
-        torch.manual_seed(0)
-        model = create_model(dataclasses.replace(tiny_config, attribute_loss=kind))
-        torch.manual_seed(1)  # same proposals sampling for both
-        values[kind] = train_losses(model, images, targets)["loss_attributes"].item()
+    values = attribute_losses_by_kind(tiny_config, train_losses, *two_scenes())
     assert 0 < values["focal"] < values["bce"]
 
 

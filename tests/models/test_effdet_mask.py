@@ -16,7 +16,9 @@ from pipeline.models.effdet_mask.detection import decode, matched_rois
 from pipeline.models.effdet_mask.transform import Letterbox, Placement, xyxy_to_yxyx, yxyx_to_xyxy
 from pipeline.models.factory import count_parameters, create_model, load_config
 from test_attribute_mask_rcnn import two_scenes
-from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters
+from family import (
+    assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters,
+)
 from overfit import overfit_and_score
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

@@ -12,7 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_attribute_mask_rcnn import NUM_ATTRIBUTES, two_scenes
 
-from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips, shipped_config_parameters
+from family import (
+    assert_bad_config_is_an_input_error, assert_state_dict_round_trips, attribute_losses_by_kind,
+    shipped_config_parameters,
+)
 from overfit import overfit_and_score
 from pipeline.models.factory import create_model, load_config
 from pipeline.models.fashionformer.decoder import MultiLayerRendering
@@ -166,12 +169,7 @@ def test_attribute_loss_uses_only_ground_truth_with_attributes(tiny_config):
 
 
 def test_model_uses_the_configured_attribute_loss(tiny_config):
-    images, targets = two_scenes()
-    values = {}
-    for kind in ("focal", "bce"):
-        torch.manual_seed(0)
-        model = create_model(dataclasses.replace(tiny_config, attribute_loss=kind))
-        values[kind] = train_losses(model, images, targets)["loss_attributes"].item()
+    values = attribute_losses_by_kind(tiny_config, train_losses, *two_scenes())
     assert 0 < values["focal"] < values["bce"]
 
 
