@@ -3,6 +3,11 @@
 A mask is resampled only inside its own bounding window and encoded in place
 (`rle.encode` with a window), so a 5000 px photo with 100 detections never holds 100 full-size
 masks: memory and time follow the objects' sizes, not the image's.
+
+Prediction files carry, besides the submission's columns and `Score`, `AttributeScores`: the
+attribute probabilities as space-separated `id:probability` pairs, every attribute at or above
+`SCORE_FLOOR` (3 decimals). Ensembling averages them and tuning picks per-attribute thresholds from
+them; `AttributesIds` is the model's own thresholded choice.
 """
 from __future__ import annotations
 
@@ -12,7 +17,29 @@ import numpy as np
 from pipeline.data import rle
 from pipeline.data.ontology import Ontology
 
-COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score")
+COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores")
+SCORE_FLOOR = 0.05  # attribute probabilities below this are not written (tuned thresholds start here)
+
+
+def format_attribute_scores(vector: np.ndarray, ontology: Ontology) -> str:
+    """`id:probability` pairs of one probability vector (ontology order), ids ascending."""
+    ids = ontology.attribute_ids
+    keep = np.flatnonzero(np.asarray(vector) >= SCORE_FLOOR)
+    return " ".join(f"{int(ids[i])}:{float(vector[i]):.3f}" for i in keep)
+
+
+def parse_attribute_scores(text: str) -> dict[int, float]:
+    """{attribute id: probability} of an `AttributeScores` field; ValueError on a malformed one."""
+    scores = {}
+    for pair in str(text or "").split():
+        key, sep, value = pair.partition(":")
+        if not sep:
+            raise ValueError(f"attribute score {pair!r} is not id:probability")
+        probability = float(value)
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"attribute probability {probability} of {key} outside 0..1")
+        scores[int(key)] = probability
+    return scores
 
 
 def paste_rle(probability: np.ndarray, height: int, width: int, threshold: float = 0.5) -> str:
@@ -45,5 +72,6 @@ def rows_for_image(image_id: str, output: dict, orig_size: tuple[int, int], onto
         encoded = paste_rle(mask[0] if mask.ndim == 3 else mask, height, width, mask_threshold)
         if encoded:
             ids = ontology.vector_to_attributes(attributes, attribute_threshold)
-            rows.append((image_id, encoded, int(label), ",".join(map(str, ids)), float(score)))
+            rows.append((image_id, encoded, int(label), ",".join(map(str, ids)), float(score),
+                         format_attribute_scores(attributes, ontology)))
     return rows

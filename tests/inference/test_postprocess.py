@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import ontology, rle
-from pipeline.inference.postprocess import paste_rle, rows_for_image
+from pipeline.inference.postprocess import paste_rle, parse_attribute_scores, rows_for_image
 
 
 def blob(h, w, cy, cx, ry, rx):
@@ -49,6 +49,17 @@ def test_rows_for_image():
     output = {"masks": masks, "labels": np.array([31, 4]), "scores": np.array([0.8, 0.7]), "attributes": attributes}
     rows = rows_for_image("img", output, (64, 64), labels, attribute_threshold=0.5)
     assert len(rows) == 1  # the empty mask is dropped
-    image_id, encoded, class_id, attribute_ids, score = rows[0]
+    image_id, encoded, class_id, attribute_ids, score, attribute_scores = rows[0]
     assert (image_id, class_id, attribute_ids, score) == ("img", 31, "0,340", pytest.approx(0.8))
+    assert parse_attribute_scores(attribute_scores) == {0: 0.9, 5: 0.4, 340: 0.9}
     assert rle.decode(encoded, 64, 64).sum() > 100
+
+
+@pytest.mark.parametrize("text", ["7", "7:x", "7:1.5", "a:0.3"])
+def test_malformed_attribute_scores(text):
+    with pytest.raises(ValueError):
+        parse_attribute_scores(text)
+
+
+def test_empty_attribute_scores():
+    assert parse_attribute_scores("") == {} and parse_attribute_scores(None) == {}

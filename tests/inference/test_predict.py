@@ -44,7 +44,7 @@ def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
     assert main(["--params", str(params), "gather", "--model", MODEL]) == 0
     folds = read_folds(root / "cache" / "folds.csv")
     gathered = read(root / "predictions" / "oof" / f"{MODEL}.csv")
-    assert list(gathered.columns) == ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score"]
+    assert list(gathered.columns) == ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores"]
     for fold in (0, 1):
         frame = read(root / "predictions" / "oof" / MODEL / f"fold{fold}.csv")
         assert len(frame) > 0 and {folds[i] for i in frame.ImageId} == {fold}
