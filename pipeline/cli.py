@@ -7,8 +7,9 @@ import sys
 
 from pipeline.benchmarks import cli as bench
 from pipeline.data import cache, folds, synth
+from pipeline.ensembling import ensemble
 from pipeline.evaluation import evaluate, report
-from pipeline.inference import gather, predict
+from pipeline.inference import gather, infer, predict
 from pipeline.submission import validate as validate_submission
 from pipeline.submission import write as submit
 from pipeline.training import train
@@ -20,9 +21,11 @@ COMMANDS = (
     ("folds", folds, "Assign images to multilabel-stratified cross-validation folds."),
     ("train", train, "Train one model family on all folds but one."),
     ("predict", predict, "Scored predictions of one fold's model on out-of-fold or test images."),
+    ("infer", infer, "Predict photos with trained model(s): instance listing, overlay PNG and CSV per photo."),
     ("gather", gather, "Concatenate a model's out-of-fold predictions over all folds."),
     ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
     ("report", report, "Cross-validation metrics and plots of every model's out-of-fold predictions."),
+    ("ensemble", ensemble, "Fuse several models' predictions (weighted mask fusion, mask NMS or matrix NMS)."),
     ("submit", submit, "Write the Kaggle submission CSV from scored test predictions."),
     ("validate-submission", validate_submission, "Check a Kaggle submission CSV: header, rows, RLE, ids, every test image."),
     ("bench", bench, "Run a benchmark and print its JSON."),
