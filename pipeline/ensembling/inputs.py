@@ -1,0 +1,132 @@
+"""Prediction files to ensemble, read once and served image by image.
+
+A file is read as strings; its rows are validated one image at a time with the evaluator's
+`predictions_table` (RLE, ClassId, AttributesIds, Score), errors naming the file and line.
+`AttributeScores` (id:probability pairs) is optional: files written before it existed, or a row
+with no scores, take the row's `AttributesIds` as probability 1 (a hard vote), so fusing them keeps
+the models' attribute choices instead of erasing them.
+
+Image sizes, needed to decode the masks, come from the image headers of the dataset
+(`pipeline.submission.images.image_size`): the same source `submit` sizes the submission by, only
+the headers of images that have predictions are read, and nothing depends on the caches being
+built with today's params. The cache stage checks that those headers agree with train.csv, and
+predictions are encoded at that size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.data.annotations import ImageRecord, read_csv_strict
+from pipeline.data.cache import split_files
+from pipeline.data.ontology import Ontology
+from pipeline.errors import InputError
+from pipeline.evaluation.instances import InstanceTable
+from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
+from pipeline.inference.postprocess import parse_attribute_scores
+from pipeline.submission.images import image_size
+
+SCORES_COLUMN = "AttributeScores"
+IMAGE_FOLDERS = {"oof": "train", "test": "test"}  # ensemble split -> dataset split
+
+
+@dataclass
+class PredictionFile:
+    path: Path
+    weight: float
+    frame: pd.DataFrame                # CSV strings, AttributeScores '' where the file has none
+    rows_of_image: dict[str, np.ndarray]
+
+
+@dataclass
+class ImageDetections:
+    """One image's detections from every input file, in file order."""
+    image_id: str
+    height: int
+    width: int
+    table: InstanceTable               # class_id, attributes, runs, area, score, line
+    source: np.ndarray                 # int64 input file index
+    weight: np.ndarray                 # float64 weight of the detection's file
+    attribute_probs: np.ndarray        # float32 (n, num_attributes)
+    encoded: list[str]                 # EncodedPixels as read
+    attribute_scores: list[str]        # AttributeScores as read
+
+
+def read_prediction_file(path: str | Path, weight: float) -> PredictionFile:
+    path = Path(path)
+    frame = read_csv_strict(path, (*PREDICTION_COLUMNS, SCORE_COLUMN))
+    if SCORES_COLUMN not in frame.columns:
+        frame[SCORES_COLUMN] = ""
+    ids = frame["ImageId"].str.strip()
+    if (ids == "").any():
+        raise InputError("empty ImageId", path, int(np.argmax((ids == "").to_numpy())) + 2)
+    return PredictionFile(path, float(weight), frame, ids.groupby(ids, sort=False).indices)
+
+
+def image_ids(files: list[PredictionFile]) -> list[str]:
+    """Every ImageId with a row in some file, sorted."""
+    return sorted(set().union(*(f.rows_of_image for f in files)))
+
+
+def image_sizes(root: str | Path, split: str, ids: list[str]) -> dict[str, tuple[int, int]]:
+    """ImageId -> original (height, width), from the headers of the dataset's split folder."""
+    folder, _ = split_files(root, IMAGE_FOLDERS[split])
+    return {i: image_size(folder / f"{i}.jpg") for i in ids}
+
+
+def image_detections(files: list[PredictionFile], image_id: str, size: tuple[int, int],
+                     ontology: Ontology) -> ImageDetections:
+    """The validated detections of one image from all files (blank rows skipped)."""
+    height, width = size
+    parts, source, probs, encoded, scores_text = [], [], [], [], []
+    for index, file in enumerate(files):
+        rows = file.rows_of_image.get(image_id, np.zeros(0, np.int64))
+        sub = file.frame.iloc[rows]
+        try:
+            table = predictions_table(sub, [ImageRecord(image_id, height, width)], ontology, str(file.path))
+        except InputError as error:  # its line counts rows of `sub`: point at the file's line
+            raise InputError(error.message, file.path, int(rows[error.line - 2]) + 2) from None
+        positions = table.line - 2
+        table.line = rows[positions] + 2
+        for position, line, attributes in zip(positions, table.line, table.attributes):
+            text = sub[SCORES_COLUMN].iat[position]
+            probs.append(_attribute_vector(text, attributes, ontology, file.path, int(line)))
+            encoded.append(sub["EncodedPixels"].iat[position].strip())
+            scores_text.append(text.strip())
+        parts.append(table)
+        source.append(np.full(len(table), index))
+    table = _concatenate(parts)
+    source = np.concatenate(source) if source else np.zeros(0, np.int64)
+    weights = np.array([f.weight for f in files])[source]
+    attribute_probs = np.array(probs, np.float32).reshape(len(table), ontology.num_attributes)
+    return ImageDetections(image_id, height, width, table, source.astype(np.int64), weights, attribute_probs,
+                           encoded, scores_text)
+
+
+def _attribute_vector(text: str, attributes: tuple[int, ...], ontology: Ontology, path: Path, line: int) -> np.ndarray:
+    try:
+        scores = parse_attribute_scores(text)
+        unknown = [a for a in scores if a not in ontology.attribute_index]
+        if unknown:
+            raise ValueError(f"attribute id {unknown[0]} in AttributeScores is not in the ontology")
+    except ValueError as error:
+        raise InputError(str(error), path, line) from None
+    if not scores:
+        return ontology.attributes_to_vector(attributes)
+    vector = np.zeros(ontology.num_attributes, np.float32)
+    vector[[ontology.attribute_index[a] for a in scores]] = list(scores.values())
+    return vector
+
+
+def _concatenate(tables: list[InstanceTable]) -> InstanceTable:
+    return InstanceTable.build(
+        np.concatenate([t.image for t in tables]) if tables else [],
+        np.concatenate([t.class_id for t in tables]) if tables else [],
+        [a for t in tables for a in t.attributes],
+        [r for t in tables for r in t.runs],
+        np.concatenate([t.score for t in tables]) if tables else [],
+        np.concatenate([t.line for t in tables]) if tables else [],
+    )
