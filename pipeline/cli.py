@@ -7,7 +7,7 @@ import sys
 
 from pipeline.benchmarks import cli as bench
 from pipeline.data import cache, folds, synth
-from pipeline.ensembling import ensemble
+from pipeline.ensembling import ensemble, tune
 from pipeline.evaluation import evaluate, report
 from pipeline.inference import gather, infer, predict
 from pipeline.submission import validate as validate_submission
@@ -26,6 +26,7 @@ COMMANDS = (
     ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
     ("report", report, "Cross-validation metrics and plots of every model's out-of-fold predictions."),
     ("ensemble", ensemble, "Fuse several models' predictions (weighted mask fusion, mask NMS or matrix NMS)."),
+    ("tune", tune, "Tune score and attribute thresholds on out-of-fold predictions (cross-fitted report)."),
     ("submit", submit, "Write the Kaggle submission CSV from scored test predictions."),
     ("validate-submission", validate_submission, "Check a Kaggle submission CSV: header, rows, RLE, ids, every test image."),
     ("bench", bench, "Run a benchmark and print its JSON."),

@@ -93,7 +93,7 @@ def image_detections(files: list[PredictionFile], image_id: str, size: tuple[int
         table.line = rows[positions] + 2
         for position, line, attributes in zip(positions, table.line, table.attributes):
             text = sub[SCORES_COLUMN].iat[position]
-            probs.append(_attribute_vector(text, attributes, ontology, file.path, int(line)))
+            probs.append(attribute_vector(text, attributes, ontology, file.path, int(line)))
             encoded.append(sub["EncodedPixels"].iat[position].strip())
             scores_text.append(text.strip())
         parts.append(table)
@@ -106,7 +106,9 @@ def image_detections(files: list[PredictionFile], image_id: str, size: tuple[int
                            encoded, scores_text)
 
 
-def _attribute_vector(text: str, attributes: tuple[int, ...], ontology: Ontology, path: Path, line: int) -> np.ndarray:
+def attribute_vector(text: str, attributes: tuple[int, ...], ontology: Ontology, path: str | Path,
+                     line: int) -> np.ndarray:
+    """Probabilities (ontology order) of an AttributeScores field; empty: `attributes` at probability 1."""
     try:
         scores = parse_attribute_scores(text)
         unknown = [a for a in scores if a not in ontology.attribute_index]

@@ -17,7 +17,7 @@ from pipeline.evaluation import coco_ap
 from pipeline.evaluation.attributes import attribute_matrix, fpeval_f1, set_f1
 from pipeline.evaluation.instances import InstanceTable, ground_truth_table
 from pipeline.evaluation.kaggle_score import KaggleOptions, kaggle_score
-from pipeline.evaluation.masks import overlapping_pairs
+from pipeline.evaluation.masks import Pairs, overlapping_pairs
 from pipeline.evaluation.predictions import predictions_table
 
 AREAS = tuple(coco_ap.AREA_RANGES)
@@ -118,12 +118,17 @@ def _classes(classes, ontology: Ontology) -> list[int]:
 
 def evaluate(
     records: list[ImageRecord], predictions: InstanceTable, ontology: Ontology,
-    kaggle_options: KaggleOptions = KaggleOptions(),
+    kaggle_options: KaggleOptions = KaggleOptions(), gt: InstanceTable | None = None, pairs: Pairs | None = None,
 ) -> Evaluation:
-    """Score validated predictions (rows indexing `records`) against the records' instances."""
-    gt = ground_truth_table(records)
-    # IoU >= 0.5 is the loosest threshold of every score: no other pair can ever match.
-    pairs = overlapping_pairs(gt, predictions, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
+    """Score validated predictions (rows indexing `records`) against the records' instances.
+
+    `gt` (`ground_truth_table(records)`) and `pairs` (`overlapping_pairs` at IoU 0.5) may be passed
+    in by a caller that scores many subsets of one predictions table (threshold tuning).
+    """
+    gt = ground_truth_table(records) if gt is None else gt
+    if pairs is None:
+        # IoU >= 0.5 is the loosest threshold of every score: no other pair can ever match.
+        pairs = overlapping_pairs(gt, predictions, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
     gt_attributes = attribute_matrix(gt.attributes, ontology)
     pred_attributes = attribute_matrix(predictions.attributes, ontology)
     num_classes = ontology.num_classes

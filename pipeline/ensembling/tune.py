@@ -1,0 +1,222 @@
+"""`python -m pipeline tune`: score and attribute thresholds tuned on out-of-fold predictions.
+
+On the OOF predictions (default the ensemble's) against train.csv, one coordinate sweep picks, each
+to maximise `metric` (the evaluator's kaggle, ap_iou_f1 or ap_iou):
+1. a global score cut-off among quantiles of the scores (and 0: no cut);
+2. per class with at least `min_class_instances` ground truths: a cut-off among quantiles of that
+   class's scores, kept only when it beats the global one;
+3. per attribute with at least `min_attribute_positives` ground-truth instances: a probability
+   threshold from `attribute_grid`, kept only when it beats `attribute_default`.
+Each candidate is one evaluator call on a subset of one predictions table; the ground-truth table
+and the mask IoU pairs are computed once (`evaluate(gt=..., pairs=...)`), and the kaggle metric is
+scored without AP. AP_IoU never gains from a score cut-off (it only shortens the PR curve), so for
+it step 1 and 2 keep 0.
+
+Writes `out` (the thresholds learned on all OOF images, for test; see `thresholds`) and `report`:
+the metric before and after tuning cross-fitted over the folds (thresholds learned on the other
+folds' images, scored on the held-out fold; `cache/folds.csv`), their mean, and the in-sample
+numbers of the all-data thresholds, which are optimistic by construction.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import io, params
+from pipeline.data import ontology as ontology_lib
+from pipeline.data.annotations import read_annotations, read_csv_strict
+from pipeline.data.folds import folds_file, read_folds
+from pipeline.data.ontology import Ontology
+from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
+from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, save
+from pipeline.errors import InputError
+from pipeline.evaluation import coco_ap
+from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
+from pipeline.evaluation.evaluator import evaluate
+from pipeline.evaluation.instances import InstanceTable, ground_truth_table
+from pipeline.evaluation.kaggle_score import KaggleOptions
+from pipeline.evaluation.masks import overlapping_pairs
+from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
+
+METRICS = ("kaggle", "ap_iou_f1", "ap_iou")
+HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")
+DEFAULTS = {"predictions": "predictions/oof/ensemble.csv", "metric": "kaggle", "out": "tuning/thresholds.json",
+            "report": "reports/tuning.json", "gt": None, "folds": None, "score_candidates": 10,
+            "min_class_instances": 10, "min_attribute_positives": 10, "attribute_default": 0.5,
+            "attribute_grid": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}
+
+
+class Scorer:
+    """The metric of threshold choices on one set of images: masks are matched to ground truth once."""
+
+    def __init__(self, records, table: InstanceTable, probs: np.ndarray, ontology: Ontology, metric: str,
+                 options: KaggleOptions):
+        self.records, self.table, self.probs, self.ontology = records, table, probs, ontology
+        self.metric, self.options = metric, options
+        self.gt = ground_truth_table(records)
+        self.pairs = overlapping_pairs(self.gt, table, [(r.height, r.width) for r in records],
+                                       coco_ap.IOU_THRESHOLDS[0])
+        self.calls = 0
+
+    def __call__(self, keep: np.ndarray, attribute_cutoffs: np.ndarray) -> float:
+        """The metric with rows `keep` and attributes whose probability reaches their cut-off."""
+        self.calls += 1
+        rows = np.flatnonzero(keep)
+        renumber = np.full(len(self.table), -1)
+        renumber[rows] = np.arange(rows.size)
+        pairs = self.pairs.select(keep[self.pairs.pred])
+        pairs.pred = renumber[pairs.pred]
+        chosen = self.probs[rows] >= attribute_cutoffs
+        ids = self.ontology.attribute_ids
+        table = InstanceTable(
+            self.table.image[rows], self.table.class_id[rows], [tuple(ids[c].tolist()) for c in chosen],
+            [self.table.runs[r] for r in rows], self.table.area[rows],
+            None if self.metric == "kaggle" else self.table.score[rows],  # kaggle needs no AP
+        )
+        metrics = evaluate(self.records, table, self.ontology, self.options, gt=self.gt, pairs=pairs).metrics()
+        return float(metrics[self.metric])
+
+
+def tune(scorer: Scorer, cfg: dict) -> Thresholds:
+    """One coordinate sweep: global cut-off, per-class cut-offs, per-attribute thresholds."""
+    table, ontology = scorer.table, scorer.ontology
+    score, class_id = table.score, table.class_id
+    attribute_cutoffs = np.full(ontology.num_attributes, float(cfg["attribute_default"]))
+    quantiles = np.linspace(0, 1, int(cfg["score_candidates"]), endpoint=False)
+
+    def best(candidates, evaluate_candidate, default):
+        """The candidate strictly better than `default` (evaluated first), else `default`."""
+        best_value, best_score = default, evaluate_candidate(default)
+        for candidate in candidates:
+            value = evaluate_candidate(candidate)
+            if value > best_score:
+                best_value, best_score = candidate, value
+        return float(best_value)
+
+    global_cut = best(_candidates(score, quantiles), lambda t: scorer(score >= t, attribute_cutoffs), 0.0)
+    cutoffs = np.full(ontology.num_classes, global_cut)
+    gt_per_class = np.bincount(scorer.gt.class_id, minlength=ontology.num_classes)
+    for c in np.flatnonzero(gt_per_class >= int(cfg["min_class_instances"])):
+        def with_class_cut(t, c=c):
+            trial = cutoffs.copy()
+            trial[c] = t
+            return scorer(score >= trial[class_id], attribute_cutoffs)
+        cutoffs[c] = best(_candidates(score[class_id == c], quantiles), with_class_cut, global_cut)
+    keep = score >= cutoffs[class_id]
+    positives = np.bincount([ontology.attribute_index[a] for ids in scorer.gt.attributes for a in ids],
+                            minlength=ontology.num_attributes)
+    for a in np.flatnonzero(positives >= int(cfg["min_attribute_positives"])):
+        def with_attribute_cut(t, a=a):
+            trial = attribute_cutoffs.copy()
+            trial[a] = t
+            return scorer(keep, trial)
+        attribute_cutoffs[a] = best(cfg["attribute_grid"], with_attribute_cut, float(cfg["attribute_default"]))
+    return Thresholds(
+        scorer.metric, global_cut,
+        {int(c): float(cutoffs[c]) for c in np.flatnonzero(cutoffs != global_cut)},
+        float(cfg["attribute_default"]),
+        {int(ontology.attribute_ids[a]): float(attribute_cutoffs[a])
+         for a in np.flatnonzero(attribute_cutoffs != float(cfg["attribute_default"]))},
+    )
+
+
+def _candidates(scores: np.ndarray, quantiles: np.ndarray) -> list[float]:
+    """Distinct score quantiles above 0 (0, no cut, is the default everywhere)."""
+    values = np.unique(np.quantile(scores, quantiles)) if scores.size else np.zeros(0)
+    return [float(v) for v in values if v > 0]
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--predictions", help="OOF predictions CSV (default: params tune.predictions)")
+    parser.add_argument("--metric", choices=METRICS, help="metric to maximise (default: params tune.metric)")
+    parser.add_argument("--out", help="thresholds JSON (default: params tune.out)")
+    parser.add_argument("--report", help="cross-fitted report JSON (default: params tune.report)")
+    parser.add_argument("--gt", help="ground truth CSV (default: <data.root>/train.csv)")
+    parser.add_argument("--folds", help="folds CSV ImageId,fold (default: params folds.out)")
+    add_kaggle_arguments(parser)
+
+
+def settings(args) -> dict:
+    cfg = params.section(args, "tune", DEFAULTS)
+    if cfg["metric"] not in METRICS:
+        raise InputError(f"tune: metric must be one of {', '.join(METRICS)}, got {cfg['metric']!r}", args.params)
+    grid = cfg["attribute_grid"]
+    if not grid or any(not 0 < float(t) <= 1 for t in grid) or int(cfg["score_candidates"]) < 1:
+        raise InputError("tune: attribute_grid needs values in (0, 1] and score_candidates >= 1", args.params)
+    return cfg
+
+
+def run(args) -> int:
+    started = time.perf_counter()
+    cfg = settings(args)
+    options = kaggle_options(args)
+    gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
+    ontology = ontology_lib.load_for_dataset(gt_path.parent)
+    records, _ = read_annotations(gt_path, ontology)
+    source = Path(cfg["predictions"])
+    frame = read_csv_strict(source, (*PREDICTION_COLUMNS, SCORE_COLUMN))
+    if SCORES_COLUMN not in frame.columns:
+        frame[SCORES_COLUMN] = ""
+    table = predictions_table(frame, records, ontology, str(source))
+    probs = np.array([attribute_vector(frame[SCORES_COLUMN].iat[line - 2], attributes, ontology, source, int(line))
+                      for line, attributes in zip(table.line, table.attributes)], np.float32
+                     ).reshape(len(table), ontology.num_attributes)
+    fold_of_image = _folds(Path(cfg["folds"] or folds_file(args.params)), records)
+    predicted = np.unique(fold_of_image[table.image])
+    predicted = predicted[predicted >= 0]  # images the folds file leaves out are never scored
+
+    def subset(images):
+        rows = np.flatnonzero(np.isin(table.image, images))
+        return [records[i] for i in images], table.of_images(images), probs[rows]
+
+    def headline(images, thresholds=None):
+        chosen = frame.iloc[table.line[np.isin(table.image, images)] - 2]
+        if thresholds is not None:
+            chosen = apply_thresholds(chosen, thresholds, str(source))
+        subset_records = [records[i] for i in images]
+        metrics = evaluate(subset_records, predictions_table(chosen, subset_records, ontology, str(source)),
+                           ontology, options).metrics()
+        return {key: metrics[key] for key in HEADLINE}
+
+    folds = []
+    for fold in predicted:
+        train_images = np.flatnonzero(np.isin(fold_of_image, predicted) & (fold_of_image != fold))
+        held_out = np.flatnonzero(fold_of_image == fold)
+        learned = tune(Scorer(*subset(train_images), ontology, cfg["metric"], options), cfg)
+        folds.append({"fold": int(fold), "tuned_on_images": int(train_images.size), "images": int(held_out.size),
+                      "before": headline(held_out), "after": headline(held_out, learned),
+                      "classes_tuned": len(learned.class_scores), "attributes_tuned": len(learned.attributes)})
+    all_images = np.flatnonzero(np.isin(fold_of_image, predicted))
+    scorer = Scorer(*subset(all_images), ontology, cfg["metric"], options)
+    thresholds = tune(scorer, cfg)
+    save(cfg["out"], thresholds)
+    mean = {when: {key: float(np.mean([f[when][key] for f in folds])) for key in HEADLINE}
+            for when in ("before", "after")}
+    report = {
+        "metric": cfg["metric"], "predictions": str(source),
+        "cross_fitted": {"note": "thresholds tuned on the other folds, scored on the held-out fold; mean of folds",
+                         **mean, "folds": folds},
+        "all_data": {"note": "thresholds for test (tuning/thresholds.json); in-sample scores are optimistic",
+                     "images": int(all_images.size), "in_sample_before": headline(all_images),
+                     "in_sample_after": headline(all_images, thresholds), "score": thresholds.score,
+                     "classes_tuned": len(thresholds.class_scores), "attributes_tuned": len(thresholds.attributes),
+                     "evaluations": scorer.calls},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    io.write_json(cfg["report"], report)
+    metric = cfg["metric"]
+    print(f"{metric} cross-fitted over {len(folds)} folds: {mean['before'][metric]:.4f} before, "
+          f"{mean['after'][metric]:.4f} after tuning; all-data thresholds (global score {thresholds.score:.3f}, "
+          f"{len(thresholds.class_scores)} class and {len(thresholds.attributes)} attribute cut-offs) -> {cfg['out']}, "
+          f"report -> {cfg['report']} ({report['seconds']} s)")
+    return 0
+
+
+def _folds(path: Path, records) -> np.ndarray:
+    """Fold per ground-truth image (-1: not in the folds file)."""
+    if not path.exists():
+        raise InputError("folds file not found: cross-fitting needs the folds stage's output", path)
+    folds = read_folds(path)
+    return np.array([folds.get(r.image_id, -1) for r in records], np.int64)
