@@ -5,8 +5,8 @@ exactly as `cache` would (`resize.read_image`, `target_size`, `resize_image`), t
 `predict` predicts a cached image, masks pasted at the photo's original size. Per photo it prints
 every instance (category, score, attribute names) and writes `DIR/<stem>.csv` (prediction rows,
 `postprocess.COLUMNS`) and `DIR/<stem>.png` (the photo with the instances drawn, same size).
-With several weights files each model predicts; until an ensembler exists the first one's
-predictions are the result.
+With several weights files each model predicts and `ensemble`'s method (params `ensemble`)
+merges their detections, every model weighing the same.
 """
 from __future__ import annotations
 
@@ -73,6 +73,22 @@ def select(frame: pd.DataFrame, score_threshold: float, max_instances: int) -> p
     return kept.sort_values("Score", ascending=False, kind="stable").head(max_instances).reset_index(drop=True)
 
 
+def merge(frames: list[pd.DataFrame], weights: list[str], photo: Photo, labels, args) -> pd.DataFrame:
+    """One photo's predictions of several models fused as `ensemble` fuses prediction files."""
+    from pipeline.ensembling import ensemble
+    from pipeline.ensembling.inputs import PredictionFile, image_detections
+
+    if len(frames) == 1:
+        return frames[0]
+    _, config = ensemble.settings(args)
+    image_id = photo.image_ids[0]
+    # The ensembler reads CSV strings: each model's rows as if read back from its file.
+    files = [PredictionFile(Path(w), 1.0, f.astype(str), {image_id: np.arange(len(f))}) for w, f in zip(weights, frames)]
+    detections = image_detections(files, image_id, tuple(photo.orig_sizes[0].tolist()), labels)
+    rows = ensemble.ensemble_image(detections, float(len(files)), 1.0, labels, config)
+    return pd.DataFrame(rows, columns=frames[0].columns)
+
+
 def describe(frame: pd.DataFrame, labels) -> list[str]:
     """One line per instance: rank, category, score, every attribute name."""
     lines = []
@@ -100,7 +116,8 @@ def run(args) -> int:
     for path in args.images:
         photo = Photo(path, int(cfg["max_size"]))
         frames = [predict(model, photo, [0], labels, config.attribute_threshold, device) for model, config in models]
-        frame = select(frames[0], float(cfg["score_threshold"]), int(cfg["max_instances"]))
+        frame = select(merge(frames, args.weights, photo, labels, args), float(cfg["score_threshold"]),
+                       int(cfg["max_instances"]))
         stem = photo.image_ids[0]
         io.write_csv(out / f"{stem}.csv", frame)
         size = photo.original.shape[:2]

@@ -68,6 +68,10 @@ def test_random_model_writes_rows_and_overlay_at_the_photo_size(random_model, tm
 class FakeModel(torch.nn.Module):
     """Two fixed detections on whatever it is given; remembers the input's size."""
 
+    def __init__(self, shirt_score=0.9):
+        super().__init__()
+        self.shirt_score = shirt_score
+
     def forward(self, images):
         _, height, width = images[0].shape
         self.input_size = (height, width)
@@ -76,7 +80,7 @@ class FakeModel(torch.nn.Module):
         masks[1, 0, height // 2:, width // 2:] = 1
         attributes = torch.zeros(2, 294)
         attributes[0, [0, 2]] = 0.9  # attribute ids 0 and 2 (ids below 100 are vector positions too)
-        return [{"boxes": torch.zeros(2, 4), "labels": torch.tensor([0, 23]), "scores": torch.tensor([0.9, 0.2]),
+        return [{"boxes": torch.zeros(2, 4), "labels": torch.tensor([0, 23]), "scores": torch.tensor([self.shirt_score, 0.2]),
                  "masks": masks, "attributes": attributes}]
 
 
@@ -95,6 +99,17 @@ def test_printed_names_scores_and_size_handling(tmp_path, monkeypatch, capsys):
     assert list(rows.ClassId) == ["0"] and rows.AttributesIds[0] == "0,2"
     mask = rle.decode(rows.EncodedPixels[0], 100, 200)  # pasted at the original size (bilinear: corner pixel off)
     assert mask[:49, :99].all() and not mask[50:].any() and not mask[:, 100:].any()
+
+
+def test_several_weights_are_fused(tmp_path, monkeypatch, capsys):
+    models = {"a.pt": FakeModel(0.9), "b.pt": FakeModel(0.5)}
+    monkeypatch.setattr(infer, "load_model", lambda path: (models[path], SimpleNamespace(attribute_threshold=0.5)))
+    photo = write_photo(tmp_path / "photo.jpg", 100, 200)
+    assert main(["infer", str(photo), "--weights", "a.pt", "b.pt", "--out", str(tmp_path)]) == 0
+    rows = read_rows(tmp_path / "photo.csv")
+    assert list(rows.ClassId) == ["0"]  # one shirt, not one per model
+    assert float(rows.Score[0]) == pytest.approx(0.7)  # weighted mask fusion: the models' mean score
+    assert "0.70" in capsys.readouterr().out
 
 
 def test_bad_inputs_exit_2_with_one_line(random_model, tmp_path, capsys):
