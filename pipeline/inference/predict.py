@@ -3,7 +3,7 @@
 `oof` predicts the images of fold K (held out when fold K's model was trained) and writes
 `predictions/oof/<NAME>/fold<K>.csv`; `test` predicts the test cache with fold K's model into
 `predictions/test/<NAME>/fold<K>.csv`. Columns: the submission's plus `Score`; masks at each
-image's original size.
+image's original size. params.yaml `predict.tta` sets test-time augmentation (`tta.py`).
 """
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pandas as pd
 
 from pipeline import io, params
 from pipeline.inference.postprocess import COLUMNS, rows_for_image
+
+DEFAULTS = {"tta": {"hflip": False, "scales": [1.0], "merge_iou": 0.55, "max_detections": None}}
 
 
 def add_arguments(parser) -> None:
@@ -35,10 +37,19 @@ def load_model(path: str | Path):
     return model.eval(), config
 
 
-def predict(model, reader, indices, ontology, attribute_threshold: float, device="cpu") -> pd.DataFrame:
-    """Predictions for reader images `indices` as a DataFrame of COLUMNS."""
+def tta_config(args):
+    """params.yaml's `predict.tta` (missing keys from DEFAULTS) as a TTAConfig."""
+    from pipeline.inference.tta import config_from_params
+
+    tta = params.section(args, "predict", DEFAULTS)["tta"]
+    return config_from_params({**DEFAULTS["tta"], **tta} if isinstance(tta, dict) else tta, args.params)
+
+
+def predict(model, reader, indices, ontology, attribute_threshold: float, device="cpu", tta=None) -> pd.DataFrame:
+    """Predictions for reader images `indices` as a DataFrame of COLUMNS; `tta`: a TTAConfig or None."""
     import torch
 
+    from pipeline.inference.tta import predict_with_tta
     from pipeline.training.data import image_to_tensor
 
     model.to(device)
@@ -46,7 +57,8 @@ def predict(model, reader, indices, ontology, attribute_threshold: float, device
     with torch.inference_mode():
         for i in indices:
             image = image_to_tensor(reader.image(i)).to(device)
-            output = {k: v.float().cpu().numpy() for k, v in model([image])[0].items()}
+            output = model([image])[0] if tta is None else predict_with_tta(model, image, tta)
+            output = {k: v.float().cpu().numpy() for k, v in output.items()}
             rows += rows_for_image(reader.image_ids[i], output, tuple(reader.orig_sizes[i].tolist()), ontology,
                                    attribute_threshold)
     return pd.DataFrame(rows, columns=list(COLUMNS))
@@ -61,6 +73,7 @@ def run(args) -> int:
     from pipeline.training.train import DEFAULTS as TRAIN_DEFAULTS
     from pipeline.training.train import fold_indices
 
+    tta = tta_config(args)
     weights = Path(args.weights or Path(TRAIN_DEFAULTS["dir"]) / args.model / f"fold{args.fold}" / "model.pt")
     model, config = load_model(weights)
     if args.split == "oof":
@@ -72,10 +85,10 @@ def run(args) -> int:
         indices = range(len(reader))
     labels = ontology.load_for_dataset(params.data_root(args))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    frame = predict(model, reader, indices, labels, config.attribute_threshold, device)
+    frame = predict(model, reader, indices, labels, config.attribute_threshold, device, tta)
     out = Path(args.out or Path("predictions") / args.split / args.model / f"fold{args.fold}.csv")
     io.write_csv(out, frame)
     print(f"{args.model} fold {args.fold} {args.split}: {len(frame)} predictions for {len(indices)} images "
-          f"({frame.ClassId.nunique() if len(frame) else 0} classes) -> {out}")
+          f"({frame.ClassId.nunique() if len(frame) else 0} classes, {len(tta.views())} TTA views) -> {out}")
     return 0
 
