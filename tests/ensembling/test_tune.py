@@ -1,0 +1,99 @@
+"""Threshold tuning: it removes low-score false positives, cross-fits over held-out folds, and its
+file round-trips into `apply_thresholds`."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from pipeline.data.annotations import read_annotations
+from pipeline.ensembling import tune as tune_module
+from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, load, save
+from pipeline.evaluation.evaluator import evaluate_frames
+
+from ensembling_cases import HEADER, LABELS, noisy_copy, tiny_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tune")
+    params = tiny_project(root)
+    gt = pd.read_csv(root / "data" / "train.csv", dtype=str, keep_default_na=False)
+    noisy_copy(gt, seed=1, drop=0.0, false_positives=6).to_csv(root / "oof.csv", index=False)
+    return root, params
+
+
+def run_tune(root, params, *extra):
+    return main(["--params", str(params), "tune", "--predictions", str(root / "oof.csv"),
+                 "--out", str(root / "thresholds.json"), "--report", str(root / "report.json"), *extra])
+
+
+def test_tune_removes_low_score_false_positives(project):
+    root, params = project
+    assert run_tune(root, params) == 0
+    report = json.loads((root / "report.json").read_text())
+    crossed = report["cross_fitted"]
+    assert crossed["after"]["kaggle"] > crossed["before"]["kaggle"]
+    assert report["all_data"]["in_sample_after"]["kaggle"] > report["all_data"]["in_sample_before"]["kaggle"]
+    thresholds = load(root / "thresholds.json")
+    # False positives score 0.05..0.3, true ones 0.5..1: the cut-off (a score quantile) is above
+    # every false positive and near the lowest true ones.
+    assert 0.3 < thresholds.score < 0.6
+
+
+def test_cross_fitting_tunes_on_the_other_folds_only(project, monkeypatch):
+    root, params = project
+    tuned_on = []
+    original = tune_module.tune
+
+    def recording(scorer, cfg):
+        tuned_on.append({r.image_id for r in scorer.records})
+        return original(scorer, cfg)
+
+    monkeypatch.setattr(tune_module, "tune", recording)
+    assert run_tune(root, params) == 0
+    folds = pd.read_csv(root / "folds.csv", dtype={"ImageId": str})
+    by_fold = {f: set(group.ImageId) for f, group in folds.groupby("fold")}
+    assert tuned_on == [by_fold[1], by_fold[0], by_fold[0] | by_fold[1]]  # fold 0 held out, fold 1, then all
+    report = json.loads((root / "report.json").read_text())
+    assert [(f["fold"], f["images"], f["tuned_on_images"]) for f in report["cross_fitted"]["folds"]] == [
+        (0, len(by_fold[0]), len(by_fold[1])), (1, len(by_fold[1]), len(by_fold[0]))]
+
+
+def test_scorer_agrees_with_apply_thresholds_through_the_evaluator(project):
+    root, params = project
+    assert run_tune(root, params, "--metric", "ap_iou_f1") == 0
+    thresholds = load(root / "thresholds.json")
+    records, _ = read_annotations(root / "data" / "train.csv", LABELS)
+    frame = pd.read_csv(root / "oof.csv", dtype=str, keep_default_na=False)
+    report = json.loads((root / "report.json").read_text())
+    after = evaluate_frames(records, apply_thresholds(frame, thresholds), LABELS)
+    assert after["ap_iou_f1"] == pytest.approx(report["all_data"]["in_sample_after"]["ap_iou_f1"])
+
+
+def test_thresholds_round_trip_and_apply(tmp_path):
+    thresholds = Thresholds("kaggle", 0.3, {5: 0.6}, 0.5, {115: 0.2, 136: 0.95})
+    save(tmp_path / "t.json", thresholds)
+    assert load(tmp_path / "t.json") == thresholds
+    frame = pd.DataFrame([
+        ("a", "1 3", "1", "", "0.35", "115:0.250 136:0.900"),  # kept: 0.35 >= 0.3
+        ("a", "1 3", "5", "115", "0.5", "115:0.600"),          # dropped: class 5 needs 0.6
+        ("a", "1 3", "2", "", "0.2", ""),                      # dropped: under the global 0.3
+        ("b", "1 3", "2", "136,143", "0.9", ""),               # kept, no scores: AttributesIds stay
+        ("c", "", "", "", "", ""),                             # blank row of an image without predictions
+    ], columns=HEADER)
+    result = apply_thresholds(frame, thresholds)
+    assert result["ImageId"].tolist() == ["a", "b", "c"]
+    assert result["AttributesIds"].tolist() == ["115", "136,143", ""]
+
+
+def test_bad_thresholds_and_scores_are_input_errors(tmp_path):
+    from pipeline.errors import InputError
+
+    (tmp_path / "t.json").write_text('{"score": 0.1}')
+    with pytest.raises(InputError, match="t.json"):
+        load(tmp_path / "t.json")
+    frame = pd.DataFrame([("a", "1 3", "1", "", "0.5", ""), ("a", "1 3", "1", "", "high", "")], columns=HEADER)
+    with pytest.raises(InputError, match=r"pred.csv:3"):
+        apply_thresholds(frame, Thresholds(), "pred.csv")
