@@ -1,7 +1,10 @@
-"""notebooks/kaggle_inference.ipynb runs end to end offline on a tiny Kaggle-layout test set."""
+"""notebooks/kaggle_inference.ipynb runs end to end offline on a tiny Kaggle-layout test set; explore.ipynb runs."""
+import base64
 import dataclasses
 
+import cv2
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -68,3 +71,20 @@ def test_every_stage_ran_and_the_head_is_shown(submission):
         assert f"$ python -m pipeline {command}" in printed
     last = notebook.cells[-1].outputs
     assert any("text/html" in o.get("data", {}) and "ImageId" in o["data"]["text/html"] for o in last)
+
+
+def test_explore_notebook_draws_ground_truth_beside_predictions(tmp_path):
+    data = generate(tmp_path / "data", 3, 1, 0, min_size=96, max_size=160, large_fraction=0)
+    truth = pd.read_csv(data / "train.csv", dtype=str, keep_default_na=False)
+    predictions = truth[["ImageId", "EncodedPixels", "ClassId", "AttributesIds"]].assign(Score="0.9")
+    predictions.to_csv(tmp_path / "predictions.csv", index=False)
+    notebook = execute(ROOT / "notebooks" / "explore.ipynb", {
+        "PROJECT_DIR": str(ROOT), "DATA_DIR": str(data), "PREDICTIONS": str(tmp_path / "predictions.csv"),
+        "PREDICTION_SCORE": 0.3, "IMAGES_SHOWN": 2, "SEED": 0}, tmp_path)
+    printed = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert f"3 images, {len(truth)} instances, 46 categories, 294 attributes" in printed
+    figures = [c for c in notebook.cells if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert len(figures) == 4
+    png = next(o["data"]["image/png"] for o in figures[-1].outputs if "image/png" in o.get("data", {}))
+    drawn = cv2.imdecode(np.frombuffer(base64.b64decode(png), np.uint8), cv2.IMREAD_COLOR)
+    assert drawn.shape[1] > 0.8 * drawn.shape[0]  # 2 images x 2 columns (ground truth, predictions); 1 column: 0.5
