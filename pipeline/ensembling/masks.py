@@ -16,13 +16,14 @@ from pipeline.evaluation.masks import coco_rles
 
 
 def iou_matrix(table: InstanceTable, height: int, width: int) -> np.ndarray:
-    """(n, n) mask IoU of one image's detections; pairs of different classes get 0."""
-    n = len(table)
-    if not n:
-        return np.zeros((0, 0))
-    rles = coco_rles(table, range(n), height, width)
-    iou = np.asarray(coco_mask.iou(rles, rles, np.zeros(n, np.uint8)), np.float64).reshape(n, n)
-    return np.where(table.class_id[:, None] == table.class_id[None, :], iou, 0.0)
+    """(n, n) mask IoU of one image's detections; pairs of different classes get 0 (never computed)."""
+    iou = np.zeros((len(table), len(table)))
+    for class_id in np.unique(table.class_id):
+        rows = np.flatnonzero(table.class_id == class_id)
+        rles = coco_rles(table, rows, height, width)
+        block = coco_mask.iou(rles, rles, np.zeros(rows.size, np.uint8))
+        iou[np.ix_(rows, rows)] = np.asarray(block, np.float64).reshape(rows.size, rows.size)
+    return iou
 
 
 def decode_columns(runs: tuple[np.ndarray, np.ndarray], height: int, x0: int, x1: int) -> np.ndarray:
