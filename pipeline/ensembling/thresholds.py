@@ -66,10 +66,12 @@ def load(path: str | Path) -> Thresholds:
         raise InputError(f"not a thresholds file ({error})", path) from None
 
 
-def apply_thresholds(frame: pd.DataFrame, thresholds: Thresholds, source: str = "<predictions>") -> pd.DataFrame:
+def apply_thresholds(frame: pd.DataFrame, thresholds: Thresholds, source: str = "<predictions>",
+                     blank_dropped: bool = False) -> pd.DataFrame:
     """Predictions (CSV columns, Score required) under their cut-offs dropped, AttributesIds re-derived.
 
-    Blank rows (an image listed without predictions) are kept as they are.
+    Blank rows (an image listed without predictions) are kept as they are. `blank_dropped`: a dropped
+    detection becomes such a blank row instead, so later messages keep the file's line numbers.
     """
     strings = {c: frame[c].astype(str).where(frame[c].notna(), "") for c in ("ClassId", "Score")}
     blank = (strings["ClassId"].str.strip() == "").to_numpy()
@@ -80,12 +82,16 @@ def apply_thresholds(frame: pd.DataFrame, thresholds: Thresholds, source: str = 
         raise InputError("Score and ClassId must be numbers", source, int(bad[0]) + 2)
     cutoff = np.array([thresholds.class_scores.get(int(c), thresholds.score) if not b else 0.0
                        for c, b in zip(class_id, blank)])
-    result = frame[blank | (score >= cutoff)].copy()
+    kept = blank | (score >= cutoff)
+    result = frame.copy()
     if SCORES_COLUMN in result.columns:
-        lines = np.flatnonzero(blank | (score >= cutoff)) + 2
-        result["AttributesIds"] = [_attribute_ids(text, ids, thresholds, source, line) for text, ids, line in
-                                   zip(result[SCORES_COLUMN], result["AttributesIds"], lines)]
-    return result
+        result["AttributesIds"] = [_attribute_ids(text, ids, thresholds, source, line) if keep else ids
+                                   for text, ids, keep, line in zip(result[SCORES_COLUMN], result["AttributesIds"],
+                                                                    kept, range(2, len(result) + 2))]
+    if blank_dropped:
+        result.loc[~kept, [c for c in result.columns if c != "ImageId"]] = ""
+        return result
+    return result[kept]
 
 
 def _attribute_ids(text, ids, thresholds: Thresholds, source: str, line: int) -> str:

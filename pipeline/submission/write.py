@@ -15,6 +15,9 @@ order without a Score column).
   kept, as the 2020 solutions submitted to keep the file small; images no larger keep their size
   (never enlarged, as in the cache). Masks shrink by area coverage >= 0.5 (`resize.resize_mask`),
   so no instance vanishes.
+- **`--thresholds FILE`** (params `submit.thresholds`, null: none): `tune`'s thresholds applied
+  first (`pipeline.ensembling.thresholds.apply_thresholds`): detections under their class's score
+  cut-off dropped, AttributesIds re-derived from AttributeScores.
 - **`--overlap smaller_wins`**: a pixel claimed by several masks of one image stays only in the
   smallest of them (pixel count at the original size; ties: higher score, then file order), so a
   pocket or a zip keeps its pixels against the garment it sits on; masks left empty are dropped.
@@ -32,13 +35,15 @@ from pipeline.data import ontology as ontology_lib
 from pipeline.data import resize, rle
 from pipeline.data.annotations import ImageRecord, read_csv_strict
 from pipeline.data.ontology import Ontology
+from pipeline.ensembling.thresholds import apply_thresholds
+from pipeline.ensembling.thresholds import load as load_thresholds
 from pipeline.errors import InputError
 from pipeline.evaluation.instances import InstanceTable
 from pipeline.evaluation.predictions import PREDICTION_COLUMNS, predictions_table
 from pipeline.submission.images import submission_images, submission_size
 
 DEFAULTS = {"predictions": "predictions/test/ensemble.csv", "out": "submissions/submission.csv",
-            "max_side": None, "overlap": "none"}
+            "max_side": None, "overlap": "none", "thresholds": None}
 OVERLAP_POLICIES = ("none", "smaller_wins")
 
 
@@ -50,6 +55,7 @@ def add_arguments(parser) -> None:
                              "(default: params submit.max_side)")
     parser.add_argument("--overlap", choices=OVERLAP_POLICIES,
                         help="smaller_wins: a pixel of several masks stays in the smallest (default: params submit.overlap)")
+    parser.add_argument("--thresholds", help="tune's thresholds JSON (default: params submit.thresholds; null: none)")
     parser.add_argument("--data", "--root", dest="root", help="Kaggle-layout dataset root (default: params data.root)")
 
 
@@ -118,6 +124,8 @@ def run(args) -> int:
     images = submission_images(root)
     source = Path(cfg["predictions"])
     frame = read_csv_strict(source, tuple(PREDICTION_COLUMNS))
+    if cfg["thresholds"]:
+        frame = apply_thresholds(frame, load_thresholds(cfg["thresholds"]), str(source), blank_dropped=True)
     result = submission(frame, images, ontology_lib.load_for_dataset(root), cfg["max_side"], cfg["overlap"],
                         str(source))
     io.write_csv(cfg["out"], result)

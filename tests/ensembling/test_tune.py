@@ -97,3 +97,28 @@ def test_bad_thresholds_and_scores_are_input_errors(tmp_path):
     frame = pd.DataFrame([("a", "1 3", "1", "", "0.5", ""), ("a", "1 3", "1", "", "high", "")], columns=HEADER)
     with pytest.raises(InputError, match=r"pred.csv:3"):
         apply_thresholds(frame, Thresholds(), "pred.csv")
+
+
+def test_submit_applies_thresholds_and_keeps_line_numbers(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "test").mkdir()
+    for image_id in ("a", "b"):
+        Image.new("RGB", (10, 10)).save(tmp_path / "test" / f"{image_id}.jpg")
+    (tmp_path / "params.yaml").write_text("{}\n")
+    save(tmp_path / "t.json", Thresholds("kaggle", 0.3, {}, 0.5, {115: 0.2}))
+    rows = [("a", "1 3", "1", "", "0.9", "115:0.250"), ("b", "1 3", "2", "", "0.1", ""),
+            ("a", "11 3", "4", "", "0.8", "")]
+    pd.DataFrame(rows, columns=HEADER).to_csv(tmp_path / "pred.csv", index=False)
+
+    def submit(*extra):
+        return main(["--params", str(tmp_path / "params.yaml"), "submit", "--data", str(tmp_path), "--predictions",
+                     str(tmp_path / "pred.csv"), "--out", str(tmp_path / "sub.csv"), *extra])
+
+    assert submit("--thresholds", str(tmp_path / "t.json")) == 0
+    written = pd.read_csv(tmp_path / "sub.csv", dtype=str, keep_default_na=False)
+    assert written.values.tolist() == [["a", "1 3", "1", "115"], ["a", "11 3", "4", ""], ["b", "", "", ""]]
+    rows[2] = ("a", "11 300", "4", "", "0.8", "")  # beyond the 10x10 image, after a dropped row
+    pd.DataFrame(rows, columns=HEADER).to_csv(tmp_path / "pred.csv", index=False)
+    assert submit("--thresholds", str(tmp_path / "t.json")) == 2
+    assert "pred.csv:4: RLE run ends" in capsys.readouterr().err
