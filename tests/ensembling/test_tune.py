@@ -2,7 +2,6 @@
 file round-trips into `apply_thresholds`."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
