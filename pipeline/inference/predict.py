@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import io, params
+from pipeline.errors import InputError
 from pipeline.inference.postprocess import COLUMNS, rows_for_image
 
 DEFAULTS = {"tta": {"hflip": False, "scales": [1.0], "merge_iou": 0.55, "max_detections": None}}
@@ -31,6 +32,9 @@ def load_model(path: str | Path):
     from pipeline.training import checkpoint
 
     state = checkpoint.load(path)
+    if "config" not in state or "model" not in state:
+        raise InputError("not a model file written by train (last.pt is the resumable training state: "
+                         "finish the run, or pass its model.pt)", path)
     config = config_from_mapping(state["config"], path)
     model = create_model(config)
     model.load_state_dict(state["model"])

@@ -100,3 +100,17 @@ def test_test_predictions_on_large_real_photos(trained, shared_dir, tmp_path):
     for row in frame.itertuples():
         assert rle.decode(row.EncodedPixels, *sizes[row.ImageId]).any()
     assert max(h for h, _ in sizes.values()) == 5214
+
+
+def test_predict_refuses_a_training_state_file(trained, monkeypatch, capsys):
+    """last.pt (optimizer and step, no config) is not a model file: one line, exit 2."""
+    from pipeline.training import checkpoint
+
+    root, params = trained
+    monkeypatch.chdir(root)
+    state = root / "last_like.pt"
+    checkpoint.save(state, model={}, step=3)
+    assert main(["--params", str(params), "predict", "--model", MODEL, "--fold", "0", "--split", "oof",
+                 "--weights", str(state), "--out", str(root / "x.csv")]) == 2
+    assert "not a model file written by train" in capsys.readouterr().err
+    assert not (root / "x.csv").exists()
