@@ -9,8 +9,9 @@ to maximise `metric` (the evaluator's kaggle, ap_iou_f1 or ap_iou):
    threshold from `attribute_grid`, kept only when it beats `attribute_default`.
 Each candidate is one evaluator call on a subset of one predictions table; the ground-truth table
 and the mask IoU pairs are computed once (`evaluate(gt=..., pairs=...)`), and the kaggle metric is
-scored without AP. AP_IoU never gains from a score cut-off (it only shortens the PR curve), so for
-it step 1 and 2 keep 0.
+scored without AP. AP (ap_iou, ap_iou_f1) never gains from a score cut-off: dropping the lowest
+scores only shortens each precision-recall curve. So the AP metrics skip steps 1 and 2 (cut-off 0),
+and ap_iou, blind to attributes, tunes nothing.
 
 Writes `out` (the thresholds learned on all OOF images, for test; see `thresholds`) and `report`:
 the metric before and after tuning cross-fitted over the folds (thresholds learned on the other
@@ -95,10 +96,13 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
                 best_value, best_score = candidate, value
         return float(best_value)
 
-    global_cut = best(_candidates(score, quantiles), lambda t: scorer(score >= t, attribute_cutoffs), 0.0)
+    # AP never gains from a score cut-off (it only shortens the ranked list), so only kaggle searches.
+    cuts = scorer.metric == "kaggle"
+    global_cut = best(_candidates(score, quantiles) if cuts else [],
+                      lambda t: scorer(score >= t, attribute_cutoffs), 0.0)
     cutoffs = np.full(ontology.num_classes, global_cut)
     gt_per_class = np.bincount(scorer.gt.class_id, minlength=ontology.num_classes)
-    for c in np.flatnonzero(gt_per_class >= int(cfg["min_class_instances"])):
+    for c in np.flatnonzero(gt_per_class >= int(cfg["min_class_instances"]) if cuts else []):
         def with_class_cut(t, c=c):
             trial = cutoffs.copy()
             trial[c] = t
@@ -107,7 +111,8 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
     keep = score >= cutoffs[class_id]
     positives = np.bincount([ontology.attribute_index[a] for ids in scorer.gt.attributes for a in ids],
                             minlength=ontology.num_attributes)
-    for a in np.flatnonzero(positives >= int(cfg["min_attribute_positives"])):
+    # AP_IoU does not look at attributes.
+    for a in np.flatnonzero(positives >= int(cfg["min_attribute_positives"]) if scorer.metric != "ap_iou" else []):
         def with_attribute_cut(t, a=a):
             trial = attribute_cutoffs.copy()
             trial[a] = t
