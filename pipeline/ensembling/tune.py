@@ -186,7 +186,7 @@ def run(args) -> int:
         return {key: metrics[key] for key in HEADLINE}
 
     folds = []
-    for fold in predicted:
+    for fold in predicted if predicted.size > 1 else ():  # one fold: nothing to tune on but itself
         train_images = np.flatnonzero(np.isin(fold_of_image, predicted) & (fold_of_image != fold))
         held_out = np.flatnonzero(fold_of_image == fold)
         learned = tune(Scorer(*subset(train_images), ontology, cfg["metric"], options), cfg)
@@ -198,11 +198,12 @@ def run(args) -> int:
     thresholds = tune(scorer, cfg)
     save(cfg["out"], thresholds)
     mean = {when: {key: float(np.mean([f[when][key] for f in folds])) for key in HEADLINE}
-            for when in ("before", "after")}
+            for when in ("before", "after")} if folds else None
     report = {
         "metric": cfg["metric"], "predictions": str(source),
         "cross_fitted": {"note": "thresholds tuned on the other folds, scored on the held-out fold; mean of folds",
-                         **mean, "folds": folds},
+                         **mean, "folds": folds} if folds else
+        {"note": "one fold of out-of-fold predictions: no held-out data to score tuning on"},
         "all_data": {"note": "thresholds for test (tuning/thresholds.json); in-sample scores are optimistic",
                      "images": int(all_images.size), "in_sample_before": headline(all_images),
                      "in_sample_after": headline(all_images, thresholds), "score": thresholds.score,
@@ -212,8 +213,9 @@ def run(args) -> int:
     }
     io.write_json(cfg["report"], report)
     metric = cfg["metric"]
-    print(f"{metric} cross-fitted over {len(folds)} folds: {mean['before'][metric]:.4f} before, "
-          f"{mean['after'][metric]:.4f} after tuning; all-data thresholds (global score {thresholds.score:.3f}, "
+    scored = (f"{metric} cross-fitted over {len(folds)} folds: {mean['before'][metric]:.4f} before, "
+              f"{mean['after'][metric]:.4f} after tuning" if folds else f"{metric} not cross-fitted (one fold)")
+    print(f"{scored}; all-data thresholds (global score {thresholds.score:.3f}, "
           f"{len(thresholds.class_scores)} class and {len(thresholds.attributes)} attribute cut-offs) -> {cfg['out']}, "
           f"report -> {cfg['report']} ({report['seconds']} s)")
     return 0

@@ -60,6 +60,21 @@ def test_cross_fitting_tunes_on_the_other_folds_only(project, monkeypatch):
         (0, len(by_fold[0]), len(by_fold[1])), (1, len(by_fold[1]), len(by_fold[0]))]
 
 
+
+def test_one_fold_of_predictions_is_tuned_but_not_cross_fitted(project, capsys):
+    """A one-fold run (train.folds: [0]) still gets thresholds for test; no held-out score is claimed."""
+    root, params = project
+    folds = pd.read_csv(root / "folds.csv", dtype={"ImageId": str})
+    oof = pd.read_csv(root / "oof.csv", dtype=str, keep_default_na=False)
+    oof[oof.ImageId.isin(folds[folds.fold == 0].ImageId)].to_csv(root / "oof0.csv", index=False)
+    assert main(["--params", str(params), "tune", "--predictions", str(root / "oof0.csv"),
+                 "--out", str(root / "thresholds0.json"), "--report", str(root / "report0.json")]) == 0
+    assert "not cross-fitted (one fold)" in capsys.readouterr().out
+    report = json.loads((root / "report0.json").read_text())
+    assert "after" not in report["cross_fitted"]
+    assert report["all_data"]["images"] == (folds.fold == 0).sum()
+    assert load(root / "thresholds0.json").score > 0
+
 def test_scorer_agrees_with_apply_thresholds_through_the_evaluator(project):
     root, params = project
     assert run_tune(root, params, "--metric", "ap_iou_f1") == 0

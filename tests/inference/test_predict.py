@@ -114,3 +114,23 @@ def test_predict_refuses_a_training_state_file(trained, monkeypatch, capsys):
                  "--weights", str(state), "--out", str(root / "x.csv")]) == 2
     assert "not a model file written by train" in capsys.readouterr().err
     assert not (root / "x.csv").exists()
+
+
+def test_gather_follows_train_folds(trained, monkeypatch, capsys):
+    """A pipeline that trains fold 0 only (a quick run, a queued per-fold experiment) gathers fold 0."""
+    import yaml
+
+    root, params = trained
+    monkeypatch.chdir(root)
+    one_fold = root / "one_fold.yaml"
+    config = yaml.safe_load(params.read_text())
+    config["train"]["folds"] = [0]
+    one_fold.write_text(yaml.safe_dump(config))
+    shutil.rmtree(root / "predictions", ignore_errors=True)
+    assert main(["--params", str(one_fold), "predict", "--model", MODEL, "--fold", "0", "--split", "oof"]) == 0
+    assert main(["--params", str(one_fold), "gather", "--model", MODEL]) == 0
+    assert "from folds [0]" in capsys.readouterr().out
+    config["train"]["folds"] = [0, 2]  # folds.k is 2
+    one_fold.write_text(yaml.safe_dump(config))
+    assert main(["--params", str(one_fold), "gather", "--model", MODEL]) == 2
+    assert "train.folds must be fold numbers within 0..1" in capsys.readouterr().err
