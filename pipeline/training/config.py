@@ -15,6 +15,8 @@ class TrainConfig:
     epochs: int = 12
     batch_size: int = 2
     workers: int = 2                 # DataLoader worker processes
+    threads: int = 0                 # torch CPU threads; 0: torch's default (one per core), which on a
+                                     # CPU competes with the DataLoader workers for the same cores
     optimizer: str = "adamw"         # adamw | sgd
     lr: float = 2e-4
     momentum: float = 0.9            # sgd only

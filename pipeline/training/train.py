@@ -67,6 +67,8 @@ def run(args) -> int:
         "cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
     }, sort_keys=True).encode()).hexdigest()
 
+    if entry.train.threads:
+        torch.set_num_threads(entry.train.threads)
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
     model = create_model(model_config)
     start = time.perf_counter()
