@@ -22,9 +22,13 @@ MODEL = "attribute_mask_rcnn"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """A tiny project with both folds trained for 2 steps; detections kept down to score 0."""
+    """A tiny project with both folds trained for 2 steps; detections kept down to score 0.
+
+    Letterbox off (torchvision's resize): with the shipped 256 px letterbox this 2-step model pasted a single
+    mask on one large real photo, too few for the full-size paste test below."""
     root = tmp_path_factory.mktemp("predict")
-    params = write_tiny_project(root, train_images=6, test_images=2, model_config={"score_threshold": 0.0},
+    params = write_tiny_project(root, train_images=6, test_images=2,
+                                model_config={"score_threshold": 0.0, "letterbox": 0},
                                 train={"epochs": 1, "batch_size": 1, "augment": {"image_size": 128}})
     for fold in (0, 1):
         assert main(["--params", str(params), "train", "--model", MODEL, "--fold", str(fold),

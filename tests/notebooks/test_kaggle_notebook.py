@@ -49,7 +49,7 @@ def submission(tmp_path_factory):
         "PACKAGE_DIR": str(ROOT), "WHEELS_DIR": None, "DATA_DIR": str(data),
         "WEIGHTS": {"attribute_mask_rcnn": weights}, "FAMILY_WEIGHTS": {}, "WORK_DIR": str(root / "working"),
         "MAX_SIDE": 128, "CACHE_CODEC": "jpeg", "TTA_HFLIP": True, "TTA_SCALES": [1.0], "TTA_MERGE_IOU": 0.55,
-        "SUBMIT_MAX_SIDE": None, "OVERLAP": "smaller_wins",
+        "SUBMIT_MAX_SIDE": None, "OVERLAP": "smaller_wins", "THRESHOLDS": None,
     }, root)
     return data, root / "working" / "submission.csv", notebook
 
