@@ -35,6 +35,12 @@ def read_folds(path: str | Path) -> dict[str, int]:
     return folds
 
 
+def folds_of_records(path: str | Path, records: list[ImageRecord]) -> np.ndarray:
+    """Fold of each ground-truth record (-1: an image the folds file leaves out)."""
+    folds = read_folds(path)
+    return np.array([folds.get(r.image_id, -1) for r in records], np.int64)
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--root", help="Kaggle-layout dataset root (default: params data.root)")
     parser.add_argument("--k", type=int, help="number of folds (default: params folds.k)")

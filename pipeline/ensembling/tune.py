@@ -27,10 +27,10 @@ import numpy as np
 
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import read_annotations, read_csv_strict
-from pipeline.data.folds import folds_file, read_folds
+from pipeline.data.annotations import read_annotations
+from pipeline.data.folds import folds_file, folds_of_records
 from pipeline.data.ontology import Ontology
-from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
+from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector, read_prediction_file
 from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, save
 from pipeline.errors import InputError
 from pipeline.evaluation import coco_ap
@@ -39,7 +39,7 @@ from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.instances import InstanceTable, ground_truth_table
 from pipeline.evaluation.kaggle_score import KaggleOptions
 from pipeline.evaluation.masks import overlapping_pairs
-from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
+from pipeline.evaluation.predictions import predictions_table
 
 METRICS = ("kaggle", "ap_iou_f1", "ap_iou")
 HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")
@@ -161,9 +161,7 @@ def run(args) -> int:
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     records, _ = read_annotations(gt_path, ontology)
     source = Path(cfg["predictions"])
-    frame = read_csv_strict(source, (*PREDICTION_COLUMNS, SCORE_COLUMN))
-    if SCORES_COLUMN not in frame.columns:
-        frame[SCORES_COLUMN] = ""
+    frame = read_prediction_file(source, 1.0).frame
     table = predictions_table(frame, records, ontology, str(source))
     probs = np.array([attribute_vector(frame[SCORES_COLUMN].iat[line - 2], attributes, ontology, source, int(line))
                       for line, attributes in zip(table.line, table.attributes)], np.float32
@@ -225,5 +223,4 @@ def _folds(path: Path, records) -> np.ndarray:
     """Fold per ground-truth image (-1: not in the folds file)."""
     if not path.exists():
         raise InputError("folds file not found: cross-fitting needs the folds stage's output", path)
-    folds = read_folds(path)
-    return np.array([folds.get(r.image_id, -1) for r in records], np.int64)
+    return folds_of_records(path, records)

@@ -21,7 +21,7 @@ import pandas as pd
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import read_annotations
-from pipeline.data.folds import folds_file, read_folds
+from pipeline.data.folds import folds_file, folds_of_records
 from pipeline.data.ontology import GROUPS
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
@@ -89,8 +89,7 @@ def _folds(path: str, records) -> np.ndarray:
     """Fold of each ground-truth image, -1 for images the folds file leaves out; all 0 without a file."""
     if not Path(path).exists():
         return np.zeros(len(records), np.int64)
-    folds = read_folds(path)
-    return np.array([folds.get(r.image_id, -1) for r in records], np.int64)
+    return folds_of_records(path, records)
 
 
 def _evaluate(records, predictions, images: np.ndarray, ontology, options) -> Evaluation:

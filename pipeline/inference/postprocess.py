@@ -17,7 +17,8 @@ import numpy as np
 from pipeline.data import rle
 from pipeline.data.ontology import Ontology
 
-COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores")
+ATTRIBUTE_SCORES_COLUMN = "AttributeScores"
+COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", ATTRIBUTE_SCORES_COLUMN)
 SCORE_FLOOR = 0.05  # attribute probabilities below this are not written (tuned thresholds start here)
 
 
