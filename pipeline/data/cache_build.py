@@ -23,6 +23,8 @@ import multiprocessing
 import sys
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -175,21 +177,27 @@ def _init_worker() -> None:
 def prepared_images(tasks: Iterable[ImageTask], workers: int) -> Iterator[PreparedImage]:
     """`prepare` over `tasks`, in order, in `workers` processes (0: in this one).
 
-    At most PENDING_PER_WORKER results per worker wait for the consumer (Pool.imap would queue
+    At most PENDING_PER_WORKER results per worker wait for the consumer (an unbounded map would queue
     every result of a fast pool behind a slow writer), so memory does not grow with the dataset.
     """
     if workers == 0:
         yield from map(prepare, tasks)
         return
     # spawn: the parent may hold an open HDF5 file and threads, which fork would copy.
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+    # On an error or interrupt the executor cancels what has not started and lets the few running
+    # tasks finish (a CI run once hung on this error path with multiprocessing.Pool, which terminates).
+    context = multiprocessing.get_context("spawn")
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker)
+    try:
         pending: deque = deque()
         for task in tasks:
-            pending.append(pool.apply_async(_prepare_in_worker, (task,)))
+            pending.append(executor.submit(_prepare_in_worker, task))
             if len(pending) >= PENDING_PER_WORKER * workers:
-                yield _unwrap(pending.popleft().get())
+                yield _unwrap(pending.popleft().result())
         while pending:
-            yield _unwrap(pending.popleft().get())
+            yield _unwrap(pending.popleft().result())
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _unwrap(result: PreparedImage | _Failure) -> PreparedImage:
@@ -315,9 +323,10 @@ def build_cache(
     tasks = list_tasks(root, split, config)
     path = Path(path)
     with atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w") as file:
+        # closing: a failed append shuts the workers down here, not whenever the generator is collected
+        with h5py.File(tmp, "w") as file, closing(prepared_images(tasks, workers)) as items:
             writer = CacheWriter(file, config.codec, batch_bytes)
-            for item in prepared_images(tasks, workers):
+            for item in items:
                 writer.append(item)
             writer.finish(attributes)
     return BuildSummary(
