@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -139,8 +140,8 @@ def test_reader_is_picklable_and_reopens_per_process(dataset, tmp_path):
     # Same samples in the workers, each read through a handle that worker opened itself.
     expected = [(int(reader[i].image.sum()), int(reader[i].masks.sum()), True) for i in range(len(reader))]
     FORKED_READER = reader
-    with multiprocessing.get_context("fork").Pool(2) as pool:  # as DataLoader workers are made
-        assert pool.map(forked_sample_sums, range(len(reader))) == expected
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:  # as DataLoader's workers
+        assert list(pool.map(forked_sample_sums, range(len(reader)))) == expected
     assert np.array_equal(reader[-3].image, first.image)
     with pytest.raises(IndexError):
         reader[4]
