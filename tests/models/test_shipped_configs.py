@@ -1,7 +1,7 @@
 """Every model file in configs/ builds, and the embedded run's models take a training step and predict.
 
-The overfit tests drill the ResNet-18 configs; the embedded run's RegNetX configs are shown to learn
-by `make repro`'s cross-validation report. This keeps each of them loadable and runnable.
+The overfit tests drill one config per family; the embedded run's models are shown to learn by
+`make repro`'s cross-validation report. This keeps every file loadable and those models runnable.
 """
 from pathlib import Path
 
