@@ -48,7 +48,7 @@ def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, 
     params["data"]["root"] = str(data)
     params["cache"].update(dir=str(root / "cache"), max_size=image_size, codec="raw")
     params["folds"].update(k=2, out=str(root / "cache" / "folds.csv"), report=str(root / "folds.json"))
-    params["train"].update({"workers": 0, "checkpoint_every": 2, "log_every": 1, **(train or {})})
+    params["train"].update({"workers": 0, "processes": 1, "checkpoint_every": 2, "log_every": 1, **(train or {})})
     params["train"]["models"] = [model]
     params["models"] = {model: {"config": str(root / "model.yaml"), "train": {}}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))

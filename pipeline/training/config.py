@@ -17,6 +17,8 @@ class TrainConfig:
     workers: int = 2                 # DataLoader worker processes
     threads: int = 0                 # torch CPU threads; 0: torch's default (one per core), which on a
                                      # CPU competes with the DataLoader workers for the same cores
+    processes: int = 1               # DDP processes started by `train` (batch_size is per process):
+                                     # one per GPU; on a CPU, one per core with threads 1, workers 0
     optimizer: str = "adamw"         # adamw | sgd
     lr: float = 2e-4
     momentum: float = 0.9            # sgd only
@@ -35,6 +37,8 @@ class TrainConfig:
             raise ValueError(f"optimizer must be adamw or sgd, not {self.optimizer!r}")
         if self.schedule not in ("cosine", "step", "constant"):
             raise ValueError(f"schedule must be cosine, step or constant, not {self.schedule!r}")
+        if self.processes < 1:
+            raise ValueError(f"processes must be at least 1, not {self.processes}")
 
 
 @dataclass(frozen=True)

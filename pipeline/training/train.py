@@ -2,14 +2,15 @@
 
 The model's YAML (`configs/`) and training knobs come from params.yaml's `models.<NAME>`;
 outputs go to `models/<NAME>/fold<K>/`: `last.pt` (resumable), `model.pt` (final weights and
-config), `train.json` (summary) and `dvclive/`. Under `torchrun --nproc_per_node N` it trains
-with DDP.
+config), `train.json` (summary) and `dvclive/`. With `train.processes` > 1 it starts that many DDP
+processes itself (one per GPU, or a second CPU core's worth); under `torchrun` it is one of them.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def run(args) -> int:
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
     from pipeline.data.folds import folds_file, read_folds
+    from pipeline.errors import InputError
     from pipeline.models.config import to_mapping
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import checkpoint, engine
@@ -52,6 +54,13 @@ def run(args) -> int:
 
     settings = params.load(args.params)
     entry = model_entry(settings, args.model, args.params)
+    if entry.train.processes > 1 and "WORLD_SIZE" not in os.environ:
+        from pipeline.training.launch import run_distributed
+
+        if torch.cuda.is_available() and entry.train.processes > torch.cuda.device_count():
+            raise InputError(f"train.processes is {entry.train.processes} but there are "
+                             f"{torch.cuda.device_count()} GPUs", args.params)
+        return run_distributed(run, args, entry.train.processes)
     model_config = load_config(entry.config)
     out_dir = Path(args.out_dir or Path(DEFAULTS["dir"]) / args.model / f"fold{args.fold}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -65,6 +74,7 @@ def run(args) -> int:
     run_id = hashlib.sha256(json.dumps({
         "model": to_mapping(model_config), "train": dataclasses.asdict(entry.train),
         "cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
+        "world": int(os.environ.get("WORLD_SIZE", "1")),  # the sampler splits an epoch over the processes
     }, sort_keys=True).encode()).hexdigest()
 
     if entry.train.threads:
@@ -75,15 +85,19 @@ def run(args) -> int:
     summary = engine.train(model, dataset, entry.train, out_dir, run_id=run_id, max_steps=args.max_steps,
                            progress=not args.no_progress)
     seconds = time.perf_counter() - start
-    rank, _, _ = engine.distributed_setup()
-    if rank == 0 and summary["step"] >= summary["total_steps"]:
+    rank, world, _ = engine.distributed_setup()
+    if rank != 0:
+        return 0
+    if summary["step"] >= summary["total_steps"]:
         checkpoint.save(out_dir / checkpoint.FINAL, model=checkpoint.unwrap(model).state_dict(),
                         config=to_mapping(model_config))
         io.write_json(out_dir / "train.json", {
             "model": args.model, "fold": args.fold, "images": len(indices), "steps": summary["step"],
             "resumed_from_step": summary["resumed_from_step"], "seconds_this_run": round(seconds, 1),
             "images_per_second": round(
-                (summary["step"] - summary["resumed_from_step"]) * entry.train.batch_size / max(seconds, 1e-9), 2),
+                (summary["step"] - summary["resumed_from_step"]) * entry.train.batch_size * world / max(seconds, 1e-9),
+                2),
+            "processes": world,
             "final_losses": summary["losses"],
         })
     print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"

@@ -105,3 +105,33 @@ def test_ddp_with_two_processes(project, tmp_path):
     # 3 training images split over 2 ranks -> 2 per rank, batch 1 -> 2 steps per epoch
     assert done["steps"] == 3 * 2
     assert (out / checkpoint.FINAL).exists()
+
+
+def with_processes(project, tmp_path, processes: int):
+    params = yaml.safe_load(project.read_text())
+    params["train"]["processes"] = processes
+    changed = tmp_path / "params.yaml"
+    changed.write_text(yaml.safe_dump(params))
+    return changed
+
+
+def test_train_starts_its_own_ddp_processes(project, tmp_path):
+    """train.processes 2: `train` spawns two ranks itself (gloo on the CPU), as torchrun would."""
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = train_command(with_processes(project, tmp_path, 2), out)
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("attribute_mask_rcnn fold 0: step 6/6") == 1  # rank 0 reports
+    done = summary(out)
+    assert done["processes"] == 2 and done["steps"] == 3 * 2  # 3 images over 2 ranks, batch 1
+    assert set(checkpoint.load(out / checkpoint.FINAL)) == {"model", "config"}
+
+
+def test_a_bad_input_in_ddp_processes_is_one_line_and_exit_2(project, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = train_command(with_processes(project, tmp_path, 2), tmp_path / "run")
+    command[command.index("--fold") + 1] = "7"
+    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: fold 7 does not exist (folds: [0, 1])"]
