@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.benchmarks import cache, evaluate, flops, inference, rle
+from pipeline.benchmarks import cache, evaluate, flops, inference, processes, rle
 
 # (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
 BENCHMARKS = (
@@ -11,6 +11,7 @@ BENCHMARKS = (
     ("cache", cache, "HDF5 cache reads against on-the-fly JPEG and RLE decoding; bytes against JPEG."),
     ("inference", inference, "Seconds per image, parameters and training images/s of each family on CPU."),
     ("flops", flops, "GFLOPs (torch's flop counter) and parameters of each family's default configuration."),
+    ("processes", processes, "Training images/s of one process against train.processes DDP processes."),
     ("evaluate", evaluate, "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
 )
 
