@@ -41,6 +41,8 @@ def _worker(rank: int, fn, args, world: int, port: int) -> None:
         if rank == 0:
             print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C reaches every rank; the launcher reports it once
+        sys.exit(130)
     finally:
         import torch.distributed as dist
 
