@@ -16,6 +16,7 @@ from pipeline.cli import main
 from pipeline.training import checkpoint
 
 TRAIN = {"epochs": 3, "batch_size": 1, "warmup_steps": 2, "augment": {"image_size": 128}}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # training subprocesses
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +30,24 @@ def train_command(params, out_dir):
             "--fold", "0", "--out-dir", str(out_dir), "--no-progress"]
 
 
+def with_train(project, tmp_path, **changes):
+    """A copy of the project's params.yaml with `train` knobs changed."""
+    params = yaml.safe_load(project.read_text())
+    params["train"].update(changes)
+    changed = tmp_path / "params.yaml"
+    changed.write_text(yaml.safe_dump(params))
+    return changed
+
+
 def summary(out_dir):
     return json.loads((out_dir / "train.json").read_text())
 
 
 def test_resume_after_kill_reaches_the_same_weights(project, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    subprocess.run(train_command(project, straight), check=True, env=env, cwd=ROOT, capture_output=True)
+    subprocess.run(train_command(project, straight), check=True, env=ENV, cwd=ROOT, capture_output=True)
 
-    process = subprocess.Popen(train_command(project, killed), env=env, cwd=ROOT,
+    process = subprocess.Popen(train_command(project, killed), env=ENV, cwd=ROOT,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while not (killed / checkpoint.LAST).exists() and process.poll() is None and time.time() < deadline:
@@ -46,7 +55,7 @@ def test_resume_after_kill_reaches_the_same_weights(project, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / checkpoint.FINAL).exists(), "the run finished before it could be killed"
-    subprocess.run(train_command(project, killed), check=True, env=env, cwd=ROOT, capture_output=True)
+    subprocess.run(train_command(project, killed), check=True, env=ENV, cwd=ROOT, capture_output=True)
 
     assert summary(killed)["resumed_from_step"] > 0
     assert summary(killed)["steps"] == summary(straight)["steps"]
@@ -61,10 +70,7 @@ def test_checkpoint_of_another_configuration_is_not_resumed(project, tmp_path):
     assert main(["--params", str(project), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(out), "--max-steps", "2", "--no-progress"]) == 0
     assert checkpoint.load(out / checkpoint.LAST)["step"] == 2
-    changed = tmp_path / "params.yaml"
-    params = yaml.safe_load(project.read_text())
-    params["train"]["lr"] /= 3
-    changed.write_text(yaml.safe_dump(params))
+    changed = with_train(project, tmp_path, lr=yaml.safe_load(project.read_text())["train"]["lr"] / 3)
     assert main(["--params", str(changed), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(out), "--no-progress"]) == 0
     assert summary(out)["resumed_from_step"] == 0
@@ -94,11 +100,10 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, capsys):
 def test_ddp_with_two_processes(project, tmp_path):
     out = tmp_path / "ddp"
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pipeline", "--params", str(project), "train",
          "--model", "attribute_mask_rcnn", "--fold", "0", "--out-dir", str(out), "--no-progress"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     done = summary(out)
@@ -107,20 +112,11 @@ def test_ddp_with_two_processes(project, tmp_path):
     assert (out / checkpoint.FINAL).exists()
 
 
-def with_processes(project, tmp_path, processes: int):
-    params = yaml.safe_load(project.read_text())
-    params["train"]["processes"] = processes
-    changed = tmp_path / "params.yaml"
-    changed.write_text(yaml.safe_dump(params))
-    return changed
-
-
 def test_train_starts_its_own_ddp_processes(project, tmp_path):
     """train.processes 2: `train` spawns two ranks itself (gloo on the CPU), as torchrun would."""
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = train_command(with_processes(project, tmp_path, 2), out)
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    command = train_command(with_train(project, tmp_path, processes=2), out)
+    result = subprocess.run(command, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("attribute_mask_rcnn fold 0: step 6/6") == 1  # rank 0 reports
     done = summary(out)
@@ -129,9 +125,8 @@ def test_train_starts_its_own_ddp_processes(project, tmp_path):
 
 
 def test_a_bad_input_in_ddp_processes_is_one_line_and_exit_2(project, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    command = train_command(with_processes(project, tmp_path, 2), tmp_path / "run")
+    command = train_command(with_train(project, tmp_path, processes=2), tmp_path / "run")
     command[command.index("--fold") + 1] = "7"
-    result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: fold 7 does not exist (folds: [0, 1])"]
