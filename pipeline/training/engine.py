@@ -95,7 +95,9 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         torch.set_rng_state(state["torch_rng"])  # RPN/RoI sampling draws from it
         step = int(state["step"])
     first_step = step
-    ddp = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True) if world > 1 else model
+    # Every family's losses reach all its parameters (empty RoI or attribute batches give exact zeros
+    # that stay in the graph), so DDP need not search the graph for unused ones each step.
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     def save(path: Path) -> None:
         if rank == 0:
