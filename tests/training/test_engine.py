@@ -30,10 +30,11 @@ def train_command(params, out_dir, model="attribute_mask_rcnn"):
             "--fold", "0", "--out-dir", str(out_dir), "--no-progress"]
 
 
-def with_train(project, tmp_path, **changes):
-    """A copy of the project's params.yaml with `train` knobs changed."""
+def with_train(project, tmp_path, configs=None, **changes):
+    """A copy of the project's params.yaml with `train` knobs changed and `configs` ({model: YAML}) added."""
     params = yaml.safe_load(project.read_text())
     params["train"].update(changes)
+    params["models"].update({model: {"config": str(config), "train": {}} for model, config in (configs or {}).items()})
     changed = tmp_path / "params.yaml"
     changed.write_text(yaml.safe_dump(params))
     return changed
@@ -121,12 +122,8 @@ def test_train_starts_its_own_ddp_processes(project, tmp_path, model):
     have finished reduction"); with it DDP printed a warning per rank.
     """
     out = tmp_path / "run"
-    params = with_train(project, tmp_path, processes=2)
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["models"][model]["config"]
-    changed = yaml.safe_load(params.read_text())
-    changed["models"][model] = {"config": str(ROOT / shipped), "train": {}}
-    params.write_text(yaml.safe_dump(changed))
-    command = train_command(params, out, model)
+    command = train_command(with_train(project, tmp_path, {model: ROOT / shipped}, processes=2), out, model)
     result = subprocess.run(command, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Warning" not in result.stderr, result.stderr[-3000:]
