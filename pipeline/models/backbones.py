@@ -59,11 +59,12 @@ def load_weights(body: nn.Module, weights: str | Path) -> None:
 class TimmFPN(nn.Module):
     """Backbone + FPN with the `out_channels` attribute torchvision's detectors read.
 
-    With pretrained weights the batch norms are frozen, as torchvision does for its detectors:
-    detection batches are too small to estimate their statistics. From random init they train.
+    With pretrained weights the batch norms are frozen by default, as torchvision does for its
+    detectors: detection batches are too small to estimate their statistics. From random init they train.
     """
 
-    def __init__(self, name: str, out_channels: int = 256, weights: str | Path | None = None):
+    def __init__(self, name: str, out_channels: int = 256, weights: str | Path | None = None,
+                 frozen_norm: bool | None = None):
         super().__init__()
         body = create_body(name, weights)
         reductions = body.feature_info.reduction()
@@ -71,7 +72,8 @@ class TimmFPN(nn.Module):
         self.levels = [reductions.index(stride) for stride in STRIDES if stride in reductions]
         if len(self.levels) != len(STRIDES):
             raise ValueError(f"backbone {name} has no stages at strides {STRIDES} (it has {reductions})")
-        self.body = freeze_batch_norm_2d(body) if weights is not None else body
+        frozen = weights is not None if frozen_norm is None else frozen_norm
+        self.body = freeze_batch_norm_2d(body) if frozen else body
         channels = body.feature_info.channels()
         self.fpn = FeaturePyramidNetwork(
             [channels[i] for i in self.levels], out_channels, extra_blocks=LastLevelMaxPool()

@@ -22,7 +22,8 @@ class ModelConfig:
     num_classes: int = 46
     num_attributes: int = 294
     backbone: str = "resnet50"
-    backbone_weights: str | None = None  # local state dict file; None: random init
+    backbone_weights: str | None = None  # local state dict file, read when the model is built for training
+    freeze_backbone_norm: bool | None = None  # batch norms of the backbone frozen; None: when backbone_weights is set
     attribute_loss: str = "focal"  # 'focal' or 'bce', see pipeline.models.losses
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
@@ -34,6 +35,20 @@ class ModelConfig:
     def __post_init__(self):
         if self.attribute_loss not in LOSS_KINDS:
             raise ValueError(f"attribute_loss must be one of {LOSS_KINDS}, not {self.attribute_loss!r}")
+
+    @property
+    def backbone_norm_frozen(self) -> bool:
+        """Detection batches are too small to estimate batch statistics, so a pretrained backbone keeps its own."""
+        return self.backbone_weights is not None if self.freeze_backbone_norm is None else self.freeze_backbone_norm
+
+
+def portable(config: ModelConfig) -> ModelConfig:
+    """`config` as `model.pt` keeps it: the same network, built without reading any file.
+
+    The trained weights replace whatever a weights file initialised, so the file is dropped; the
+    structure it implied (frozen batch norms) is kept explicitly.
+    """
+    return dataclasses.replace(config, backbone_weights=None, freeze_backbone_norm=config.backbone_norm_frozen)
 
 
 def from_mapping(cls: type, values: dict, path: str | Path, lines: dict[str, int]):

@@ -46,7 +46,7 @@ def run(args) -> int:
     from pipeline.data.cache import open_reader
     from pipeline.data.folds import folds_file, read_folds
     from pipeline.errors import InputError
-    from pipeline.models.config import to_mapping
+    from pipeline.models.config import portable, to_mapping
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import checkpoint, engine
     from pipeline.training.config import model_entry
@@ -90,7 +90,7 @@ def run(args) -> int:
         return 0
     if summary["step"] >= summary["total_steps"]:
         checkpoint.save(out_dir / checkpoint.FINAL, model=checkpoint.unwrap(model).state_dict(),
-                        config=to_mapping(model_config))
+                        config=to_mapping(portable(model_config)))
         io.write_json(out_dir / "train.json", {
             "model": args.model, "fold": args.fold, "images": len(indices), "steps": summary["step"],
             "resumed_from_step": summary["resumed_from_step"], "seconds_this_run": round(seconds, 1),

@@ -98,7 +98,8 @@ class EffDetMask(nn.Module):
                                  **(h.backbone_args or {}))
         if c.backbone_weights is not None:
             load_weights(body, c.backbone_weights)
-            body = freeze_batch_norm_2d(body)  # as TimmFPN: detection batches are too small for their statistics
+        if c.backbone_norm_frozen:
+            body = freeze_batch_norm_2d(body)
         self.detector.backbone = body
         self.letterbox = Letterbox(h.image_size[0], h.get("mean", IMAGENET_DEFAULT_MEAN), h.get("std", IMAGENET_DEFAULT_STD))
         self.anchors = Anchors.from_config(h)

@@ -22,13 +22,18 @@ from pipeline.models.backbones import STRIDES, load_weights
 FREE_SIZE_PREFIXES = ("swin",)
 
 
-def create_backbone(name: str, weights: str | Path | None = None) -> nn.Module:
-    """A timm feature extractor (ResNet, Swin, ...), randomly initialised or from a local file."""
+def create_backbone(name: str, weights: str | Path | None = None, frozen_norm: bool | None = None) -> nn.Module:
+    """A timm feature extractor (ResNet, Swin, ...), randomly initialised or from a local file.
+
+    Batch norms are frozen (`frozen_norm`, by default when loading weights): detection batches are
+    too small for batch statistics.
+    """
     extra = {"strict_img_size": False} if name.startswith(FREE_SIZE_PREFIXES) else {}
     body = timm.create_model(name, features_only=True, pretrained=False, **extra)
     if weights is not None:
         load_weights(body, weights)
-        body = freeze_batch_norm_2d(body)  # detection batches are too small for batch statistics
+    if weights is not None if frozen_norm is None else frozen_norm:
+        body = freeze_batch_norm_2d(body)
     return body
 
 
@@ -59,11 +64,11 @@ class PixelEncoder(nn.Module):
     """
 
     def __init__(self, backbone: str, fpn_channels: int, hidden_dim: int, weights: str | Path | None = None,
-                 position_embedding: bool = True, fuse_stride: int = STRIDES[0]):
+                 position_embedding: bool = True, fuse_stride: int = STRIDES[0], frozen_norm: bool | None = None):
         super().__init__()
         self.position_embedding = position_embedding
         self.fuse_stride = fuse_stride
-        self.body = create_backbone(backbone, weights)
+        self.body = create_backbone(backbone, weights, frozen_norm)
         reductions = self.body.feature_info.reduction()
         self.levels = [reductions.index(stride) for stride in STRIDES if stride in reductions]
         if len(self.levels) != len(STRIDES):

@@ -80,7 +80,8 @@ class FashionFormer(nn.Module):
         super().__init__()
         c = self.config = config
         self.encoder = PixelEncoder(c.backbone, c.fpn_channels, c.hidden_dim, c.backbone_weights,
-                                    c.position_embedding, c.mask_stride)
+                                    c.position_embedding, c.mask_stride,
+                                    c.backbone_norm_frozen)
         self.decoder = Decoder(
             num_queries=c.num_queries, dim=c.hidden_dim, fpn_channels=c.fpn_channels, heads=c.num_heads,
             ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes,
