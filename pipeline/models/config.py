@@ -16,6 +16,11 @@ from pipeline.errors import InputError
 from pipeline.models.losses import LOSS_KINDS
 
 
+# Keys naming local files read only when a model is built for training: `portable` drops them, and
+# the training run's key holds the files' content hashes instead of their paths.
+FILE_KEYS = ("backbone_weights",)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     family: str = ""
@@ -48,7 +53,7 @@ def portable(config: ModelConfig) -> ModelConfig:
     The trained weights replace whatever a weights file initialised, so the file is dropped; the
     structure it implied (frozen batch norms) is kept explicitly.
     """
-    return dataclasses.replace(config, backbone_weights=None, freeze_backbone_norm=config.backbone_norm_frozen)
+    return dataclasses.replace(config, freeze_backbone_norm=config.backbone_norm_frozen, **dict.fromkeys(FILE_KEYS))
 
 
 def from_mapping(cls: type, values: dict, path: str | Path, lines: dict[str, int]):
