@@ -4,7 +4,7 @@ Each side runs `python -m pipeline train` on the same small synthetic project wi
 run's model configs: one process of `--batch-size` images (threads 1, one DataLoader worker, the
 layout the embedded run had before) against N processes of `--batch-size / N` images each
 (threads 1, no workers), so both sides take optimizer steps of the same number of images. Images
-per second come from each run's `train.json` (the training loop only, not start-up); the sides
+per second come from each run's `runs.jsonl` (the training loop only, not start-up); the sides
 take turns `--repeats` times and the best run of each counts. Both sides take the same steps.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,10 +63,9 @@ def images_per_second(root: Path, settings: dict, model: str, processes: int, ba
                     "--fold", "0", "--out-dir", str(out), "--no-progress"],
                    check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     summary = json.loads((out / "train.json").read_text())
-    (out / "train.json").unlink()
-    for leftover in out.glob("*.pt"):
-        leftover.unlink()  # the next run starts from scratch
-    return {"images_per_s": summary["images_per_second"], "steps": summary["steps"]}
+    run = json.loads((out / "runs.jsonl").read_text().splitlines()[-1])
+    shutil.rmtree(out)  # the next run starts from scratch
+    return {"images_per_s": run["images_per_second"], "steps": summary["steps"]}
 
 
 def run(args) -> dict:

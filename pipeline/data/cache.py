@@ -14,11 +14,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline import params
+from pipeline.code_version import source_hash
 from pipeline.errors import InputError
 
 FORMAT_VERSION = 1
 CODECS = ("raw", "jpeg")  # raw: uint8 pixels, fastest reads; jpeg: compact, for small disks
 SPLITS = ("train", "test")
+# The modules whose behaviour decides the cache's bytes; dvc.yaml's cache stage depends on the same files.
+CACHE_SOURCE = ("data/cache.py", "data/cache_build.py", "data/resize.py", "data/rle.py", "data/annotations.py")
 DEFAULTS = {"dir": "cache", "max_size": 512, "codec": "raw", "jpeg_quality": 90, "workers": 2, "on_error": "raise"}
 
 
@@ -68,13 +71,15 @@ def split_files(root: str | Path, split: str) -> tuple[Path, Path | None]:
 
 
 def fingerprint(root: str | Path, split: str, config: CacheConfig) -> str:
-    """Hash of the split's CSV bytes, its image files' names and sizes, `config` and the format.
+    """Hash of the split's CSV bytes, its image files' names and sizes, `config`, the format and
+    the code that writes the cache (`CACHE_SOURCE`: comments and docstrings do not count).
 
     Cheap enough to check before every training run: it reads the CSV but no image.
     """
     image_dir, csv_path = split_files(root, split)
     digest = hashlib.sha256()
-    digest.update(json.dumps({"format": FORMAT_VERSION, "split": split, **config.identity()}).encode())
+    digest.update(json.dumps({"format": FORMAT_VERSION, "split": split, **config.identity(),
+                              "code": source_hash(CACHE_SOURCE)}).encode())
     if csv_path is not None:
         try:
             with open(csv_path, "rb") as stream:

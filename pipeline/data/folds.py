@@ -35,6 +35,16 @@ def read_folds(path: str | Path) -> dict[str, int]:
     return folds
 
 
+def fold_indices(reader, folds: dict[str, int], fold: int, train: bool) -> list[int]:
+    """Reader indices of the training images (fold != K) or the validation images (fold == K)."""
+    missing = [image_id for image_id in reader.image_ids if image_id not in folds]
+    if missing:
+        raise InputError(f"image {missing[0]} of the cache has no fold: rerun python -m pipeline folds", reader.path)
+    if fold not in set(folds.values()):
+        raise InputError(f"fold {fold} does not exist (folds: {sorted(set(folds.values()))})")
+    return [i for i, image_id in enumerate(reader.image_ids) if (folds[image_id] != fold) == train]
+
+
 def folds_of_records(path: str | Path, records: list[ImageRecord]) -> np.ndarray:
     """Fold of each ground-truth record (-1: an image the folds file leaves out)."""
     folds = read_folds(path)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import io, params
+from pipeline import io, layout, params
 from pipeline.errors import InputError
 from pipeline.inference.postprocess import COLUMNS, rows_for_image
 
@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
 
 
 def load_model(path: str | Path):
-    """(model in eval mode, its config) from a `model.pt` written by `train`."""
+    """(model in eval mode, its config) from a `model.pt` written by `train`: it needs no other file."""
     from pipeline.models.factory import config_from_mapping, create_model
     from pipeline.training import checkpoint
 
@@ -73,12 +73,10 @@ def run(args) -> int:
 
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
-    from pipeline.data.folds import folds_file, read_folds
-    from pipeline.training.train import DEFAULTS as TRAIN_DEFAULTS
-    from pipeline.training.train import fold_indices
+    from pipeline.data.folds import fold_indices, folds_file, read_folds
 
     tta = tta_config(args)
-    weights = Path(args.weights or Path(TRAIN_DEFAULTS["dir"]) / args.model / f"fold{args.fold}" / "model.pt")
+    weights = Path(args.weights or layout.model_file(args.model, args.fold))
     model, config = load_model(weights)
     if args.split == "oof":
         reader = open_reader(args, "train")
@@ -90,7 +88,7 @@ def run(args) -> int:
     labels = ontology.load_for_dataset(params.data_root(args))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     frame = predict(model, reader, indices, labels, config.attribute_threshold, device, tta)
-    out = Path(args.out or Path("predictions") / args.split / args.model / f"fold{args.fold}.csv")
+    out = Path(args.out or layout.fold_predictions(args.split, args.model, args.fold))
     io.write_csv(out, frame)
     print(f"{args.model} fold {args.fold} {args.split}: {len(frame)} predictions for {len(indices)} images "
           f"({frame.ClassId.nunique() if len(frame) else 0} classes, {len(tta.views())} TTA views) -> {out}")

@@ -22,10 +22,11 @@ def save(path: str | Path, **state) -> None:
         torch.save(state, tmp)
 
 
-def load(path: str | Path, map_location="cpu") -> dict:
+def load(path: str | Path, map_location="cpu", mmap: bool = False) -> dict:
+    """The checkpoint's dict; `mmap` reads tensors only when touched (to look at its other entries)."""
     path = Path(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise InputError("checkpoint not found", path) from None
     except (RuntimeError, EOFError, OSError) as error:  # truncated or not a torch file

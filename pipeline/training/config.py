@@ -29,6 +29,7 @@ class TrainConfig:
     amp: bool = True                 # mixed precision, on CUDA only
     checkpoint_every: int = 50       # steps between resumable checkpoints
     log_every: int = 10              # steps between dvclive points
+    max_bad_steps: int = 10          # non-finite losses or gradients in a row that stop the run (exit 2)
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -39,6 +40,32 @@ class TrainConfig:
             raise ValueError(f"schedule must be cosine, step or constant, not {self.schedule!r}")
         if self.processes < 1:
             raise ValueError(f"processes must be at least 1, not {self.processes}")
+        if self.max_bad_steps < 1:
+            raise ValueError(f"max_bad_steps must be at least 1, not {self.max_bad_steps}")
+
+    def weight_knobs(self) -> dict:
+        """The knobs that change the trained weights, for a run's key; the others never restart a run.
+
+        `epochs` sets the total steps, which shapes the cosine and step schedules from step 0; with
+        the constant schedule it does not, so raising it continues a finished run. `processes` is
+        not here: the key holds the actual number of processes (torchrun may start other than it).
+        """
+        knobs = {name: dataclasses.asdict(self)[name] for name in WEIGHT_KNOBS}
+        if self.schedule == "constant":
+            del knobs["epochs"]
+        if self.optimizer != "sgd":
+            del knobs["momentum"]
+        return knobs
+
+
+# TrainConfig's fields that change what a run learns, listed as `train.<name>` params of the train
+# stage in dvc.yaml (with `train.processes`); workers, threads, log_every, checkpoint_every and
+# max_bad_steps change how a run goes, not its weights.
+WEIGHT_KNOBS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps", "schedule",
+                "clip_grad_norm", "amp", "seed", "augment")
+# The source whose behaviour shapes the weights (models, losses, the loop, augmentation, data reading),
+# relative to the package; dvc.yaml's train stage depends on the same files.
+TRAINING_SOURCE = ("models", "training", "data/cache_reader.py", "data/ontology.py", "data/resize.py")
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,23 @@
 """The training loop shared by every model family: plain code, as in torchvision's references.
 
-One process, or one per device under `torchrun` (DDP: gloo on CPU, NCCL on CUDA). A checkpoint
-every `checkpoint_every` steps; a killed run started again resumes from it and ends on the same
-step count. Losses go to a tqdm bar and to dvclive.
+One process, or one per device under DDP (gloo on CPU, NCCL on CUDA). A checkpoint every
+`checkpoint_every` steps; a killed run started again resumes from it and ends on the same weights.
+A step whose loss or gradient is not finite changes nothing and is counted; `max_bad_steps` of them
+in a row stop the run. Losses go to a tqdm bar and to dvclive.
 """
 from __future__ import annotations
 
 import math
 import os
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from pipeline.errors import InputError
 from pipeline.training import checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import EpochSampler, collate
@@ -61,100 +64,179 @@ def to_device(images, targets, device):
     return images, targets
 
 
-def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, run_id: str = "",
+@dataclass
+class Run:
+    """What one training process holds: the model (DDP-wrapped in `net`), its optimisation state, counters."""
+
+    model: torch.nn.Module
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    cfg: TrainConfig
+    run_key: str
+    rank: int
+    world: int
+    device: torch.device
+    step: int = 0
+    bad_in_a_row: int = 0
+    skipped: int = 0
+    logged: dict = field(default_factory=dict)
+
+    @property
+    def amp(self) -> bool:
+        return self.scaler.is_enabled()
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "step": self.step,
+                "skipped": self.skipped, "run_key": self.run_key, "torch_rng": torch.get_rng_state()}
+
+    def restore(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])  # RPN/RoI sampling draws from it
+        self.step = int(state["step"])
+        self.skipped = int(state.get("skipped", 0))
+
+
+def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, run_key: str,
           max_steps: int | None = None, progress: bool = True) -> dict:
     """Train `model` on `dataset` (a `TrainDataset`), writing checkpoints into `out_dir`.
 
-    Resumes from `out_dir/last.pt` when it was written by a run with the same `run_id` (a hash of
-    everything that defines the run); a checkpoint of another run is ignored, never continued.
-    `max_steps` stops early (tests, interruption drills) without changing the schedule.
-    Returns the step counts and the last logged losses.
+    Resumes from `out_dir/last.pt`, which must be this run's (`run_key`): the caller sets other
+    runs' checkpoints aside. `max_steps` stops early (tests, interruption drills) without changing
+    the schedule. Returns the step counts, skipped steps and the last logged losses.
     """
     rank, world, device = distributed_setup()
     torch.manual_seed(cfg.seed)
-    model.to(device)
-    optimizer = build_optimizer(model, cfg)
-    steps_per_epoch = math.ceil(math.ceil(len(dataset) / world) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, cfg))
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-
-    step = 0
+    run = start(model, cfg, run_key, rank, world, device, steps_per_epoch(len(dataset), world, cfg))
     last = out_dir / checkpoint.LAST
-    state = checkpoint.load(last) if last.exists() else None
-    if state is not None and state.get("run_id") != run_id:
-        if rank == 0:
-            print(f"{last} belongs to another configuration: training from scratch")
-        state = None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])  # RPN/RoI sampling draws from it
-        step = int(state["step"])
-    first_step = step
-    # Every family's losses reach all its parameters (empty RoI or attribute batches give exact zeros
-    # that stay in the graph), so DDP need not search the graph for unused ones each step.
-    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-
-    def save(path: Path) -> None:
-        if rank == 0:
-            checkpoint.save(path, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                            scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), step=step,
-                            run_id=run_id, torch_rng=torch.get_rng_state())
-
-    live = _live(out_dir, resume=step > 0) if rank == 0 else None
-    bar = tqdm(total=total, initial=step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
-    logged: dict[str, float] = {}
+    if last.exists():
+        state = checkpoint.load(last)
+        if state.get("run_key") != run_key:
+            raise ValueError(f"{last} is another run's checkpoint")
+        run.restore(state)
+    first_step = run.step
+    total = cfg.epochs * steps_per_epoch(len(dataset), world, cfg)
     stop = total if max_steps is None else min(total, max_steps)
+    live = _live(out_dir, resume=run.step > 0) if rank == 0 else None
+    bar = tqdm(total=total, initial=run.step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
     model.train()
-    while step < stop:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        dataset.epoch = epoch
-        sampler = EpochSampler(len(dataset), cfg.seed, epoch, rank, world, skip=done_in_epoch * cfg.batch_size)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
-                                             num_workers=cfg.workers, pin_memory=device.type == "cuda",
-                                             # its own generator: making a loader must not draw from
-                                             # the global RNG, or a resumed run would diverge
-                                             generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        for images, targets in loader:
-            images, targets = to_device(images, targets, device)
-            with torch.autocast("cuda", dtype=torch.float16) if use_amp else nullcontext():
-                losses = ddp(images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step}: { {k: float(v) for k, v in losses.items()} }")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.clip_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if step % cfg.log_every == 0 or step == stop:
-                logged = {k: v.item() for k, v in losses.items()} | {"loss": loss.item()}
-                if live is not None:
-                    live.step = step  # points are indexed by optimizer step, also after a resume
-                    for name, value in logged.items():
-                        live.log_metric(f"train/{name}", value)
-                    live.log_metric("train/lr", scheduler.get_last_lr()[0])
-                    live.next_step()
-            if step % cfg.checkpoint_every == 0 or step == stop:
-                save(last)
-            if step >= stop:
-                break
+    while run.step < stop:
+        train_one_epoch(run, dataset, stop, last, live, bar)
     bar.close()
     if live is not None:
         live.end()
     if world > 1:
         dist.barrier()
-    return {"step": step, "total_steps": total, "resumed_from_step": first_step, "losses": logged}
+    return {"step": run.step, "total_steps": total, "resumed_from_step": first_step, "skipped_steps": run.skipped,
+            "losses": run.logged}
+
+
+def steps_per_epoch(images: int, world: int, cfg: TrainConfig) -> int:
+    return math.ceil(math.ceil(images / world) / cfg.batch_size)
+
+
+def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, per_epoch: int) -> Run:
+    """A fresh run at step 0: model on its device, optimizer, schedule, grad scaler, DDP wrapper."""
+    model.to(device)
+    optimizer = build_optimizer(model, cfg)
+    total = cfg.epochs * per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, cfg))
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda")
+    # Every family's losses reach all its parameters (empty RoI or attribute batches give exact zeros
+    # that stay in the graph), so DDP need not search the graph for unused ones each step.
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    return Run(model, net, optimizer, scheduler, scaler, cfg, run_key, rank, world, device)
+
+
+def train_one_epoch(run: Run, dataset, stop: int, last: Path, live, bar) -> None:
+    """The rest of the epoch that `run.step` is in, or up to step `stop`."""
+    cfg = run.cfg
+    per_epoch = steps_per_epoch(len(dataset), run.world, cfg)
+    epoch, done_in_epoch = divmod(run.step, per_epoch)
+    dataset.epoch = epoch
+    sampler = EpochSampler(len(dataset), cfg.seed, epoch, run.rank, run.world, skip=done_in_epoch * cfg.batch_size)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, collate_fn=collate,
+                                         num_workers=cfg.workers, pin_memory=run.device.type == "cuda",
+                                         # its own generator: making a loader must not draw from
+                                         # the global RNG, or a resumed run would diverge
+                                         generator=torch.Generator().manual_seed(cfg.seed + epoch))
+    for images, targets in loader:
+        losses = train_step(run, *to_device(images, targets, run.device))
+        bar.update(1)
+        bar.set_postfix(loss=f"{sum(losses.values()).item():.3f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
+        if run.step % cfg.log_every == 0 or run.step == stop:
+            log(run, losses, live)
+        if run.step % cfg.checkpoint_every == 0 or run.step == stop:
+            if run.rank == 0:
+                checkpoint.save(last, **run.state())
+        if run.step >= stop:
+            break
+
+
+def train_step(run: Run, images, targets) -> dict[str, torch.Tensor]:
+    """One optimizer step, or none when the loss or the gradient is not finite; the schedule moves on
+    either way, so a resumed run finds the data where the step counter says."""
+    with torch.autocast("cuda", dtype=torch.float16) if run.amp else nullcontext():
+        losses = run.net(images, targets)
+    loss = sum(losses.values())
+    run.optimizer.zero_grad(set_to_none=True)
+    finite = all_ranks(torch.isfinite(loss.detach()), run)
+    if finite:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.clip_grad_norm or math.inf)
+        # Under AMP the scaler skips overflowing steps itself and lowers its scale: not a bad step.
+        finite = run.amp or bool(torch.isfinite(norm))
+        if finite:
+            run.scaler.step(run.optimizer)
+        run.scaler.update()
+    run.scheduler.step()
+    run.step += 1
+    losses = {name: value.detach() for name, value in losses.items()}
+    if finite:
+        run.bad_in_a_row = 0
+    else:
+        record_bad_step(run, losses)
+    return losses
+
+
+def all_ranks(flag: torch.Tensor, run: Run) -> bool:
+    """`flag` true in every process: DDP ranks must agree to skip a backward pass, or they deadlock."""
+    if run.world == 1:
+        return bool(flag)
+    agreed = flag.to(run.device, torch.int32).reshape(1)
+    dist.all_reduce(agreed, op=dist.ReduceOp.MIN)
+    return bool(agreed.item())
+
+
+def record_bad_step(run: Run, losses: dict[str, torch.Tensor]) -> None:
+    run.bad_in_a_row += 1
+    run.skipped += 1
+    values = ", ".join(f"{name} {float(value):.4g}" for name, value in losses.items())
+    if run.rank == 0:
+        print(f"step {run.step}: non-finite loss or gradient ({values}): no update ({run.skipped} skipped so far)",
+              flush=True)
+    if run.bad_in_a_row >= run.cfg.max_bad_steps:
+        raise InputError(f"training stopped at step {run.step}: {run.bad_in_a_row} steps in a row with a non-finite "
+                         f"loss or gradient (last: {values}); lower train.lr or check the data "
+                         f"(train.max_bad_steps is {run.cfg.max_bad_steps})")
+
+
+def log(run: Run, losses: dict[str, torch.Tensor], live) -> None:
+    run.logged = {k: v.item() for k, v in losses.items()} | {"loss": sum(losses.values()).item()}
+    if live is None:
+        return
+    live.step = run.step  # points are indexed by optimizer step, also after a resume
+    for name, value in run.logged.items():
+        live.log_metric(f"train/{name}", value)
+    live.log_metric("train/lr", run.scheduler.get_last_lr()[0])
+    live.log_metric("train/skipped_steps", run.skipped)
+    live.next_step()
 
 
 def _live(out_dir: Path, resume: bool):

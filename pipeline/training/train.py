@@ -1,22 +1,29 @@
 """`python -m pipeline train --model NAME --fold K`: train one model family on all folds but K.
 
 The model's YAML (`configs/`) and training knobs come from params.yaml's `models.<NAME>`;
-outputs go to `models/<NAME>/fold<K>/`: `last.pt` (resumable), `model.pt` (final weights and
-config), `train.json` (summary) and `dvclive/`. With `train.processes` > 1 it starts that many DDP
-processes itself (one per GPU, or a second CPU core's worth); under `torchrun` it is one of them.
+outputs go to `models/<NAME>/fold<K>/` (`pipeline.layout`): `model.pt` (final weights and a
+config that needs no other file), `train.json` (summary), `last.pt` (resumable), `runs.jsonl`
+(seconds and speed of each invocation) and `dvclive/`. With `train.processes` > 1 it starts that
+many DDP processes itself (one per GPU, or a second CPU core's worth); under `torchrun` it is one of them.
+
+A run is identified by its key (`run_key`): what changes the weights. A finished run with the same
+key trains and writes nothing; a checkpoint of another key is set aside and training starts at step 0.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
+import socket
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
-from pipeline import io, params
+from pipeline import io, layout, params
+from pipeline.errors import InputError
 
-DEFAULTS = {"dir": "models"}
+RUNS_LOG = "runs.jsonl"
+SUMMARY = "train.json"
 
 
 def add_arguments(parser) -> None:
@@ -27,16 +34,62 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def fold_indices(reader, folds: dict[str, int], fold: int, train: bool) -> list[int]:
-    """Reader indices of the training images (fold != K) or the validation images (fold == K)."""
-    from pipeline.errors import InputError
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    return digest.hexdigest()
 
-    missing = [image_id for image_id in reader.image_ids if image_id not in folds]
-    if missing:
-        raise InputError(f"image {missing[0]} of the cache has no fold: rerun python -m pipeline folds", reader.path)
-    if fold not in set(folds.values()):
-        raise InputError(f"fold {fold} does not exist (folds: {sorted(set(folds.values()))})")
-    return [i for i, image_id in enumerate(reader.image_ids) if (folds[image_id] != fold) == train]
+
+def run_key(model_config, train_config, data: dict, world: int) -> str:
+    """Hash of what changes the trained weights: the model config (files by content), the weight
+    knobs, the data (`data`: cache fingerprint, images, label ids), the global batch layout and
+    the training source code. Paths, worker counts, logging and checkpoint intervals are not in it.
+    """
+    from pipeline.code_version import source_hash
+    from pipeline.models.config import FILE_KEYS, to_mapping
+    from pipeline.training.config import TRAINING_SOURCE
+
+    model = to_mapping(model_config)
+    for key in FILE_KEYS:
+        if model[key] is not None:
+            model[key] = {"sha256": file_digest(model[key])}
+    return hashlib.sha256(json.dumps({
+        "model": model, "train": train_config.weight_knobs(), "data": data,
+        "processes": world,  # the sampler splits an epoch over the processes
+        "code": source_hash(TRAINING_SOURCE),
+    }, sort_keys=True).encode()).hexdigest()
+
+
+def stored_key(path: Path) -> str | None:
+    """The run key a checkpoint or model file was written with; None when absent."""
+    from pipeline.training import checkpoint
+
+    return checkpoint.load(path, mmap=True).get("run_key") if path.exists() else None
+
+
+def finished(out_dir: Path, key: str) -> bool:
+    from pipeline.training import checkpoint
+
+    return stored_key(out_dir / checkpoint.FINAL) == key
+
+
+def set_aside(out_dir: Path, key: str) -> None:
+    """Rename another run's last.pt and model.pt to `<name>.<their key>.pt`, so nothing is overwritten."""
+    from pipeline.training import checkpoint
+
+    for name in (checkpoint.LAST, checkpoint.FINAL):
+        path = out_dir / name
+        old = stored_key(path)
+        if not path.exists() or old == key:
+            continue
+        kept = path.with_name(f"{path.stem}.{(old or 'unkeyed')[:12]}.pt")
+        path.replace(kept)
+        print(f"{path}: another run's (key {(old or 'none')[:12]}, this run {key[:12]}): kept as {kept}")
 
 
 def run(args) -> int:
@@ -44,11 +97,9 @@ def run(args) -> int:
 
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
-    from pipeline.data.folds import folds_file, read_folds
-    from pipeline.errors import InputError
-    from pipeline.models.config import portable, to_mapping
+    from pipeline.data.folds import fold_indices, folds_file, read_folds
     from pipeline.models.factory import create_model, load_config
-    from pipeline.training import checkpoint, engine
+    from pipeline.training import engine
     from pipeline.training.config import model_entry
     from pipeline.training.data import TrainDataset
 
@@ -62,44 +113,69 @@ def run(args) -> int:
                              f"{torch.cuda.device_count()} GPUs", args.params)
         return run_distributed(run, args, entry.train.processes)
     model_config = load_config(entry.config)
-    out_dir = Path(args.out_dir or Path(DEFAULTS["dir"]) / args.model / f"fold{args.fold}")
+    out_dir = Path(args.out_dir or layout.model_dir(args.model, args.fold))
     out_dir.mkdir(parents=True, exist_ok=True)
 
     reader = open_reader(args, "train")
     folds = read_folds(folds_file(args.params))
     indices = fold_indices(reader, folds, args.fold, train=True)
     labels = ontology.load_for_dataset(params.data_root(args))
-    dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
-
-    run_id = hashlib.sha256(json.dumps({
-        "model": to_mapping(model_config), "train": dataclasses.asdict(entry.train),
-        "cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
-        "world": int(os.environ.get("WORLD_SIZE", "1")),  # the sampler splits an epoch over the processes
-    }, sort_keys=True).encode()).hexdigest()
+    data = {"cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
+            "categories": [c.id for c in labels.categories], "attributes": labels.attribute_ids.tolist()}
+    rank, world, _ = engine.distributed_setup()
+    key = run_key(model_config, entry.train, data, world)
+    if finished(out_dir, key):
+        if rank == 0:
+            print(f"{args.model} fold {args.fold}: already trained (run key {key[:12]}), nothing to do -> {out_dir}")
+        return 0
+    if rank == 0:
+        set_aside(out_dir, key)
+    if world > 1:
+        torch.distributed.barrier()  # the other ranks read last.pt only after rank 0 has set it aside
 
     if entry.train.threads:
         torch.set_num_threads(entry.train.threads)
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
     model = create_model(model_config)
+    dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
     start = time.perf_counter()
-    summary = engine.train(model, dataset, entry.train, out_dir, run_id=run_id, max_steps=args.max_steps,
+    summary = engine.train(model, dataset, entry.train, out_dir, run_key=key, max_steps=args.max_steps,
                            progress=not args.no_progress)
     seconds = time.perf_counter() - start
-    rank, world, _ = engine.distributed_setup()
-    if rank != 0:
-        return 0
-    if summary["step"] >= summary["total_steps"]:
-        checkpoint.save(out_dir / checkpoint.FINAL, model=checkpoint.unwrap(model).state_dict(),
-                        config=to_mapping(portable(model_config)))
-        io.write_json(out_dir / "train.json", {
-            "model": args.model, "fold": args.fold, "images": len(indices), "steps": summary["step"],
-            "resumed_from_step": summary["resumed_from_step"], "seconds_this_run": round(seconds, 1),
-            "images_per_second": round(
-                (summary["step"] - summary["resumed_from_step"]) * entry.train.batch_size * world / max(seconds, 1e-9),
-                2),
-            "processes": world,
-            "final_losses": summary["losses"],
-        })
-    print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"
-          f" -> {out_dir}")
+    if rank == 0:
+        log_run(out_dir, summary, seconds, entry.train.batch_size * world)
+        if summary["step"] >= summary["total_steps"]:
+            write_outputs(out_dir, model, model_config, key, summary, args, images=len(indices), world=world)
+        print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"
+              f" -> {out_dir}")
     return 0
+
+
+def save_model(path: Path, model, model_config, key: str) -> None:
+    """model.pt: the weights and a config that builds the model without any other file (`portable`)."""
+    from pipeline.models.config import portable, to_mapping
+    from pipeline.training import checkpoint
+
+    checkpoint.save(path, model=checkpoint.unwrap(model).state_dict(), config=to_mapping(portable(model_config)),
+                    run_key=key)
+
+
+def write_outputs(out_dir: Path, model, model_config, key: str, summary: dict, args, images: int, world: int) -> None:
+    """model.pt and train.json: only what the run key determines, so identical runs write identical files."""
+    from pipeline.training import checkpoint
+
+    save_model(out_dir / checkpoint.FINAL, model, model_config, key)
+    io.write_json(out_dir / SUMMARY, {
+        "model": args.model, "fold": args.fold, "images": images, "steps": summary["step"], "processes": world,
+        "skipped_steps": summary["skipped_steps"], "final_losses": summary["losses"], "run_key": key,
+    })
+
+
+def log_run(out_dir: Path, summary: dict, seconds: float, global_batch: int) -> None:
+    """One line per invocation in runs.jsonl: the facts that differ between identical runs."""
+    trained = summary["step"] - summary["resumed_from_step"]
+    line = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname(),
+            "from_step": summary["resumed_from_step"], "to_step": summary["step"], "seconds": round(seconds, 1),
+            "images_per_second": round(trained * global_batch / max(seconds, 1e-9), 2)}
+    with open(out_dir / RUNS_LOG, "a") as stream:
+        stream.write(json.dumps(line) + "\n")

@@ -44,6 +44,11 @@ def summary(out_dir):
     return json.loads((out_dir / "train.json").read_text())
 
 
+def runs(out_dir):
+    """runs.jsonl: one line per invocation of train (from_step, to_step, seconds...)."""
+    return [json.loads(line) for line in (out_dir / "runs.jsonl").read_text().splitlines()]
+
+
 def test_resume_after_kill_reaches_the_same_weights(project, tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     subprocess.run(train_command(project, straight), check=True, env=ENV, cwd=ROOT, capture_output=True)
@@ -58,8 +63,8 @@ def test_resume_after_kill_reaches_the_same_weights(project, tmp_path):
     assert not (killed / checkpoint.FINAL).exists(), "the run finished before it could be killed"
     subprocess.run(train_command(project, killed), check=True, env=ENV, cwd=ROOT, capture_output=True)
 
-    assert summary(killed)["resumed_from_step"] > 0
-    assert summary(killed)["steps"] == summary(straight)["steps"]
+    assert runs(killed)[-1]["from_step"] > 0
+    assert summary(killed) == summary(straight)
     a = checkpoint.load(straight / checkpoint.FINAL)["model"]
     b = checkpoint.load(killed / checkpoint.FINAL)["model"]
     for name in a:
@@ -74,7 +79,7 @@ def test_checkpoint_of_another_configuration_is_not_resumed(project, tmp_path):
     changed = with_train(project, tmp_path, lr=yaml.safe_load(project.read_text())["train"]["lr"] / 3)
     assert main(["--params", str(changed), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(out), "--no-progress"]) == 0
-    assert summary(out)["resumed_from_step"] == 0
+    assert runs(out)[-1]["from_step"] == 0
 
 
 def test_checkpoints_load_weights_only(project, tmp_path):
@@ -82,7 +87,7 @@ def test_checkpoints_load_weights_only(project, tmp_path):
     assert main(["--params", str(project), "train", "--model", "attribute_mask_rcnn", "--fold", "1",
                  "--out-dir", str(out), "--no-progress"]) == 0
     final = torch.load(out / checkpoint.FINAL, weights_only=True)
-    assert set(final) == {"model", "config"} and final["config"]["family"] == "attribute_mask_rcnn"
+    assert set(final) == {"model", "config", "run_key"} and final["config"]["family"] == "attribute_mask_rcnn"
     last = torch.load(out / checkpoint.LAST, weights_only=True)
     assert last["step"] == summary(out)["steps"] and "optimizer" in last
     assert (out / "dvclive" / "metrics.json").exists()
@@ -130,7 +135,7 @@ def test_train_starts_its_own_ddp_processes(project, tmp_path, model):
     assert result.stdout.count(f"{model} fold 0: step 6/6") == 1  # rank 0 reports
     done = summary(out)
     assert done["processes"] == 2 and done["steps"] == 3 * 2  # 3 images over 2 ranks, batch 1
-    assert set(checkpoint.load(out / checkpoint.FINAL)) == {"model", "config"}
+    assert set(checkpoint.load(out / checkpoint.FINAL)) == {"model", "config", "run_key"}
 
 
 def test_a_bad_input_in_ddp_processes_is_one_line_and_exit_2(project, tmp_path):

@@ -1,0 +1,36 @@
+"""Where the DAG's stages put their files: the one place these paths are built.
+
+dvc.yaml spells the same paths out (a DVC file cannot import them); `tests/test_dag.py` checks
+that the two agree.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+MODELS = Path("models")
+PREDICTIONS = Path("predictions")
+SPLITS = ("oof", "test")
+ENSEMBLE = "ensemble"
+
+
+def model_dir(model: str, fold: int) -> Path:
+    """`train`'s folder for one family and fold: model.pt, train.json, last.pt, runs.jsonl, dvclive/."""
+    return MODELS / model / f"fold{fold}"
+
+
+def model_file(model: str, fold: int) -> Path:
+    return model_dir(model, fold) / "model.pt"
+
+
+def fold_predictions(split: str, model: str, fold: int) -> Path:
+    """`predict`'s output: fold `fold`'s model on its held-out images (oof) or on the test images."""
+    return PREDICTIONS / split / model / f"fold{fold}.csv"
+
+
+def oof_predictions(model: str) -> Path:
+    """`gather`'s output: a family's out-of-fold predictions over all folds."""
+    return PREDICTIONS / "oof" / f"{model}.csv"
+
+
+def ensemble_predictions(split: str) -> Path:
+    return PREDICTIONS / split / f"{ENSEMBLE}.csv"
