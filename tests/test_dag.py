@@ -41,3 +41,38 @@ def test_dag_order_from_cache_to_submission():
              "submissions/submission.csv"]
     for upstream, downstream in zip(chain, chain[1:]):
         assert (upstream, downstream) in edges, (upstream, downstream, sorted(edges))
+
+
+def test_train_stage_depends_on_what_changes_the_weights_only():
+    """dvc.yaml's train params and code deps are the run key's (pipeline/training/config.py)."""
+    from pipeline.training.config import TRAINING_SOURCE, WEIGHT_KNOBS
+
+    train = DVC["train"]
+    assert set(train["params"]) == {f"train.{k}" for k in WEIGHT_KNOBS} | {"train.processes",
+                                                                             "models.${item.model}"}
+    assert {f"pipeline/{part}" for part in TRAINING_SOURCE} <= set(train["deps"])
+    assert "pipeline/code_version.py" in train["deps"]
+
+
+def test_cache_stage_depends_on_the_code_and_knobs_of_its_fingerprint():
+    from dataclasses import fields
+
+    from pipeline.data.cache import CACHE_SOURCE, CacheConfig
+
+    cache = DVC["cache"]
+    assert {f"pipeline/{part}" for part in CACHE_SOURCE} | {"pipeline/code_version.py"} <= set(cache["deps"])
+    assert set(cache["params"]) == {"data.root"} | {f"cache.{f.name}" for f in fields(CacheConfig)}
+    assert all(next(iter(out.values()))["persist"] for out in cache["outs"])
+
+
+def test_model_and_prediction_paths_are_the_layout_module_s():
+    from pipeline import layout
+
+    model, fold = "${item.model}", "${item.fold}"
+    assert [next(iter(o)) for o in DVC["train"]["outs"]] == [str(layout.model_file(model, fold))]
+    assert str(layout.model_file(model, fold)) in DVC["predict-oof"]["deps"]
+    for split in layout.SPLITS:
+        assert [next(iter(o)) for o in DVC[f"predict-{split}"]["outs"]] == [
+            str(layout.fold_predictions(split, model, fold))]
+        assert [next(iter(o)) for o in DVC[f"ensemble-{split}"]["outs"]] == [str(layout.ensemble_predictions(split))]
+    assert [next(iter(o)) for o in DVC["gather"]["outs"]] == [str(layout.oof_predictions(model))]

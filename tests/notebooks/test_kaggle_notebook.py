@@ -7,17 +7,17 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import timm
 import torch
 from nbclient import NotebookClient
 
 from conftest import ROOT
 from pipeline.data.ontology import load as load_ontology
 from pipeline.data.synth import generate
-from pipeline.models.config import to_mapping
 from pipeline.models.factory import create_model, load_config
 from pipeline.submission.images import submission_images
 from pipeline.submission.validate import check
-from pipeline.training import checkpoint
+from pipeline.training.train import save_model
 
 NOTEBOOK = ROOT / "notebooks" / "kaggle_inference.ipynb"
 
@@ -31,12 +31,21 @@ def execute(notebook_path, parameters: dict, cwd) -> nbformat.NotebookNode:
     return notebook
 
 
-def save_random_model(path, seed):
-    """A random-init R18 Mask R-CNN saved as `train` saves model.pt (scores don't matter here)."""
+def save_random_model(path, seed, backbone_file=None):
+    """A random-init R18 Mask R-CNN saved as `train` saves model.pt (scores don't matter here).
+
+    With `backbone_file` its backbone starts from that weights file, deleted once model.pt is
+    written: the notebook must run on model.pt alone, as on Kaggle.
+    """
     config = dataclasses.replace(load_config(ROOT / "configs" / "attribute_mask_rcnn_r18.yaml"),
                                  score_threshold=0.0, detections_per_image=5)
+    if backbone_file is not None:
+        torch.save(timm.create_model("resnet18", features_only=True, pretrained=False).state_dict(), backbone_file)
+        config = dataclasses.replace(config, backbone_weights=str(backbone_file))
     torch.manual_seed(seed)
-    checkpoint.save(path, model=create_model(config).state_dict(), config=to_mapping(config))
+    save_model(path, create_model(config), config, key=f"seed {seed}")
+    if backbone_file is not None:
+        backbone_file.unlink()
     return str(path)
 
 
@@ -44,7 +53,7 @@ def save_random_model(path, seed):
 def submission(tmp_path_factory):
     root = tmp_path_factory.mktemp("kaggle")
     data = generate(root / "data", 1, 3, 0, min_size=96, max_size=160, large_fraction=0)
-    weights = [save_random_model(root / f"model{seed}.pt", seed) for seed in (0, 1)]
+    weights = [save_random_model(root / "model0.pt", 0), save_random_model(root / "model1.pt", 1, root / "r18.pth")]
     notebook = execute(NOTEBOOK, {
         "PACKAGE_DIR": str(ROOT), "WHEELS_DIR": None, "DATA_DIR": str(data),
         "WEIGHTS": {"attribute_mask_rcnn": weights}, "FAMILY_WEIGHTS": {}, "WORK_DIR": str(root / "working"),

@@ -1,0 +1,89 @@
+"""`dvc repro` itself on a tiny copy of the project: a second run does nothing, knobs that cannot change
+the weights rerun nothing, a comment in the training or cache code reruns no downstream stage, and a new
+fold runs only its own stages and what reads them."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+MODEL = "attribute_mask_rcnn"
+DOWNSTREAM = ("predict-oof", "predict-test", "gather", "report", "ensemble-oof", "ensemble-test", "tune", "submit")
+
+
+def dvc(project, *args) -> str:
+    env = {**os.environ, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+           "OMP_NUM_THREADS": "1", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result.stdout
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def edit_params(project, change) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    change(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def tiny(params: dict) -> None:
+    params["synth"].update(train_images=9, test_images=2, min_size=96, max_size=160, large_fraction=0)
+    params["cache"].update(max_size=128, workers=1)
+    params["folds"]["k"] = 3
+    params["train"].update(models=[MODEL], folds=[0, 1], processes=1, epochs=1, warmup_steps=1)
+    params["train"]["augment"]["image_size"] = 128
+    params["models"] = {MODEL: {"config": params["models"][MODEL]["config"], "train": {}}}
+    params["tune"]["score_candidates"] = 2
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A copy of the project that trains one family on 2 of 3 folds of 9 small images, reproduced once."""
+    project = tmp_path_factory.mktemp("dvc") / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(ROOT / name, project / name)
+    for name in ("pipeline", "configs"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    dvc_yaml = (project / "dvc.yaml").read_text()
+    others = [m for m in yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["models"] if m != MODEL]
+    lines = [line for line in dvc_yaml.splitlines() if not any(f"predictions/{split}/{m}" in line
+                                                               for m in others for split in ("oof", "test"))]
+    (project / "dvc.yaml").write_text("\n".join(lines) + "\n")
+    edit_params(project, tiny)
+    dvc(project, "init", "--no-scm", "-q")
+    first = dvc(project, "repro")
+    assert {"synth", "cache", "folds", f"train@{MODEL}-0", "submit"} <= ran(first)
+    return project
+
+
+def test_dvc_reruns_only_what_changed(project):
+    """One scenario, in order: each step starts from the state the one before left."""
+    assert ran(dvc(project, "repro")) == set()
+    assert "up to date" in dvc(project, "status")
+
+    edit_params(project, lambda p: p["train"].update(log_every=3, workers=1, checkpoint_every=7, threads=2))
+    assert ran(dvc(project, "repro")) == set()
+
+    for path in ("pipeline/models/losses.py", "pipeline/data/rle.py"):
+        with open(project / path, "a") as stream:
+            stream.write("\n# a comment changes the file's hash, not what the code does\n")
+    output = dvc(project, "repro")
+    assert ran(output) <= {"synth", "cache", f"train@{MODEL}-0", f"train@{MODEL}-1"}  # synth: rle.py
+    assert output.count("already trained") == 2 and "up to date" in output
+
+    edit_params(project, lambda p: p["train"].update(folds=[0, 1, 2]))
+    stages = ran(dvc(project, "repro"))
+    assert {f"train@{MODEL}-2", f"predict-oof@{MODEL}-2", f"predict-test@{MODEL}-2"} <= stages
+    assert not any(stage.endswith(("-0", "-1")) for stage in stages), stages
+    assert not {"synth", "cache", "folds"} & stages
+    assert {stage.split("@")[0] for stage in stages} - {"train"} <= set(DOWNSTREAM)
