@@ -92,12 +92,20 @@ def set_aside(out_dir: Path, key: str) -> None:
         print(f"{path}: another run's (key {(old or 'none')[:12]}, this run {key[:12]}): kept as {kept}")
 
 
-def run(args) -> int:
-    import torch
-
+def training_data(args):
+    """(cache reader, indices of the images of every fold but --fold, the dataset's ontology)."""
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
     from pipeline.data.folds import fold_indices, folds_file, read_folds
+
+    reader = open_reader(args, "train")
+    indices = fold_indices(reader, read_folds(folds_file(args.params)), args.fold, train=True)
+    return reader, indices, ontology.load_for_dataset(params.data_root(args))
+
+
+def run(args) -> int:
+    import torch
+
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import engine
     from pipeline.training.config import model_entry
@@ -116,10 +124,7 @@ def run(args) -> int:
     out_dir = Path(args.out_dir or layout.model_dir(args.model, args.fold))
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    reader = open_reader(args, "train")
-    folds = read_folds(folds_file(args.params))
-    indices = fold_indices(reader, folds, args.fold, train=True)
-    labels = ontology.load_for_dataset(params.data_root(args))
+    reader, indices, labels = training_data(args)
     data = {"cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
             "categories": [c.id for c in labels.categories], "attributes": labels.attribute_ids.tolist()}
     rank, world, _ = engine.distributed_setup()
