@@ -8,7 +8,7 @@ import sys
 from pipeline.benchmarks import cli as bench
 from pipeline.data import cache, folds, synth
 from pipeline.ensembling import ensemble, tune
-from pipeline.evaluation import evaluate, report
+from pipeline.evaluation import evaluate, evaluate_df2, report
 from pipeline.inference import gather, infer, predict
 from pipeline.submission import validate as validate_submission
 from pipeline.submission import write as submit
@@ -24,6 +24,7 @@ COMMANDS = (
     ("infer", infer, "Predict photos with trained model(s): instance listing, overlay PNG and CSV per photo."),
     ("gather", gather, "Concatenate a model's out-of-fold predictions over all folds."),
     ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
+    ("evaluate-df2", evaluate_df2, "DeepFashion2's official evaluation of a submission file (bbox, segm, keypoints, retrieval)."),
     ("report", report, "Cross-validation metrics and plots of every model's out-of-fold predictions."),
     ("ensemble", ensemble, "Fuse several models' predictions (weighted mask fusion, mask NMS or matrix NMS)."),
     ("tune", tune, "Tune score and attribute thresholds on out-of-fold predictions (cross-fitted report)."),

@@ -1,0 +1,37 @@
+"""The official DeepFashion2 evaluation as `deepfashion2_test.py` runs it, on pycocotools.
+
+The official `cocoeval.py` is upstream COCOeval except that `computeOks` uses the 294 sigmas; the
+installed COCOeval reads `params.kpt_oks_sigmas` there, so setting it is the same computation.
+Used by the tests (to check `pipeline.evaluation.deepfashion2` number for number) and by
+`bench evaluate-df2`. pycocotools writes into its inputs: pass fresh ones.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+
+from pipeline.evaluation.deepfashion2 import SIGMAS
+
+
+def load_ground_truth(dataset: dict):
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        ground_truth = COCO()
+        ground_truth.dataset = dataset
+        ground_truth.createIndex()
+    return ground_truth
+
+
+def run_official(ground_truth, results: list, task: str, evaluator_class=None):
+    """COCOeval(task) on every ground-truth image, evaluated, accumulated and summarised."""
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator = (evaluator_class or COCOeval)(ground_truth, ground_truth.loadRes(results), task)
+        evaluator.params.imgIds = sorted(ground_truth.getImgIds())
+        evaluator.params.kpt_oks_sigmas = SIGMAS
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator
