@@ -253,10 +253,20 @@ def _box(entry: dict, where: str, path) -> list:
 def _keypoints(entry: dict, where: str, path) -> np.ndarray:
     if "keypoints" not in entry:
         raise InputError(f"{where}missing key 'keypoints'", path)
-    values = _numbers(entry["keypoints"], where + "keypoints", path)
+    values = _number_array(entry["keypoints"], where + "keypoints", path)
     if len(values) != 3 * NUM_SLOTS:
         raise InputError(f"{where}keypoints must be 3*294 = 882 numbers, got {len(values)}", path)
-    return np.array(values, np.float64).reshape(NUM_SLOTS, 3)[:, :2]
+    return values.reshape(NUM_SLOTS, 3)[:, :2]
+
+
+def _number_array(value, what: str, path) -> np.ndarray:
+    """`_numbers` as one numpy conversion (882 keypoint values per entry): a list numpy reads as
+    integers or floats, all finite; the slow check only runs to name what is wrong."""
+    array = np.array(value) if isinstance(value, list) else None
+    if array is None or array.ndim != 1 or array.dtype.kind not in "iuf" or not np.isfinite(array).all():
+        _numbers(value, what, path)
+        raise InputError(f"{what} must be a flat list of finite numbers", path)
+    return array.astype(np.float64)
 
 
 def _numbers(value, what: str, path) -> list:

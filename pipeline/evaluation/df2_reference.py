@@ -23,12 +23,23 @@ def load_ground_truth(dataset: dict):
     return ground_truth
 
 
-def run_official(ground_truth, results: list, task: str, evaluator_class=None):
-    """COCOeval(task) on every ground-truth image, evaluated, accumulated and summarised."""
+def load_results(ground_truth, results: list):
+    """loadRes: the result file's COCO object (its branch from the first entry's keys)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return ground_truth.loadRes(results)
+
+
+def run_official(ground_truth, results, task: str, evaluator_class=None):
+    """COCOeval(task) on every ground-truth image, evaluated, accumulated and summarised.
+
+    `results`: a result list, or what `load_results` made of one (the official script loads the
+    file once and runs the three tasks on it).
+    """
     from pycocotools.cocoeval import COCOeval
 
+    detections = load_results(ground_truth, results) if isinstance(results, list) else results
     with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = (evaluator_class or COCOeval)(ground_truth, ground_truth.loadRes(results), task)
+        evaluator = (evaluator_class or COCOeval)(ground_truth, detections, task)
         evaluator.params.imgIds = sorted(ground_truth.getImgIds())
         evaluator.params.kpt_oks_sigmas = SIGMAS
         evaluator.evaluate()

@@ -64,6 +64,7 @@ def random_case(seed: int):
         for _ in range(int(rng.integers(1, 5))):
             query.append({"query_image_id": image, "bbox": random_box(rng), "cls": int(rng.choice((1, 8))),
                           "style": int(rng.integers(0, 3)), "pair_id": int(rng.integers(1, 4))})
+    query[0]["style"] = max(1, query[0]["style"])  # at least one counted query
     for image in range(1, int(rng.integers(2, 8))):
         for _ in range(int(rng.integers(1, 4))):
             gallery.append({"gallery_image_id": image, "bbox": random_box(rng), "style": int(rng.integers(1, 3)),
@@ -87,14 +88,12 @@ def random_case(seed: int):
 @pytest.mark.parametrize("seed", range(40))
 def test_random_cases_equal_the_literal_protocol(seed):
     query, gallery, results = random_case(seed)
-    if not any(q["style"] > 0 for q in query):
-        pytest.skip("no counted query")
     ours = evaluate(query, gallery, results)
     assert {key: ours[key] for key in TOP} == literal(query, gallery, results)
 
 
 def test_random_cases_are_not_trivial():
-    values = [evaluate(*random_case(seed)) for seed in range(40) if any(q["style"] for q in random_case(seed)[0])]
+    values = [evaluate(*random_case(seed)) for seed in range(40)]
     top1 = [v["top1"] for v in values]
     assert min(top1) == 0 and max(top1) > 0.3 and sum(0 < t < 1 for t in top1) >= 5
     assert any(v["missed"] for v in values) and any(v["ignored_results"] for v in values)
