@@ -233,12 +233,12 @@ def _segmentation(entry: dict, branch: str, shape: _Shape, where: str, path, siz
 def _rle(value, where: str, path, size) -> dict:
     if not isinstance(value, dict) or not isinstance(value.get("counts"), str) or "size" not in value:
         raise InputError(f"{where}segmentation must be a COCO RLE {{size: [h, w], counts: str}}", path)
-    if size is not None and list(value["size"]) != list(size):
-        raise InputError(f"{where}segmentation size {value['size']} is not the image's {list(size)}", path)
     rle_size = _numbers(value["size"], where + "segmentation size", path)
     if len(rle_size) != 2 or any(isinstance(s, float) or s < 0 for s in rle_size):
         raise InputError(f"{where}segmentation size must be two integers [h, w], got {value['size']}", path)
-    return {"size": list(rle_size), "counts": value["counts"]}
+    if size is not None and rle_size != list(size):
+        raise InputError(f"{where}segmentation size {rle_size} is not the image's {list(size)}", path)
+    return {"size": rle_size, "counts": value["counts"]}
 
 
 def _box(entry: dict, where: str, path) -> list:
@@ -316,6 +316,8 @@ def box_iou(dt_box: np.ndarray, gt_box: np.ndarray) -> np.ndarray:
 def mask_iou(results: Results, ground_truth: GroundTruth, dt: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """pycocotools' RLE IoU of each pair, one call per detection (its pairs share its group)."""
     iou = np.zeros(dt.size)
+    if not dt.size:
+        return iou
     gt_rles: dict[int, dict] = {}
     bounds = np.flatnonzero(np.r_[True, dt[1:] != dt[:-1], True])
     for begin, end in zip(bounds[:-1], bounds[1:]):

@@ -71,6 +71,28 @@ def test_sigmas_table():
     assert deepfashion2.SIGMAS[first + 14] == 0.0455 and deepfashion2.SIGMAS[first + 28] == 0.0486
 
 
+@pytest.mark.parametrize("task", deepfashion2.TASKS)
+def test_no_result_scores_zero_where_there_is_ground_truth(example, tmp_path, capsys, task):
+    # The official script fails on an empty list (loadRes reads the first entry): here AP is 0.
+    path = tmp_path / "results.json"
+    path.write_text("[]")
+    status, out, _ = run_cli(["evaluate-df2", "--task", task, "--annos", str(example / "annos"),
+                              "--results", str(path)], capsys)
+    metrics = json.loads(out)
+    assert status == 0 and (metrics["AP"], metrics["AP50"], metrics["results"]) == (0.0, 0.0, 0)
+    assert metrics["categories"]["trousers"]["AP"] == 0.0 and metrics["categories"]["vest"]["AP"] == -1
+
+
+def test_usage_errors(example, capsys):
+    status, _, err = run_cli(["evaluate-df2", "--task", "retrieval", "--results", "r.json"], capsys)
+    assert status == 2 and "needs --query-gt and --gallery-gt" in err
+    status, _, err = run_cli(["evaluate-df2", "--task", "segm", "--results", "r.json"], capsys)
+    assert status == 2 and "needs --annos" in err
+    status, _, err = run_cli(["evaluate-df2", "--task", "bbox", "--annos", str(example / "annos"),
+                              "--results", str(example / "missing.json")], capsys)
+    assert status == 2 and "missing.json: file not found" in err
+
+
 def _ours(annotations, sizes, results, task):
     ground_truth = deepfashion2.GroundTruth.from_annotations(annotations, sizes)
     return deepfashion2.evaluate(ground_truth, deepfashion2.read_results(results, "r.json", ground_truth, task), task)
@@ -168,6 +190,8 @@ def test_a_bad_result_file_is_one_line_naming_file_and_entry(example, tmp_path, 
         ("keypoints", {"keypoints": [1.0] * 881}, "keypoints must be 3*294 = 882 numbers, got 881"),
         ("segm", {"segmentation": {"size": [10, 10], "counts": "abc"}}, "segmentation size [10, 10] is not the image's"),
         ("segm", {"segmentation": {"size": [300, 200], "counts": [1, 2]}}, "segmentation must be a COCO RLE"),
+        ("segm", {"segmentation": {"size": 5, "counts": "a"}}, "segmentation size must be a list of numbers"),
+        ("segm", {"segmentation": {"size": [300.5, 200], "counts": "a"}}, "segmentation size must be two integers"),
     ],
 )
 def test_bad_task_fields(example, tmp_path, capsys, task, entry, expected):
