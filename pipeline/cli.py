@@ -6,7 +6,7 @@ import os
 import sys
 
 from pipeline.benchmarks import cli as bench
-from pipeline.data import cache, deepfashion2_cache, folds, synth
+from pipeline.data import cache, deepfashion2_cache, deepfashion2_synth, folds, synth
 from pipeline.ensembling import ensemble, tune
 from pipeline.evaluation import evaluate, evaluate_df2, report
 from pipeline.inference import gather, infer, predict
@@ -18,6 +18,7 @@ from pipeline.training import train
 COMMANDS = (
     ("synth", synth, "Generate the embedded synthetic dataset in Kaggle layout."),
     ("cache", cache, "Cache a split's images and masks at training resolution in one HDF5 file."),
+    ("synth-df2", deepfashion2_synth, "Generate the embedded DeepFashion2-like dataset (consumer and shop photos) in its layout."),
     ("cache-df2", deepfashion2_cache, "Cache a DeepFashion2 split (image/, annos/): images, masks, boxes, landmarks in one HDF5 file."),
     ("folds", folds, "Assign images to multilabel-stratified cross-validation folds."),
     ("train", train, "Train one model family on all folds but one."),

@@ -277,3 +277,18 @@ def to_coco(annotations: list[Annotation], sizes: list[tuple[int, int]]) -> dict
     ]
     return {"info": {}, "licenses": [], "images": images, "annotations": coco_annotations,
             "categories": categories}
+
+
+def retrieval_ground_truth(annotations: list[Annotation]) -> tuple[list[dict], list[dict]]:
+    """(query GT, gallery GT) in the official layout: every item of every consumer image (style 0
+    included), and the shop items with style > 0; boxes as corners."""
+    query, gallery = [], []
+    for annotation in annotations:
+        for item in annotation.items:
+            if annotation.source == "user":
+                query.append({"query_image_id": annotation.image_id, "bbox": list(item.box), "cls": item.category_id,
+                              "style": item.style, "pair_id": annotation.pair_id})
+            elif item.style > 0:
+                gallery.append({"gallery_image_id": annotation.image_id, "bbox": list(item.box),
+                                "style": item.style, "pair_id": annotation.pair_id})
+    return query, gallery
