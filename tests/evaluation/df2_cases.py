@@ -82,11 +82,22 @@ def jittered(rng, image_id: int, item: Item, height: int, width: int, spread: fl
         "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
         "keypoints": keypoints.ravel().tolist(),
         "score": float(rng.choice(SCORES)),
+        "polygons": [[round(float(v), 1) for v in p] for p in polygons],  # see in_branch
+        "mask_form": str(rng.choice(("rle", "rle", "rle", "polygons", "none"))),
     }
 
 
 def in_branch(results: list[dict], branch: str) -> list[dict]:
     """The results as a file of loadRes' `branch`: bbox (all keys), segmentation (no bbox) or
-    keypoints (keypoints only)."""
+    keypoints (keypoints only). In the bbox branch, a result's mask is an RLE, polygons, or absent
+    (loadRes then uses the box) as its `mask_form` says; the other branches need the RLE."""
     dropped = {"bbox": (), "segmentation": ("bbox",), "keypoints": ("bbox", "segmentation")}[branch]
-    return [{k: v for k, v in copy.deepcopy(r).items() if k not in dropped} for r in results]
+    files = []
+    for result in copy.deepcopy(results):
+        form, polygons = result.pop("mask_form"), result.pop("polygons")
+        if branch == "bbox" and form == "polygons":
+            result["segmentation"] = polygons
+        elif branch == "bbox" and form == "none":
+            del result["segmentation"]
+        files.append({k: v for k, v in result.items() if k not in dropped})
+    return files
