@@ -240,16 +240,23 @@ def image_size(path: Path) -> tuple[int, int]:
     return height, width
 
 
-def slot_keypoints(item: Item) -> list[float]:
-    """The item's landmarks in its category's block of the 294 slots, zeros elsewhere (882 floats)."""
+def slot_keypoints(item: Item, visible_only: bool = False) -> list[float]:
+    """The item's landmarks in its category's block of the 294 slots, zeros elsewhere (882 floats);
+    `visible_only` zeroes the occluded (v = 1) ones too."""
     points = np.zeros((NUM_SLOTS, 3))
     first = item.category.first_slot
     points[first : first + item.category.landmarks] = item.landmarks
+    if visible_only:
+        points[points[:, 2] == 1] = 0
     return points.ravel().tolist()
 
 
-def to_coco(annotations: list[Annotation], sizes: list[tuple[int, int]]) -> dict:
-    """The official `deepfashion2_to_coco.py` output; `sizes[i]` is image i's (height, width)."""
+def to_coco(annotations: list[Annotation], sizes: list[tuple[int, int]], visible_only: bool = False) -> dict:
+    """The official `deepfashion2_to_coco.py` output; `sizes[i]` is image i's (height, width).
+
+    `visible_only`: occluded landmarks (v = 1) zeroed before counting, presumably how the "vis"
+    ground truth (`keypoints_val_vis.json`, not public) was made; a guess (DEEPFASHION2.md).
+    """
     images, coco_annotations = [], []
     for annotation, (height, width) in zip(annotations, sizes):
         images.append({"coco_url": "", "date_captured": "", "file_name": f"{annotation.image_id:06d}.jpg",
@@ -266,8 +273,8 @@ def to_coco(annotations: list[Annotation], sizes: list[tuple[int, int]]) -> dict
                 "image_id": annotation.image_id,
                 "iscrowd": 0,
                 "style": item.style,
-                "num_keypoints": int(np.count_nonzero(item.landmarks[:, 2] > 0)),
-                "keypoints": slot_keypoints(item),
+                "num_keypoints": int(np.count_nonzero(item.landmarks[:, 2] >= (2 if visible_only else 1))),
+                "keypoints": slot_keypoints(item, visible_only),
                 "segmentation": [list(p) for p in item.segmentation],
             })
     categories = [

@@ -80,13 +80,16 @@ class GroundTruth:
     polygons: list
 
     @classmethod
-    def from_annotations(cls, annotations: list[Annotation], sizes=None) -> "GroundTruth":
+    def from_annotations(cls, annotations: list[Annotation], sizes=None, visible_only: bool = False) -> "GroundTruth":
+        """`visible_only`: landmarks with v = 1 (occluded) count as not labelled, as in the "vis"
+        landmark scores (`to_coco(visible_only=True)`)."""
+        lowest = 2 if visible_only else 1
         items = [(i, item) for i, a in enumerate(annotations) for item in a.items]
         boxes = np.array([item.box for _, item in items], np.float64).reshape(-1, 4)
         labelled_slots = np.zeros((len(items), MAX_LANDMARKS), np.int64)
         labelled_xy = np.zeros((len(items), MAX_LANDMARKS, 2))
         for row, (_, item) in enumerate(items):
-            labelled = np.flatnonzero(item.landmarks[:, 2] > 0)
+            labelled = np.flatnonzero(item.landmarks[:, 2] >= lowest)
             labelled_slots[row, : labelled.size] = item.category.first_slot + labelled
             labelled_xy[row, : labelled.size] = item.landmarks[labelled, :2]
         return cls(
@@ -96,7 +99,7 @@ class GroundTruth:
             category=np.array([item.category_id for _, item in items], np.int64),
             box=np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1),
             area=np.array([item.box_area for _, item in items], np.float64),
-            num_keypoints=np.array([np.count_nonzero(item.landmarks[:, 2] > 0) for _, item in items], np.int64),
+            num_keypoints=np.array([np.count_nonzero(item.landmarks[:, 2] >= lowest) for _, item in items], np.int64),
             labelled_slots=labelled_slots,
             labelled_xy=labelled_xy,
             difficulty=np.array([item.difficulty for _, item in items], np.int64).reshape(-1, 4),

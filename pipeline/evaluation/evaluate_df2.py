@@ -26,18 +26,25 @@ def add_arguments(parser) -> None:
     parser.add_argument("--images", help="image folder, for the image sizes segm needs (default: ANNOS/../image)")
     parser.add_argument("--query-gt", help="retrieval query ground truth (query_gt.json layout)")
     parser.add_argument("--gallery-gt", help="retrieval gallery ground truth (gallery_gt.json layout)")
+    parser.add_argument("--visible-only", action="store_true",
+                        help="keypoints: score visible landmarks only (v = 2), as the 'vis' scores; the default "
+                             "counts visible and occluded ones ('vis && hide', the official converter's output)")
     parser.add_argument("--out", help="also write the JSON here")
 
 
-def evaluate_detection(task: str, annos: str | Path, results_path: str | Path, images: str | Path | None = None) -> dict:
+def evaluate_detection(task: str, annos: str | Path, results_path: str | Path, images: str | Path | None = None,
+                       visible_only: bool = False) -> dict:
     annotations = df2.read_annotations(annos)
     sizes = None
     if task == "segm":
         image_dir = Path(images) if images else Path(annos).parent / "image"
         sizes = [df2.image_size(df2.image_path(image_dir, a.image_id)) for a in annotations]
-    ground_truth = deepfashion2.GroundTruth.from_annotations(annotations, sizes)
+    ground_truth = deepfashion2.GroundTruth.from_annotations(annotations, sizes, visible_only)
     results = deepfashion2.read_results(df2.load_json(Path(results_path)), results_path, ground_truth, task)
-    return deepfashion2.evaluate(ground_truth, results, task).metrics()
+    metrics = deepfashion2.evaluate(ground_truth, results, task).metrics()
+    if task == "keypoints":
+        metrics["visible_only"] = visible_only
+    return metrics
 
 
 def evaluate_retrieval(query_gt: str | Path, gallery_gt: str | Path, results_path: str | Path) -> dict:
@@ -55,7 +62,7 @@ def run(args) -> int:
     else:
         if not args.annos:
             raise InputError(f"--task {args.task} needs --annos")
-        metrics = evaluate_detection(args.task, args.annos, args.results, args.images)
+        metrics = evaluate_detection(args.task, args.annos, args.results, args.images, args.visible_only)
     if args.out:
         io.write_json(args.out, metrics)
     print(json.dumps(metrics, indent=2))

@@ -120,6 +120,19 @@ def test_random_cases_equal_pycocotools(seed):
             assert metrics["categories"][category.name]["AP"] == _category_ap(reference, category.id), task
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_visible_only_landmarks_equal_pycocotools_on_the_visible_only_conversion(seed):
+    annotations, sizes, results = random_case(200 + seed)
+    results = in_branch(results, "keypoints")
+    ground_truth = deepfashion2.GroundTruth.from_annotations(annotations, sizes, visible_only=True)
+    ours = deepfashion2.evaluate(ground_truth, deepfashion2.read_results(copy.deepcopy(results), "r.json", ground_truth,
+                                                                        "keypoints"), "keypoints").metrics()
+    coco = df2.to_coco(annotations, sizes, visible_only=True)
+    reference = df2_reference.run_official(df2_reference.load_ground_truth(coco), results, "keypoints")
+    assert [ours["AP"], ours["AP50"], ours["AP75"]] == list(reference.stats[:3])
+    assert ours["AP"] != _ours(annotations, sizes, copy.deepcopy(results), "keypoints").metrics()["AP"]
+
+
 class SubsetCOCOeval(COCOeval):
     """COCOeval with the ground truth outside one difficulty subset ignored (an independent
     statement of the breakdowns' definition, on pycocotools' own matching)."""
