@@ -6,9 +6,9 @@ import os
 import sys
 
 from pipeline.benchmarks import cli as bench
-from pipeline.data import cache, folds, synth
+from pipeline.data import cache, deepfashion2_cache, deepfashion2_synth, folds, synth
 from pipeline.ensembling import ensemble, tune
-from pipeline.evaluation import evaluate, report
+from pipeline.evaluation import evaluate, evaluate_df2, report
 from pipeline.inference import gather, infer, predict
 from pipeline.submission import validate as validate_submission
 from pipeline.submission import write as submit
@@ -18,12 +18,15 @@ from pipeline.training import train
 COMMANDS = (
     ("synth", synth, "Generate the embedded synthetic dataset in Kaggle layout."),
     ("cache", cache, "Cache a split's images and masks at training resolution in one HDF5 file."),
+    ("synth-df2", deepfashion2_synth, "Generate the embedded DeepFashion2-like dataset (consumer and shop photos) in its layout."),
+    ("cache-df2", deepfashion2_cache, "Cache a DeepFashion2 split (image/, annos/): images, masks, boxes, landmarks in one HDF5 file."),
     ("folds", folds, "Assign images to multilabel-stratified cross-validation folds."),
     ("train", train, "Train one model family on all folds but one."),
     ("predict", predict, "Scored predictions of one fold's model on out-of-fold or test images."),
     ("infer", infer, "Predict photos with trained model(s): instance listing, overlay PNG and CSV per photo."),
     ("gather", gather, "Concatenate a model's out-of-fold predictions over all folds."),
     ("evaluate", evaluate, "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),
+    ("evaluate-df2", evaluate_df2, "DeepFashion2's official evaluation of a submission file (bbox, segm, keypoints, retrieval)."),
     ("report", report, "Cross-validation metrics and plots of every model's out-of-fold predictions."),
     ("ensemble", ensemble, "Fuse several models' predictions (weighted mask fusion, mask NMS or matrix NMS)."),
     ("tune", tune, "Tune score and attribute thresholds on out-of-fold predictions (cross-fitted report)."),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.benchmarks import cache, evaluate, flops, inference, processes, rle
+from pipeline.benchmarks import cache, evaluate, evaluate_df2, flops, inference, processes, rle
 
 # (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
 BENCHMARKS = (
@@ -13,6 +13,7 @@ BENCHMARKS = (
     ("flops", flops, "GFLOPs (torch's flop counter) and parameters of each family's default configuration."),
     ("processes", processes, "Training images/s of one process against train.processes DDP processes."),
     ("evaluate", evaluate, "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
+    ("evaluate-df2", evaluate_df2, "evaluate-df2 against the official DeepFashion2 evaluation (pycocotools), side by side."),
 )
 
 

@@ -163,9 +163,9 @@ class _Failure:
     line: int | None
 
 
-def _prepare_in_worker(task: ImageTask) -> PreparedImage | _Failure:
+def _prepare_in_worker(task, prepare_function=None):
     try:
-        return prepare(task)
+        return (prepare_function or prepare)(task)
     except InputError as error:
         return _Failure(error.message, error.path, error.line)
 
@@ -174,14 +174,15 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # parallelism comes from the processes
 
 
-def prepared_images(tasks: Iterable[ImageTask], workers: int) -> Iterator[PreparedImage]:
-    """`prepare` over `tasks`, in order, in `workers` processes (0: in this one).
+def prepared_images(tasks: Iterable, workers: int, prepare_function=None) -> Iterator:
+    """`prepare_function` (None: `prepare`; a module-level function, it goes to the workers by
+    name) over `tasks`, in order, in `workers` processes (0: in this one).
 
     At most PENDING_PER_WORKER results per worker wait for the consumer (an unbounded map would queue
     every result of a fast pool behind a slow writer), so memory does not grow with the dataset.
     """
     if workers == 0:
-        yield from map(prepare, tasks)
+        yield from map(prepare_function or prepare, tasks)
         return
     # spawn: the parent may hold an open HDF5 file and threads, which fork would copy.
     # On an error or interrupt the executor cancels what has not started and lets the few running
@@ -191,7 +192,7 @@ def prepared_images(tasks: Iterable[ImageTask], workers: int) -> Iterator[Prepar
     try:
         pending: deque = deque()
         for task in tasks:
-            pending.append(executor.submit(_prepare_in_worker, task))
+            pending.append(executor.submit(_prepare_in_worker, task, prepare_function))
             if len(pending) >= PENDING_PER_WORKER * workers:
                 yield _unwrap(pending.popleft().result())
         while pending:
@@ -200,7 +201,7 @@ def prepared_images(tasks: Iterable[ImageTask], workers: int) -> Iterator[Prepar
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _unwrap(result: PreparedImage | _Failure) -> PreparedImage:
+def _unwrap(result):
     if isinstance(result, _Failure):
         raise InputError(result.message, result.path, result.line)
     return result

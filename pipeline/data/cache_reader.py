@@ -43,30 +43,43 @@ class CachedSample:
 class UnusableCache(InputError):
     """A cache file that is missing, incomplete or stale; `reason` says which, without advice."""
 
-    def __init__(self, reason: str, path: str | Path):
-        super().__init__(f"{reason}, run python -m pipeline cache", path)
+    def __init__(self, reason: str, path: str | Path, command: str = "cache"):
+        super().__init__(f"{reason}, run python -m pipeline {command}", path)
         self.reason = reason
 
 
-def verify(path: str | Path, expected_fingerprint: str | None = None) -> dict:
-    """The attributes of a complete cache file of this format; UnusableCache saying why not otherwise."""
+def verify(path: str | Path, expected_fingerprint: str | None = None, format_version: int = FORMAT_VERSION,
+           command: str = "cache") -> dict:
+    """The attributes of a complete cache file of `format_version`; UnusableCache saying why not
+    otherwise (its advice: run `command`)."""
     path = Path(path)
     if not path.exists():
-        raise UnusableCache("cache not found", path)
+        raise UnusableCache("cache not found", path, command)
     try:
         with h5py.File(path, "r") as file:
             attributes = dict(file.attrs)
     except OSError as error:
-        raise UnusableCache(f"not a readable cache file ({error})", path) from None
+        raise UnusableCache(f"not a readable cache file ({error})", path, command) from None
     if not attributes.get("complete", False):
-        raise UnusableCache("incomplete cache (an interrupted build?)", path)
-    if attributes.get("format_version") != FORMAT_VERSION:
+        raise UnusableCache("incomplete cache (an interrupted build?)", path, command)
+    if attributes.get("format_version") != format_version:
         raise UnusableCache(
-            f"stale cache (format {attributes.get('format_version')}, this code reads {FORMAT_VERSION})", path
+            f"stale cache (format {attributes.get('format_version')}, this code reads {format_version})", path, command
         )
     if expected_fingerprint is not None and attributes.get("fingerprint") != expected_fingerprint:
-        raise UnusableCache("stale cache (its inputs or parameters changed)", path)
+        raise UnusableCache("stale cache (its inputs or parameters changed)", path, command)
     return attributes
+
+
+def decode_masks(counts: np.ndarray, bounds: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(M, H, W) uint8 {0,1} masks from the concatenated run lengths of M instances, instance j's
+    being counts[bounds[j] - bounds[0] : bounds[j + 1] - bounds[0]]."""
+    # Each instance's runs start with background and are odd in number, so the run values
+    # alternate 0, 1, ... from each instance's first run: flip the global parity accordingly.
+    starts = bounds[:-1] - bounds[0]
+    values = (np.arange(counts.size) & 1) ^ np.repeat(starts & 1, np.diff(bounds))
+    flat = np.repeat(values.astype(np.uint8), counts)
+    return flat.reshape(bounds.size - 1, width, height).transpose(0, 2, 1)
 
 
 class CacheReader:
@@ -120,16 +133,9 @@ class CacheReader:
 
     def masks(self, i: int) -> np.ndarray:
         """(M, H, W) uint8 {0,1} instance masks of image `i`, decoded with one np.repeat."""
-        height, width = self.sizes[i].tolist()
         first, last = self.instance_offsets[i], self.instance_offsets[i + 1]
         bounds = self.mask_offsets[first : last + 1]
-        counts = self._dataset("mask_counts")[bounds[0] : bounds[-1]]
-        # Each instance's runs start with background and are odd in number, so the run values
-        # alternate 0, 1, ... from each instance's first run: flip the global parity accordingly.
-        starts = bounds[:-1] - bounds[0]
-        values = (np.arange(counts.size) & 1) ^ np.repeat(starts & 1, np.diff(bounds))
-        flat = np.repeat(values.astype(np.uint8), counts)
-        return flat.reshape(last - first, width, height).transpose(0, 2, 1)
+        return decode_masks(self._dataset("mask_counts")[bounds[0] : bounds[-1]], bounds, *self.sizes[i].tolist())
 
     def class_ids_per_image(self) -> list[np.ndarray]:
         """Class ids of each image's instances, in image order (no file access)."""

@@ -122,12 +122,15 @@ def write_jpeg(path: Path, image: np.ndarray) -> None:
 
 
 @contextlib.contextmanager
-def staging_directory(out: Path) -> Iterator[Path]:
-    """Yield an empty sibling directory of `out`; replace `out` with it only if the block succeeds."""
+def staging_directory(out: Path, marker: str = "train.csv") -> Iterator[Path]:
+    """Yield an empty sibling directory of `out`; replace `out` with it only if the block succeeds.
+
+    A non-empty `out` is only replaced if it holds `marker` (a dataset this command wrote).
+    """
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", out)
-    if out.is_dir() and any(out.iterdir()) and not (out / "train.csv").exists():
-        raise InputError("refusing to replace a non-empty directory that holds no train.csv", out)
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+        raise InputError(f"refusing to replace a non-empty directory that holds no {marker}", out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:

@@ -34,8 +34,10 @@ class Candidates:
     f1: np.ndarray   # float64; all ones where attributes do not count
 
 
-def top_detections(image: np.ndarray, group: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows among the `MAX_DETECTIONS` best of their (image, class) group, and their rank there.
+def top_detections(
+    image: np.ndarray, group: np.ndarray, score: np.ndarray, max_detections: int = MAX_DETECTIONS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows among the `max_detections` best of their (image, class) group, and their rank there.
 
     Rows come back in accumulation order, the one both references use: score descending, ties
     broken by image (ground-truth order), then by file order.
@@ -46,7 +48,7 @@ def top_detections(image: np.ndarray, group: np.ndarray, score: np.ndarray) -> t
     group_start = np.searchsorted(group[ranked], group[ranked], side="left")
     rank = np.empty(score.size, np.int64)
     rank[ranked] = np.arange(score.size) - group_start
-    rows = order[rank[order] < MAX_DETECTIONS]
+    rows = order[rank[order] < max_detections]
     return rows, rank[rows]
 
 
