@@ -102,7 +102,7 @@ class Run:
         self.skipped = int(state.get("skipped", 0))
 
 
-def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, run_key: str,
+def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, run_key: str = "",
           max_steps: int | None = None, progress: bool = True) -> dict:
     """Train `model` on `dataset` (a `TrainDataset`), writing checkpoints into `out_dir`.
 
