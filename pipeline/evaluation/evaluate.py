@@ -9,12 +9,8 @@ import argparse
 import sys
 
 from pipeline import io, params
-from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.kaggle_score import DENOMINATORS, THRESHOLD_RULES, KaggleOptions
-from pipeline.evaluation.predictions import read_predictions
 
 DEFAULTS = {"kaggle_denominator": "tp_fp_fn", "kaggle_thresholds": "strict"}
 
@@ -43,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
+    from pipeline.data import ontology as ontology_lib
+    from pipeline.data.annotations import read_annotations
+    from pipeline.evaluation.evaluator import evaluate
+    from pipeline.evaluation.predictions import read_predictions
+
     options = kaggle_options(args)
     ontology = ontology_lib.load(args.labels)
     records, _ = read_annotations(args.gt, ontology)
