@@ -13,7 +13,9 @@ order without a Score column).
   the synthetic `sample_submission.csv` uses); that row would score as a false positive.
 - **`--max-side N`**: masks re-encoded at the image's size scaled to a longest side of N, aspect
   kept, as the 2020 solutions submitted to keep the file small; images no larger keep their size
-  (never enlarged, as in the cache). Masks shrink by area coverage >= 0.5 (`resize.resize_mask`),
+  (never enlarged, as in the cache). Unverified against Kaggle's scorer: no public source shows
+  that it decoded masks at a reduced size (the file carries no mask size), so the default is the
+  original size. Masks shrink by area coverage >= 0.5 (`resize.resize_mask`),
   so no instance vanishes.
 - **`--thresholds FILE`** (params `submit.thresholds`, null: none): `tune`'s thresholds applied
   first (`pipeline.ensembling.thresholds.apply_thresholds`): detections under their class's score
@@ -52,7 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="submission CSV to write (default: params submit.out)")
     parser.add_argument("--max-side", type=int,
                         help="encode masks with the image's longest side N, 0 = original size "
-                             "(default: params submit.max_side)")
+                             "(default: params submit.max_side). Unverified: no public source shows that "
+                             "Kaggle's 2020 scorer decoded reduced-size masks (the file carries no mask size)")
     parser.add_argument("--overlap", choices=OVERLAP_POLICIES,
                         help="smaller_wins: a pixel of several masks stays in the smallest (default: params submit.overlap)")
     parser.add_argument("--thresholds", help="tune's thresholds JSON (default: params submit.thresholds; null: none)")
