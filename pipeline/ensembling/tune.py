@@ -7,9 +7,8 @@ to maximise `metric` (the evaluator's kaggle, ap_iou_f1 or ap_iou):
    class's scores, kept only when it beats the global one;
 3. per attribute with at least `min_attribute_positives` ground-truth instances: a probability
    threshold from `attribute_grid`, kept only when it beats `attribute_default`.
-Each candidate is one evaluator call on a subset of one predictions table; the ground-truth table
-and the mask IoU pairs are computed once (`evaluate(gt=..., pairs=...)`), and the kaggle metric is
-scored without AP. AP (ap_iou, ap_iou_f1) never gains from a score cut-off: dropping the lowest
+Masks are matched once, for all images (the folds' scorers take their share of the pairs); a
+candidate re-scores only the classes it changes (`Scorer`), never the whole evaluation. AP (ap_iou, ap_iou_f1) never gains from a score cut-off: dropping the lowest
 scores only shortens each precision-recall curve. So the AP metrics skip steps 1 and 2 (cut-off 0),
 and ap_iou, blind to attributes, tunes nothing.
 
@@ -27,19 +26,20 @@ import numpy as np
 
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import read_annotations
+from pipeline.data.annotations import read_annotations, read_csv_strict
 from pipeline.data.folds import folds_file, folds_of_records
-from pipeline.data.ontology import Ontology
-from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector, read_prediction_file
+from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
+from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
 from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, save
 from pipeline.errors import InputError
 from pipeline.evaluation import coco_ap
+from pipeline.evaluation.attributes import attribute_matrix, set_f1
 from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
 from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.instances import InstanceTable, ground_truth_table
-from pipeline.evaluation.kaggle_score import KaggleOptions
-from pipeline.evaluation.masks import overlapping_pairs
-from pipeline.evaluation.predictions import predictions_table
+from pipeline.evaluation.kaggle_score import KaggleOptions, kaggle_sums
+from pipeline.evaluation.masks import Pairs, overlapping_pairs
+from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
 
 METRICS = ("kaggle", "ap_iou_f1", "ap_iou")
 HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")
@@ -50,34 +50,100 @@ DEFAULTS = {"predictions": "predictions/oof/ensemble.csv", "metric": "kaggle", "
 
 
 class Scorer:
-    """The metric of threshold choices on one set of images: masks are matched to ground truth once."""
+    """The metric of threshold choices on one set of images, re-scored class by class.
+
+    Masks are matched to ground truth once (`pairs`, IoU >= 0.5, possibly computed once for all
+    folds and subset). Both metrics split into independent classes: kaggle into (image, class)
+    groups, AP into per-class precision entries. `commit` fixes a state of choices and the
+    contribution of every class under it; a call re-scores only the classes whose detections the
+    candidate changes (a kept row, or the attribute set of a row that overlaps a ground truth) and
+    adds the others' committed contributions, in a fixed class order, so equal choices score equal.
+    """
 
     def __init__(self, records, table: InstanceTable, probs: np.ndarray, ontology: Ontology, metric: str,
-                 options: KaggleOptions):
+                 options: KaggleOptions, pairs: Pairs | None = None, gt: InstanceTable | None = None):
         self.records, self.table, self.probs, self.ontology = records, table, probs, ontology
         self.metric, self.options = metric, options
-        self.gt = ground_truth_table(records)
-        self.pairs = overlapping_pairs(self.gt, table, [(r.height, r.width) for r in records],
-                                       coco_ap.IOU_THRESHOLDS[0])
+        self.gt = ground_truth_table(records) if gt is None else gt
+        self.pairs = pairs if pairs is not None else overlapping_pairs(
+            self.gt, table, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
+        self.gt_attributes = attribute_matrix(self.gt.attributes, ontology)
+        self.paired = np.zeros(len(table), bool)
+        self.paired[self.pairs.pred] = True
+        self.image_has_gt = np.zeros(len(records), bool)
+        self.image_has_gt[self.gt.image] = True
         self.calls = 0
+        self.keep = self.cutoffs = self.parts = self.kept_per_image = None
+
+    def commit(self, keep: np.ndarray, attribute_cutoffs: np.ndarray) -> None:
+        """Make these choices the base that later calls differ from."""
+        classes = range(self.ontology.num_classes) if self.parts is None else self._changed(keep, attribute_cutoffs)
+        parts = np.zeros((self.ontology.num_classes, 2)) if self.parts is None else self.parts.copy()
+        for c in classes:
+            parts[c] = self._class_part(c, keep, attribute_cutoffs)
+        self.keep, self.cutoffs, self.parts = keep.copy(), attribute_cutoffs.copy(), parts
+        self.kept_per_image = np.bincount(self.table.image[keep], minlength=len(self.records))
 
     def __call__(self, keep: np.ndarray, attribute_cutoffs: np.ndarray) -> float:
         """The metric with rows `keep` and attributes whose probability reaches their cut-off."""
+        if self.parts is None:
+            self.commit(keep, attribute_cutoffs)
         self.calls += 1
-        rows = np.flatnonzero(keep)
-        renumber = np.full(len(self.table), -1)
-        renumber[rows] = np.arange(rows.size)
-        pairs = self.pairs.select(keep[self.pairs.pred])
-        pairs.pred = renumber[pairs.pred]
-        chosen = self.probs[rows] >= attribute_cutoffs
+        parts = self.parts.copy()
+        for c in self._changed(keep, attribute_cutoffs):
+            parts[c] = self._class_part(c, keep, attribute_cutoffs)
+        total, count = parts.sum(axis=0)
+        if self.metric != "kaggle":
+            return float(total / count) if count else -1.0
+        # An image with nothing on either side scores 1 (kaggle_score's empty images).
+        changed = np.flatnonzero(keep != self.keep)
+        kept = self.kept_per_image + np.bincount(self.table.image[changed], np.where(keep[changed], 1, -1),
+                                                 minlength=len(self.records)).astype(np.int64)
+        empty = np.count_nonzero(~self.image_has_gt & (kept == 0))
+        return float((total + empty) / (count + empty)) if count + empty else 1.0
+
+    def _changed(self, keep: np.ndarray, attribute_cutoffs: np.ndarray) -> np.ndarray:
+        """Classes whose kept rows, or the attribute sets of their paired rows, differ from the base."""
+        rows = keep != self.keep
+        attributes = np.flatnonzero(attribute_cutoffs != self.cutoffs)
+        if attributes.size:
+            probs = self.probs[:, attributes]
+            rows |= self.paired & ((probs >= attribute_cutoffs[attributes]) != (probs >= self.cutoffs[attributes])).any(1)
+        return np.unique(self.table.class_id[rows])
+
+    def _class_part(self, c: int, keep: np.ndarray, attribute_cutoffs: np.ndarray) -> tuple[float, float]:
+        """Class c's (sum, count): kaggle's group scores and groups, or AP's defined precision entries."""
+        rows = np.flatnonzero(keep & (self.table.class_id == c))
+        gt_rows = np.flatnonzero(self.gt.class_id == c)
+        local = np.full(len(self.table), -1)
+        local[rows] = np.arange(rows.size)
+        pairs = self.pairs.select(local[self.pairs.pred] >= 0)
+        gt_local = np.full(len(self.gt), -1)
+        gt_local[gt_rows] = np.arange(gt_rows.size)
+        pred_attributes = self.probs[pairs.pred] >= attribute_cutoffs
+        num_classes = self.ontology.num_classes
+        if self.metric == "kaggle":
+            f1 = set_f1(self.gt_attributes[pairs.gt], pred_attributes)
+            return kaggle_sums(self.gt.image[gt_rows] * num_classes + c, self.table.image[rows] * num_classes + c,
+                               local[pairs.pred], gt_local[pairs.gt], pairs.iou, f1,
+                               self.gt_attributes[gt_rows].any(axis=1), self.options)
+        if not gt_rows.size:  # AP is undefined for a class without ground truth: no entry counts
+            return 0.0, 0.0
+        # Only rows that overlap a ground truth need their attributes: the others never meet one.
         ids = self.ontology.attribute_ids
-        table = InstanceTable(
-            self.table.image[rows], self.table.class_id[rows], [tuple(ids[c].tolist()) for c in chosen],
-            [self.table.runs[r] for r in rows], self.table.area[rows],
-            None if self.metric == "kaggle" else self.table.score[rows],  # kaggle needs no AP
-        )
-        metrics = evaluate(self.records, table, self.ontology, self.options, gt=self.gt, pairs=pairs).metrics()
-        return float(metrics[self.metric])
+        attributes = [()] * rows.size
+        for row, chosen in zip(local[pairs.pred], pred_attributes):
+            attributes[row] = tuple(ids[chosen].tolist())
+        table = InstanceTable(self.table.image[rows], self.table.class_id[rows], attributes,
+                              [self.table.runs[r] for r in rows], self.table.area[rows], self.table.score[rows])
+        gt = InstanceTable(self.gt.image[gt_rows], self.gt.class_id[gt_rows], [self.gt.attributes[r] for r in gt_rows],
+                           [self.gt.runs[r] for r in gt_rows], self.gt.area[gt_rows])
+        evaluation = evaluate(self.records, table, self.ontology, self.options, gt=gt,
+                              pairs=Pairs(local[pairs.pred], gt_local[pairs.gt], pairs.iou))
+        pool = (evaluation.f1_precision["all"][..., c] if c in CATEGORIES_WITH_ATTRIBUTES and self.metric == "ap_iou_f1"
+                else evaluation.iou_precision["all"][..., c])
+        defined = pool[pool > -1]
+        return float(defined.sum()), float(defined.size)
 
 
 def tune(scorer: Scorer, cfg: dict) -> Thresholds:
@@ -100,6 +166,7 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
     cuts = scorer.metric == "kaggle"
     global_cut = best(_candidates(score, quantiles) if cuts else [],
                       lambda t: scorer(score >= t, attribute_cutoffs), 0.0)
+    scorer.commit(score >= global_cut, attribute_cutoffs)
     cutoffs = np.full(ontology.num_classes, global_cut)
     gt_per_class = np.bincount(scorer.gt.class_id, minlength=ontology.num_classes)
     for c in np.flatnonzero(gt_per_class >= int(cfg["min_class_instances"]) if cuts else []):
@@ -108,6 +175,7 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
             trial[c] = t
             return scorer(score >= trial[class_id], attribute_cutoffs)
         cutoffs[c] = best(_candidates(score[class_id == c], quantiles), with_class_cut, global_cut)
+        scorer.commit(score >= cutoffs[class_id], attribute_cutoffs)
     keep = score >= cutoffs[class_id]
     positives = np.bincount([ontology.attribute_index[a] for ids in scorer.gt.attributes for a in ids],
                             minlength=ontology.num_attributes)
@@ -118,6 +186,7 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
             trial[a] = t
             return scorer(keep, trial)
         attribute_cutoffs[a] = best(cfg["attribute_grid"], with_attribute_cut, float(cfg["attribute_default"]))
+        scorer.commit(keep, attribute_cutoffs)
     return Thresholds(
         scorer.metric, global_cut,
         {int(c): float(cutoffs[c]) for c in np.flatnonzero(cutoffs != global_cut)},
@@ -161,7 +230,9 @@ def run(args) -> int:
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     records, _ = read_annotations(gt_path, ontology)
     source = Path(cfg["predictions"])
-    frame = read_prediction_file(source, 1.0).frame
+    frame = read_csv_strict(source, (*PREDICTION_COLUMNS, SCORE_COLUMN))
+    if SCORES_COLUMN not in frame.columns:
+        frame[SCORES_COLUMN] = ""
     table = predictions_table(frame, records, ontology, str(source))
     probs = np.array([attribute_vector(frame[SCORES_COLUMN].iat[line - 2], attributes, ontology, source, int(line))
                       for line, attributes in zip(table.line, table.attributes)], np.float32
@@ -170,9 +241,18 @@ def run(args) -> int:
     predicted = np.unique(fold_of_image[table.image])
     predicted = predicted[predicted >= 0]  # images the folds file leaves out are never scored
 
+    # Masks are matched once for all images; each fold's scorer takes its share of the pairs.
+    gt = ground_truth_table(records)
+    pairs = overlapping_pairs(gt, table, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
+
     def subset(images):
         rows = np.flatnonzero(np.isin(table.image, images))
-        return [records[i] for i in images], table.of_images(images), probs[rows]
+        gt_rows = np.flatnonzero(np.isin(gt.image, images))
+        local, gt_local = np.full(len(table), -1), np.full(len(gt), -1)
+        local[rows], gt_local[gt_rows] = np.arange(rows.size), np.arange(gt_rows.size)
+        shared = pairs.select(local[pairs.pred] >= 0)
+        return ([records[i] for i in images], table.of_images(images), probs[rows], ontology, cfg["metric"], options,
+                Pairs(local[shared.pred], gt_local[shared.gt], shared.iou), gt.of_images(images))
 
     def headline(images, thresholds=None):
         chosen = frame.iloc[table.line[np.isin(table.image, images)] - 2]
@@ -187,12 +267,12 @@ def run(args) -> int:
     for fold in predicted if predicted.size > 1 else ():  # one fold: nothing to tune on but itself
         train_images = np.flatnonzero(np.isin(fold_of_image, predicted) & (fold_of_image != fold))
         held_out = np.flatnonzero(fold_of_image == fold)
-        learned = tune(Scorer(*subset(train_images), ontology, cfg["metric"], options), cfg)
+        learned = tune(Scorer(*subset(train_images)), cfg)
         folds.append({"fold": int(fold), "tuned_on_images": int(train_images.size), "images": int(held_out.size),
                       "before": headline(held_out), "after": headline(held_out, learned),
                       "classes_tuned": len(learned.class_scores), "attributes_tuned": len(learned.attributes)})
     all_images = np.flatnonzero(np.isin(fold_of_image, predicted))
-    scorer = Scorer(*subset(all_images), ontology, cfg["metric"], options)
+    scorer = Scorer(*subset(all_images))
     thresholds = tune(scorer, cfg)
     save(cfg["out"], thresholds)
     mean = {when: {key: float(np.mean([f[when][key] for f in folds])) for key in HEADLINE}

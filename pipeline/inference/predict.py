@@ -50,7 +50,8 @@ def tta_config(args):
 
 
 def predict(model, reader, indices, ontology, attribute_threshold: float, device="cpu", tta=None) -> pd.DataFrame:
-    """Predictions for reader images `indices` as a DataFrame of COLUMNS; `tta`: a TTAConfig or None."""
+    """Predictions for reader images `indices` as a DataFrame of COLUMNS sorted by ImageId; `tta`: a
+    TTAConfig or None."""
     import torch
 
     from pipeline.inference.tta import predict_with_tta
@@ -59,7 +60,8 @@ def predict(model, reader, indices, ontology, attribute_threshold: float, device
     model.to(device)
     rows = []
     with torch.inference_mode():
-        for i in indices:
+        # Rows sorted by ImageId: every prediction file is, so later stages read it image by image.
+        for i in sorted(indices, key=lambda i: reader.image_ids[i]):
             image = image_to_tensor(reader.image(i)).to(device)
             output = model([image])[0] if tta is None else predict_with_tta(model, image, tta)
             output = {k: v.float().cpu().numpy() for k, v in output.items()}

@@ -1,7 +1,9 @@
 """`python -m pipeline submit`: scored predictions -> Kaggle's submission CSV.
 
 Reads a predictions CSV as `predict` writes it (ImageId, EncodedPixels, ClassId, AttributesIds,
-Score; masks at the original size), every row validated as the evaluator validates predictions.
+Score; masks at the original size; rows sorted by ImageId), every row validated as the evaluator
+validates predictions. It is read and written image by image (`sorted_csv`): memory holds one
+image's rows, however many test images there are.
 Writes Kaggle's four columns exactly, `ImageId,EncodedPixels,ClassId,AttributesIds` (no Score),
 attribute ids ascending and comma-joined, rows by ImageId, then by score, highest first (file
 order without a Score column).
@@ -35,7 +37,8 @@ import pandas as pd
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data import resize, rle
-from pipeline.data.annotations import ImageRecord, read_csv_strict
+from pipeline.data.annotations import ImageRecord
+from pipeline.data.sorted_csv import header, image_groups
 from pipeline.data.ontology import Ontology
 from pipeline.ensembling.thresholds import apply_thresholds
 from pipeline.ensembling.thresholds import load as load_thresholds
@@ -76,13 +79,19 @@ def settings(args) -> dict:
 
 def submission(frame: pd.DataFrame, images: dict[str, tuple[int, int]], ontology: Ontology,
                max_side: int | None = None, overlap: str = "none", source: str = "<predictions>") -> pd.DataFrame:
-    """The submission of a predictions frame (CSV strings) for `images` (ImageId -> original size)."""
+    """The submission of a predictions frame (CSV strings) for `images` (ImageId -> original size).
+    Messages name the line `frame.index` + 2 (a frame read from a file, whole or in part)."""
     ids = frame["ImageId"].astype(str).str.strip()
+    lines = np.arange(len(frame)) + 2 if frame.index.dtype.kind not in "iu" else frame.index.to_numpy() + 2
     unknown = np.flatnonzero((ids != "").to_numpy() & ~ids.isin(images).to_numpy())
     if unknown.size:
-        raise InputError(f"ImageId {ids.iat[unknown[0]]} is not a test image", source, int(unknown[0]) + 2)
+        raise InputError(f"ImageId {ids.iat[unknown[0]]} is not a test image", source, int(lines[unknown[0]]))
     image_ids = list(images)
-    table = predictions_table(frame, [ImageRecord(i, *images[i]) for i in image_ids], ontology, source)
+    try:
+        table = predictions_table(frame.reset_index(drop=True), [ImageRecord(i, *images[i]) for i in image_ids],
+                                  ontology, source)
+    except InputError as error:
+        raise InputError(error.message, source, int(lines[error.line - 2])) from None
     score = table.score if table.score is not None else np.zeros(len(table))
     order = np.lexsort((-score, table.image))  # stable: equal scores keep file order
     bounds = np.searchsorted(table.image[order], np.arange(len(image_ids) + 1))
@@ -125,15 +134,32 @@ def run(args) -> int:
     cfg = settings(args)
     root = params.data_root(args)
     images = submission_images(root)
+    ontology = ontology_lib.load_for_dataset(root)
     source = Path(cfg["predictions"])
-    frame = read_csv_strict(source, tuple(PREDICTION_COLUMNS))
-    if cfg["thresholds"]:
-        frame = apply_thresholds(frame, load_thresholds(cfg["thresholds"]), str(source), blank_dropped=True)
-    result = submission(frame, images, ontology_lib.load_for_dataset(root), cfg["max_side"], cfg["overlap"],
-                        str(source))
-    io.write_csv(cfg["out"], result)
-    blank = int((result["EncodedPixels"] == "").sum())
+    header(source, tuple(PREDICTION_COLUMNS))
+    thresholds = load_thresholds(cfg["thresholds"]) if cfg["thresholds"] else None
+    pending = iter(images)  # test images in ImageId order; those without predictions get a blank row
+    masks = blank = 0
+    with io.csv_rows(cfg["out"], PREDICTION_COLUMNS) as writer:
+        for image_id, frame in image_groups(source, tuple(PREDICTION_COLUMNS)):
+            if image_id not in images:
+                raise InputError(f"ImageId {image_id} is not a test image", source, int(frame.index[0]) + 2)
+            for missing in pending:
+                if missing == image_id:
+                    break
+                writer.writerow((missing, "", "", ""))
+                blank += 1
+            if thresholds is not None:
+                frame = apply_thresholds(frame, thresholds, str(source), blank_dropped=True)
+            rows = submission(frame, {image_id: images[image_id]}, ontology, cfg["max_side"], cfg["overlap"],
+                              str(source))
+            writer.writerows(rows.itertuples(index=False))
+            empty = int((rows["EncodedPixels"] == "").sum())
+            masks, blank = masks + len(rows) - empty, blank + empty
+        for missing in pending:
+            writer.writerow((missing, "", "", ""))
+            blank += 1
     size = f"longest side {cfg['max_side']}" if cfg["max_side"] else "original size"
-    print(f"{len(result) - blank} masks ({size}, overlap {cfg['overlap']}) for {len(images)} test images, "
+    print(f"{masks} masks ({size}, overlap {cfg['overlap']}) for {len(images)} test images, "
           f"{blank} without predictions -> {cfg['out']}")
     return 0

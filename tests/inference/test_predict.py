@@ -49,6 +49,7 @@ def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
     folds = read_folds(root / "cache" / "folds.csv")
     gathered = read(root / "predictions" / "oof" / f"{MODEL}.csv")
     assert list(gathered.columns) == ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores"]
+    assert gathered.ImageId.tolist() == sorted(gathered.ImageId)
     for fold in (0, 1):
         frame = read(root / "predictions" / "oof" / MODEL / f"fold{fold}.csv")
         assert len(frame) > 0 and {folds[i] for i in frame.ImageId} == {fold}
