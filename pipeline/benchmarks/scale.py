@@ -6,10 +6,10 @@ random boxes) are copied R times under new ImageIds (`<id>_r<k>`, the JPEGs hard
 kept), for every R of `--repeats`. At each R the stages run as the DAG runs them, each a
 `python -m pipeline` subprocess: gather (per family), ensemble --split oof, report, tune, ensemble
 --split test, submit, validate-submission. Per stage and R the JSON gives wall seconds and the
-child's peak RSS (`os.wait4`), then the growth exponent b of seconds = a * images^b (least squares
-on logs), the RSS added per image, and both extrapolated to `--target-oof` OOF images (gather,
-ensemble-oof, report, tune) or `--target-test` test images (the test stages), at the same
-detections per image and the same number of families and folds as the run (say which in the JSON).
+child's peak RSS (VmHWM), then from the two largest runs the growth exponent b of seconds = a *
+images^b, the RSS added per image, and both extrapolated to `--target-oof` OOF images (gather,
+ensemble-oof, report, tune) or `--target-test` test images (the test stages), at the detections per
+image and the numbers of families and folds of the run (the JSON says which).
 """
 from __future__ import annotations
 
@@ -129,20 +129,24 @@ def commands(args) -> list[tuple[str, list[str]]]:
     ]
 
 
+# The child reports its own peak: the kernel's VmHWM of the process image after exec. (Its rusage
+# would not do: Linux carries a forked child's max RSS over from the parent, the benchmark itself.)
+CHILD = ("import sys\nfrom pipeline.cli import main\ncode = main(sys.argv[1:])\n"
+         "status = open('/proc/self/status').read()\n"
+         "print('peak_rss_kb', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\nsys.exit(code)")
+
+
 def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one subprocess."""
+    """(wall seconds, peak RSS in MB) of one `python -m pipeline` command run in a subprocess."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "pipeline", "--params", "params.yaml", *argv], cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", CHILD, "--params", "params.yaml", *argv], cwd=cwd,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     seconds = time.perf_counter() - started
-    error = process.stderr.read().decode()
-    process.stderr.close()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(argv)} failed ({process.returncode}): {error.strip()[-500:]}")
-    return seconds, usage.ru_maxrss / 1024
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    peak = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak_rss_kb ")]
+    return seconds, int(peak[-1]) / 1024
 
 
 def run(args) -> dict:
@@ -170,19 +174,26 @@ def run(args) -> dict:
 
 
 def fits(runs: dict, args) -> dict:
-    """Per stage: growth exponent of seconds, MB of RSS per image, both extrapolated to the target size."""
+    """Per stage, from the two largest runs: the growth exponent of seconds (log-log slope), seconds
+    and peak RSS extrapolated to the target size, linearly (slope per image) and, for seconds, along
+    the power law; plus the exponent fitted over all runs (start-up costs flatten it at small sizes)."""
     result = {}
     for stage in (*OOF_STAGES, *TEST_STAGES):
         key, target = ("oof_images", args.target_oof) if stage in OOF_STAGES else ("test_images", args.target_test)
         images = np.array([r[key] for r in runs.values()], float)
-        seconds = np.array([r["stages"][stage]["seconds"] for r in runs.values()])
+        seconds = np.array([max(r["stages"][stage]["seconds"], 1e-3) for r in runs.values()])
         rss = np.array([r["stages"][stage]["peak_rss_mb"] for r in runs.values()])
         if images.size < 2:
             continue
-        exponent, log_a = np.polyfit(np.log(images), np.log(np.maximum(seconds, 1e-3)), 1)
-        per_image, rss_base = np.polyfit(images, rss, 1)
-        result[stage] = {"exponent": round(float(exponent), 3), "target_images": target,
-                         "seconds_at_target": round(float(np.exp(log_a) * target ** exponent), 1),
-                         "rss_mb_per_image": round(float(per_image), 4),
-                         "peak_rss_mb_at_target": round(float(rss_base + per_image * target), 1)}
+        (n0, n1), (t0, t1), (m0, m1) = images[-2:], seconds[-2:], rss[-2:]
+        exponent = np.log(t1 / t0) / np.log(n1 / n0)
+        result[stage] = {
+            "exponent": round(float(exponent), 3),
+            "exponent_all_runs": round(float(np.polyfit(np.log(images), np.log(seconds), 1)[0]), 3),
+            "target_images": target,
+            "seconds_at_target_linear": round(float(t1 + (t1 - t0) / (n1 - n0) * (target - n1)), 1),
+            "seconds_at_target_power": round(float(t1 * (target / n1) ** exponent), 1),
+            "rss_mb_per_image": round(float((m1 - m0) / (n1 - n0)), 4),
+            "peak_rss_mb_at_target": round(float(m1 + (m1 - m0) / (n1 - n0) * (target - n1)), 1),
+        }
     return result
