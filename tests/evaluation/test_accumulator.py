@@ -36,3 +36,27 @@ def test_chunks_in_any_order_equal_one_call(seed):
     for area in ("all", "small", "medium", "large"):
         assert np.array_equal(chunked.iou_precision[area], whole.iou_precision[area])
         assert np.array_equal(chunked.f1_precision[area], whole.f1_precision[area])
+
+
+def test_a_sorted_file_read_in_chunks_scores_as_the_whole_frame(tmp_path):
+    from pipeline.errors import InputError
+    from pipeline.evaluation.predictions import chunked_tables
+
+    records, frame = random_case(3, ONTOLOGY, images=12)
+    # Some ground-truth images without any prediction, at the start, middle and end.
+    kept = ~frame.ImageId.isin([records[i].image_id for i in (0, 5, 11)])
+    frame = frame[kept].sort_values("ImageId", kind="stable").reset_index(drop=True)
+    frame.to_csv(tmp_path / "pred.csv", index=False)
+    whole = evaluate(records, predictions_table(frame, records, ONTOLOGY), ONTOLOGY).metrics()
+    accumulator = Accumulator(ONTOLOGY)
+    seen = []
+    for images, _, table in chunked_tables(tmp_path / "pred.csv", records, ONTOLOGY, chunk_images=4):
+        accumulator.add([records[i] for i in images], table, image_index=images, position=table.line)
+        seen += images.tolist()
+    assert sorted(seen) == list(range(len(records)))
+    got = accumulator.result().metrics()
+    assert got.pop("kaggle") == pytest.approx(whole.pop("kaggle"), abs=1e-12)
+    assert got == whole
+    frame.iloc[:3].assign(ImageId="zz").to_csv(tmp_path / "unknown.csv", index=False)
+    with pytest.raises(InputError, match="unknown.csv:2: image zz is not in the ground truth"):
+        list(chunked_tables(tmp_path / "unknown.csv", records, ONTOLOGY))
