@@ -164,8 +164,9 @@ def run(args) -> dict:
                 stages[stage] = (previous[0] + seconds, max(previous[1], rss))  # gather: all families
             detections = sum(len(pd.read_csv(p, usecols=["ImageId"]))
                              for p in (work / "predictions" / "oof").glob("m*.csv"))
+            per_image = detections / (args.images * repeats * args.families)
             runs[repeats] = {"oof_images": args.images * repeats, "test_images": args.test_images * repeats,
-                             "oof_detections_per_image_per_family": detections / (args.images * repeats * args.families),
+                             "oof_detections_per_image_per_family": round(per_image, 1),
                              "stages": {s: {"seconds": round(t, 2), "peak_rss_mb": round(m, 1)}
                                         for s, (t, m) in stages.items()}}
             shutil.rmtree(work)

@@ -30,7 +30,6 @@ from pipeline.evaluation.instances import InstanceTable
 from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
 from pipeline.inference.postprocess import ATTRIBUTE_SCORES_COLUMN as SCORES_COLUMN
 from pipeline.inference.postprocess import parse_attribute_scores
-from pipeline.submission.images import image_size
 
 IMAGE_FOLDERS = {"oof": "train", "test": "test"}  # ensemble split -> dataset split
 

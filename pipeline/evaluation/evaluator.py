@@ -170,7 +170,8 @@ class Accumulator:
         gt = ground_truth_table(records) if gt is None else gt
         if pairs is None:
             # IoU >= 0.5 is the loosest threshold of every score: no other pair can ever match.
-            pairs = overlapping_pairs(gt, predictions, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
+            pairs = overlapping_pairs(gt, predictions, [(r.height, r.width) for r in records],
+                                      coco_ap.IOU_THRESHOLDS[0])
         gt_attributes = attribute_matrix(gt.attributes, self.ontology)
         pred_attributes = attribute_matrix(predictions.attributes, self.ontology)
         num_classes = self.ontology.num_classes
@@ -274,7 +275,8 @@ def _average_precision(parts: list[Outcomes], regular: dict[str, np.ndarray], nu
     attributes, from all images' outcomes ranked as COCOeval ranks them (score descending, then
     image, then file order)."""
     score, image, position = (_joined(parts, name) for name in ("score", "image", "position"))
-    dt_class, with_attributes = _joined(parts, "class_id").astype(np.int64), _joined(parts, "with_attributes").astype(bool)
+    dt_class = _joined(parts, "class_id").astype(np.int64)
+    with_attributes = _joined(parts, "with_attributes").astype(bool)
     order = np.lexsort((position, image, -score))
     attribute_index = np.cumsum(with_attributes) - 1  # a detection's row among those with attributes
     attribute_order = attribute_index[order[with_attributes[order]]]

@@ -122,10 +122,16 @@ def _chunk(images, frames, records, ontology, path, columns, transform):
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=columns)
     if transform is not None:
         frame = transform(frame)
+    return np.array(images, np.int64), frame, rows_table(frame, [records[i] for i in images], ontology, path)
+
+
+def rows_table(frame: pd.DataFrame, records: list[ImageRecord], ontology: Ontology, path: str | Path) -> InstanceTable:
+    """`predictions_table` of rows read from a file (index = line - 2): lines and messages name the
+    file's lines."""
     lines = frame.index.to_numpy() + 2
     try:
-        table = predictions_table(frame.reset_index(drop=True), [records[i] for i in images], ontology, str(path))
-    except InputError as error:  # its line counts the chunk's rows: point at the file's line
+        table = predictions_table(frame.reset_index(drop=True), records, ontology, str(path))
+    except InputError as error:  # its line counts the rows given: point at the file's line
         raise InputError(error.message, path, int(lines[error.line - 2])) from None
     table.line = lines[table.line - 2]
-    return np.array(images, np.int64), frame, table
+    return table
