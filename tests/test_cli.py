@@ -1,10 +1,13 @@
 """The command line imports only the module of the command that runs."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pipeline.cli import COMMANDS, chosen_command
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HEAVY = ("torch", "pandas", "sklearn", "iterstrat", "matplotlib")
 
@@ -28,3 +31,14 @@ def test_a_command_imports_its_own_module_only():
             "print(sorted(m for m in %r if m in sys.modules))" % ([path for _, path, _ in COMMANDS],))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['pipeline.inference.gather']"
+
+
+def test_one_family_imports_no_other_familys_packages():
+    """A Mask R-CNN-only Kaggle kernel needs no effdet wheel: predict imports only the model's family."""
+    code = ("import sys\nfrom pipeline.models.factory import create_model, load_config\n"
+            "create_model(load_config('configs/attribute_mask_rcnn_regnetx002.yaml'))\n"
+            "import pipeline.inference.predict, pipeline.data.cache, pipeline.data.folds, pipeline.training.train\n"
+            "import pipeline.ensembling.ensemble, pipeline.submission.write, pipeline.submission.validate\n"
+            "print(sorted(m for m in ('effdet', 'iterstrat', 'sklearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[]"

@@ -52,6 +52,8 @@ def image_groups(path: str | Path, required: tuple[str, ...] = ("ImageId",),
     """(ImageId, that image's rows) in file order; InputError at the first row out of ImageId order."""
     pending_id, pending = None, None
     for chunk in chunks(path, required, rows):
+        if chunk.empty:  # a file with a header only
+            continue
         ids = chunk["ImageId"].str.strip().to_numpy(str)
         lines = chunk.index.to_numpy() + 2
         empty = np.flatnonzero(ids == "")

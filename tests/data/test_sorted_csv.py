@@ -25,12 +25,13 @@ def test_groups_span_chunks_and_keep_file_lines(tmp_path, chunk):
 
 
 def test_files_side_by_side(tmp_path):
+    empty = write(tmp_path / "0.csv", [])  # a model that found nothing: a header only
     first = write(tmp_path / "1.csv", ROWS)
     second = write(tmp_path / "2.csv", [("b", "8"), ("e", "9")])
     walked = [(i, [None if f is None else f.x.tolist() for f in frames])
-              for i, frames in aligned_image_groups([first, second])]
-    assert walked == [("a", [["1", "2"], None]), ("b", [["3"], ["8"]]), ("c", [["4", "5", "6"], None]),
-                      ("d", [["7"], None]), ("e", [None, ["9"]])]
+              for i, frames in aligned_image_groups([first, empty, second])]
+    assert walked == [("a", [["1", "2"], None, None]), ("b", [["3"], None, ["8"]]),
+                      ("c", [["4", "5", "6"], None, None]), ("d", [["7"], None, None]), ("e", [None, None, ["9"]])]
 
 
 @pytest.mark.parametrize("chunk", [1, 3])
