@@ -61,6 +61,23 @@ def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
     assert 0.0 <= metrics["ap_iou"] <= 1.0
 
 
+def test_batched_prediction_writes_the_same_file(trained, monkeypatch, tmp_path):
+    """Two images per model call (predict.batch_size) on CPU: the same rows as one at a time."""
+    root, params = trained
+    monkeypatch.chdir(root)
+    for batch_size in (1, 2):  # without TTA, which predicts image by image
+        predict = {"tta": {"hflip": False, "scales": [1.0]}, "batch_size": batch_size}
+        (tmp_path / f"{batch_size}.yaml").write_text(yaml.safe_dump({**yaml.safe_load(params.read_text()),
+                                                                      "predict": predict}))
+    for path, out in ((tmp_path / "1.yaml", "one.csv"), (tmp_path / "2.yaml", "two.csv")):
+        assert main(["--params", str(path), "predict", "--model", MODEL, "--fold", "0", "--split", "test",
+                     "--out", str(tmp_path / out)]) == 0
+    one, two = read(tmp_path / "one.csv"), read(tmp_path / "two.csv")
+    assert len(one) > 0 and one.ImageId.tolist() == sorted(one.ImageId)
+    assert two.drop(columns="Score").equals(one.drop(columns="Score"))
+    assert (two.Score.astype(float) - one.Score.astype(float)).abs().max() < 1e-4
+
+
 def test_gather_refuses_a_missing_fold(trained, monkeypatch, capsys):
     root, params = trained
     monkeypatch.chdir(root)
