@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.benchmarks import cache, evaluate, flops, inference, processes, rle, scale
+from pipeline.benchmarks import cache, evaluate, flops, inference, predict, processes, rle, scale
 
 # (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
 BENCHMARKS = (
@@ -13,6 +13,7 @@ BENCHMARKS = (
     ("flops", flops, "GFLOPs (torch's flop counter) and parameters of each family's default configuration."),
     ("processes", processes, "Training images/s of one process against train.processes DDP processes."),
     ("evaluate", evaluate, "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
+    ("predict", predict, "Seconds per image of the predict stage per family (batched; fp16 and GPU paste on CUDA)."),
     ("scale", scale, "Post-processing stages (gather .. validate) at growing R-fold copies of a dataset."),
 )
 
