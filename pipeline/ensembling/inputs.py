@@ -89,10 +89,12 @@ def image_detections(files: list[PredictionFile], frames: list[pd.DataFrame | No
             raise InputError(error.message, file.path, int(rows[error.line - 2]) + 2) from None
         positions = table.line - 2
         table.line = rows[positions] + 2
+        texts = sub[SCORES_COLUMN].tolist() if file.has_scores else [""] * len(sub)
+        encoded_texts = sub["EncodedPixels"].tolist()
         for position, line, attributes in zip(positions, table.line, table.attributes):
-            text = sub[SCORES_COLUMN].iat[position] if file.has_scores else ""
+            text = texts[position]
             probs.append(attribute_vector(text, attributes, ontology, file.path, int(line)))
-            encoded.append(sub["EncodedPixels"].iat[position].strip())
+            encoded.append(encoded_texts[position].strip())
             scores_text.append(text.strip())
         parts.append(table)
         source.append(np.full(len(table), index))

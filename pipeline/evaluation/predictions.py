@@ -73,7 +73,8 @@ def predictions_table(
 
 
 def _strings(column: pd.Series) -> list[str]:
-    return column.astype(str).where(column.notna(), "").tolist()
+    """The cells as strings, '' for missing ones; CSV cells read as strings pass as they are."""
+    return [v if isinstance(v, str) else "" if pd.isna(v) else str(v) for v in column.tolist()]
 
 
 def _parse_score(value: str) -> float:
