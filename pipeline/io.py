@@ -40,3 +40,14 @@ def write_csv(path: str | Path, frame) -> None:
     """Write a pandas DataFrame without its index."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+@contextlib.contextmanager
+def csv_rows(path: str | Path, columns) -> Iterator:
+    """A csv writer with the header written, whose rows go to `path` atomically (streamed, not held)."""
+    import csv
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as file:
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(columns)
+        yield writer

@@ -22,15 +22,20 @@ def model_file(model: str, fold: int) -> Path:
     return model_dir(model, fold) / "model.pt"
 
 
+def predictions_dir(split: str) -> Path:
+    """Every prediction file of a split; for oof, `report` scores each `<model>.csv` in it."""
+    return PREDICTIONS / split
+
+
 def fold_predictions(split: str, model: str, fold: int) -> Path:
     """`predict`'s output: fold `fold`'s model on its held-out images (oof) or on the test images."""
-    return PREDICTIONS / split / model / f"fold{fold}.csv"
+    return predictions_dir(split) / model / f"fold{fold}.csv"
 
 
 def oof_predictions(model: str) -> Path:
     """`gather`'s output: a family's out-of-fold predictions over all folds."""
-    return PREDICTIONS / "oof" / f"{model}.csv"
+    return predictions_dir("oof") / f"{model}.csv"
 
 
 def ensemble_predictions(split: str) -> Path:
-    return PREDICTIONS / split / f"{ENSEMBLE}.csv"
+    return predictions_dir(split) / f"{ENSEMBLE}.csv"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.benchmarks import cache, evaluate, evaluate_df2, flops, inference, processes, rle
+from pipeline.benchmarks import cache, evaluate, evaluate_df2, flops, inference, predict, processes, rle, scale
 
 # (name, module with add_arguments(parser) and run(args) -> dict, one-line help)
 BENCHMARKS = (
@@ -14,6 +14,8 @@ BENCHMARKS = (
     ("processes", processes, "Training images/s of one process against train.processes DDP processes."),
     ("evaluate", evaluate, "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
     ("evaluate-df2", evaluate_df2, "evaluate-df2 against the official DeepFashion2 evaluation (pycocotools), side by side."),
+    ("predict", predict, "Seconds per image of the predict stage per family (batched; fp16 and GPU paste on CUDA)."),
+    ("scale", scale, "Post-processing stages (gather .. validate) at growing R-fold copies of a dataset."),
 )
 
 

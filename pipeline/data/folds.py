@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
 from pipeline import io, params
 from pipeline.data import ontology as ontology_lib
@@ -69,6 +68,9 @@ def presence_matrix(records: list[ImageRecord], num_classes: int) -> np.ndarray:
 
 def assign_folds(presence: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Fold index per image; every image is in exactly one validation fold."""
+    # Imported here: stages that only read folds (predict, report, tune) need no iterstrat.
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
+
     if k < 2:
         raise ValueError(f"need at least 2 folds, got {k}")
     if len(presence) < k:

@@ -6,7 +6,9 @@ Inputs (params `ensemble.models`, default `train.models`; per-model `weights`, d
   a family's fold models are fused like different models and the family weighs w in all.
 `--inputs A.csv B.csv [--weights 1 2]` replaces that list (notebooks). Writes
 `predictions/<split>/ensemble.csv` (or `--out`) in the prediction columns, masks at the original
-size, rows by image, then score descending.
+size, rows by image, then score descending. Inputs must be sorted by ImageId (the pipeline writes
+them so); they are walked side by side, one image at a time, and the output is written as it goes,
+so memory does not grow with the number of images.
 
 Methods, all on same-class detections only and mask IoU at the original size (`masks`):
 - `fusion`: weighted mask fusion (`fusion`);
@@ -22,18 +24,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from pipeline import io, params
+from pipeline import io, layout, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.ontology import Ontology
 from pipeline.ensembling.fusion import fuse
-from pipeline.ensembling.inputs import (ImageDetections, image_detections, image_ids, image_sizes,
-                                        read_prediction_file)
+from pipeline.ensembling.inputs import (ImageDetections, image_detections, image_folder, image_frames,
+                                        open_prediction_file)
 from pipeline.ensembling.masks import iou_matrix
 from pipeline.ensembling.nms import KERNELS, greedy_nms, matrix_nms
 from pipeline.errors import InputError
 from pipeline.inference.postprocess import COLUMNS
+from pipeline.submission.images import image_size
 
 METHODS = ("fusion", "nms", "matrix_nms")
 DEFAULTS = {"models": [], "weights": {}, "method": "fusion", "iou_threshold": 0.5, "vote_threshold": 0.5,
@@ -99,9 +101,9 @@ def input_files(args, cfg: dict) -> list[tuple[Path, float]]:
         raise InputError("ensemble: no models (set ensemble.models or train.models)", args.params)
     weights = cfg["weights"] or {}
     if args.split == "oof":
-        return [(Path("predictions/oof") / f"{m}.csv", float(weights.get(m, 1.0))) for m in models]
+        return [(layout.oof_predictions(m), float(weights.get(m, 1.0))) for m in models]
     folds = list(train.get("folds") or range(int((everything.get("folds") or {}).get("k", 5))))
-    return [(Path("predictions/test") / m / f"fold{k}.csv", float(weights.get(m, 1.0)) / len(folds))
+    return [(layout.fold_predictions("test", m, k), float(weights.get(m, 1.0)) / len(folds))
             for m in models for k in folds]
 
 
@@ -131,19 +133,21 @@ def run(args) -> int:
     cfg, config = settings(args)
     root = params.data_root(args)
     ontology = ontology_lib.load_for_dataset(root)
-    files = [read_prediction_file(path, weight) for path, weight in input_files(args, cfg)]
+    files = [open_prediction_file(path, weight) for path, weight in input_files(args, cfg)]
     weights = np.array([f.weight for f in files])
     if not files or (weights <= 0).any():
         raise InputError("ensemble: weights must be positive", args.params)
-    ids = image_ids(files)
-    sizes = image_sizes(root, args.split, ids)
-    rows = []
-    for image_id in ids:
-        detections = image_detections(files, image_id, sizes[image_id], ontology)
-        rows += ensemble_image(detections, weights.sum(), weights.max(), ontology, config)
-    out = Path(args.out or Path("predictions") / args.split / "ensemble.csv")
-    io.write_csv(out, pd.DataFrame(rows, columns=list(COLUMNS)))
-    total = sum(len(f.frame) for f in files)
-    print(f"{config.method}: {total} detections of {len(files)} files on {len(ids)} images -> "
-          f"{len(rows)} detections -> {out}")
+    folder = image_folder(root, args.split)
+    out = Path(args.out or layout.ensemble_predictions(args.split))
+    images = detections_in = detections_out = 0
+    with io.csv_rows(out, COLUMNS) as writer:
+        for image_id, frames in image_frames(files):
+            detections = image_detections(files, frames, image_id, image_size(folder / f"{image_id}.jpg"), ontology)
+            rows = ensemble_image(detections, weights.sum(), weights.max(), ontology, config)
+            writer.writerows(rows)
+            images += 1
+            detections_in += sum(len(f) for f in frames if f is not None)
+            detections_out += len(rows)
+    print(f"{config.method}: {detections_in} detections of {len(files)} files on {images} images -> "
+          f"{detections_out} detections -> {out}")
     return 0

@@ -1,4 +1,5 @@
-"""Prediction files to ensemble, read once and served image by image.
+"""Prediction files to ensemble, walked side by side image by image (`sorted_csv`: files sorted by
+ImageId), so memory holds one image's rows of each file, never a whole file.
 
 A file is read as strings; its rows are validated one image at a time with the evaluator's
 `predictions_table` (RLE, ClassId, AttributesIds, Score), errors naming the file and line.
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.data.annotations import ImageRecord, read_csv_strict
+from pipeline.data import sorted_csv
+from pipeline.data.annotations import ImageRecord
 from pipeline.data.cache import split_files
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
@@ -28,7 +30,6 @@ from pipeline.evaluation.instances import InstanceTable
 from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
 from pipeline.inference.postprocess import ATTRIBUTE_SCORES_COLUMN as SCORES_COLUMN
 from pipeline.inference.postprocess import parse_attribute_scores
-from pipeline.submission.images import image_size
 
 IMAGE_FOLDERS = {"oof": "train", "test": "test"}  # ensemble split -> dataset split
 
@@ -37,8 +38,7 @@ IMAGE_FOLDERS = {"oof": "train", "test": "test"}  # ensemble split -> dataset sp
 class PredictionFile:
     path: Path
     weight: float
-    frame: pd.DataFrame                # CSV strings, AttributeScores '' where the file has none
-    rows_of_image: dict[str, np.ndarray]
+    has_scores: bool                   # the file has an AttributeScores column
 
 
 @dataclass
@@ -55,46 +55,46 @@ class ImageDetections:
     attribute_scores: list[str]        # AttributeScores as read
 
 
-def read_prediction_file(path: str | Path, weight: float) -> PredictionFile:
+def open_prediction_file(path: str | Path, weight: float) -> PredictionFile:
+    """A prediction file whose header has been checked; its rows are read by `image_frames`."""
     path = Path(path)
-    frame = read_csv_strict(path, (*PREDICTION_COLUMNS, SCORE_COLUMN))
-    if SCORES_COLUMN not in frame.columns:
-        frame[SCORES_COLUMN] = ""
-    ids = frame["ImageId"].str.strip()
-    if (ids == "").any():
-        raise InputError("empty ImageId", path, int(np.argmax((ids == "").to_numpy())) + 2)
-    return PredictionFile(path, float(weight), frame, ids.groupby(ids, sort=False).indices)
+    columns = sorted_csv.header(path, (*PREDICTION_COLUMNS, SCORE_COLUMN))
+    return PredictionFile(path, float(weight), SCORES_COLUMN in columns)
 
 
-def image_ids(files: list[PredictionFile]) -> list[str]:
-    """Every ImageId with a row in some file, sorted."""
-    return sorted(set().union(*(f.rows_of_image for f in files)))
+def image_frames(files: list[PredictionFile]):
+    """(ImageId, each file's rows of it or None), every ImageId of any file once, ascending."""
+    return sorted_csv.aligned_image_groups([f.path for f in files], (*PREDICTION_COLUMNS, SCORE_COLUMN))
 
 
-def image_sizes(root: str | Path, split: str, ids: list[str]) -> dict[str, tuple[int, int]]:
-    """ImageId -> original (height, width), from the headers of the dataset's split folder."""
+def image_folder(root: str | Path, split: str) -> Path:
+    """The dataset folder whose image headers give a split's original image sizes (`image_size`)."""
     folder, _ = split_files(root, IMAGE_FOLDERS[split])
-    return {i: image_size(folder / f"{i}.jpg") for i in ids}
+    return folder
 
 
-def image_detections(files: list[PredictionFile], image_id: str, size: tuple[int, int],
-                     ontology: Ontology) -> ImageDetections:
-    """The validated detections of one image from all files (blank rows skipped)."""
+def image_detections(files: list[PredictionFile], frames: list[pd.DataFrame | None], image_id: str,
+                     size: tuple[int, int], ontology: Ontology) -> ImageDetections:
+    """The validated detections of one image from all files (blank rows skipped). `frames[k]`: file
+    k's rows of the image as CSV strings, index = line - 2 (None: no rows)."""
     height, width = size
     parts, source, probs, encoded, scores_text = [], [], [], [], []
-    for index, file in enumerate(files):
-        rows = file.rows_of_image.get(image_id, np.zeros(0, np.int64))
-        sub = file.frame.iloc[rows]
+    for index, (file, sub) in enumerate(zip(files, frames)):
+        if sub is None:
+            continue
+        rows = sub.index.to_numpy()
         try:
             table = predictions_table(sub, [ImageRecord(image_id, height, width)], ontology, str(file.path))
         except InputError as error:  # its line counts rows of `sub`: point at the file's line
             raise InputError(error.message, file.path, int(rows[error.line - 2]) + 2) from None
         positions = table.line - 2
         table.line = rows[positions] + 2
+        texts = sub[SCORES_COLUMN].tolist() if file.has_scores else [""] * len(sub)
+        encoded_texts = sub["EncodedPixels"].tolist()
         for position, line, attributes in zip(positions, table.line, table.attributes):
-            text = sub[SCORES_COLUMN].iat[position]
+            text = texts[position]
             probs.append(attribute_vector(text, attributes, ontology, file.path, int(line)))
-            encoded.append(sub["EncodedPixels"].iat[position].strip())
+            encoded.append(encoded_texts[position].strip())
             scores_text.append(text.strip())
         parts.append(table)
         source.append(np.full(len(table), index))

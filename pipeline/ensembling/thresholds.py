@@ -76,9 +76,11 @@ def apply_thresholds(frame: pd.DataFrame, thresholds: Thresholds, source: str = 
     blank = (strings["ClassId"].str.strip() == "").to_numpy()
     score = pd.to_numeric(strings["Score"], errors="coerce").to_numpy()
     class_id = pd.to_numeric(strings["ClassId"], errors="coerce").to_numpy()
+    # Lines of the source file: a frame read in parts keeps the file's row numbers as its index.
+    lines = frame.index.to_numpy() + 2 if frame.index.dtype.kind in "iu" else np.arange(len(frame)) + 2
     bad = np.flatnonzero(~blank & ~(np.isfinite(score) & np.isfinite(class_id)))
     if bad.size:
-        raise InputError("Score and ClassId must be numbers", source, int(bad[0]) + 2)
+        raise InputError("Score and ClassId must be numbers", source, int(lines[bad[0]]))
     cutoff = np.array([thresholds.class_scores.get(int(c), thresholds.score) if not b else 0.0
                        for c, b in zip(class_id, blank)])
     kept = blank | (score >= cutoff)
@@ -86,7 +88,7 @@ def apply_thresholds(frame: pd.DataFrame, thresholds: Thresholds, source: str = 
     if SCORES_COLUMN in result.columns:
         result["AttributesIds"] = [_attribute_ids(text, ids, thresholds, source, line) if keep else ids
                                    for text, ids, keep, line in zip(result[SCORES_COLUMN], result["AttributesIds"],
-                                                                    kept, range(2, len(result) + 2))]
+                                                                    kept, lines)]
     if blank_dropped:
         result.loc[~kept, [c for c in result.columns if c != "ImageId"]] = ""
         return result

@@ -106,41 +106,41 @@ def precision_recall(
     dt_class: np.ndarray,
     dt_matched: np.ndarray,
     dt_ignored: np.ndarray,
-    gt_class: np.ndarray,
-    gt_ignored: np.ndarray,
+    thresholds: int,
+    regular: np.ndarray,
     classes: np.ndarray,
     num_classes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval.accumulate for one area range: precision (T, recall points, classes), recall (T, classes).
 
-    Detections must be in accumulation order. `dt_matched` / `dt_ignored` are (detections, T)
-    booleans. Entries of classes without regular ground truth, or not in `classes`, stay -1.
+    Detections must be in accumulation order. `dt_matched` / `dt_ignored`: (detections, T)
+    booleans packed along T (`np.packbits(..., axis=1)`), unpacked one class at a time; `regular`:
+    the ground truths per class that the area range does not ignore. Entries of classes without
+    regular ground truth, or not in `classes`, stay -1. Each threshold is accumulated on its own,
+    so memory follows one class's detections, not detections x thresholds.
     """
-    thresholds = dt_matched.shape[1]
     precision = -np.ones((thresholds, RECALL_THRESHOLDS.size, num_classes))
     recall = -np.ones((thresholds, num_classes))
-    regular = np.bincount(gt_class[~gt_ignored], minlength=num_classes)
     for k in classes:
         if regular[k] == 0:
             continue
-        rows = dt_class == k
-        counted = ~dt_ignored[rows].T
-        tp = np.cumsum(dt_matched[rows].T & counted, axis=1).astype(float)
-        fp = np.cumsum(~dt_matched[rows].T & counted, axis=1).astype(float)
-        detections = tp.shape[1]
-        if not detections:
+        rows = np.flatnonzero(dt_class == k)
+        if not rows.size:
             precision[:, :, k] = 0.0
             recall[:, k] = 0.0
             continue
-        rc = tp / regular[k]
-        pr = tp / (fp + tp + np.spacing(1))
-        # Precision made monotone: the best precision at any higher recall.
-        pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-        recall[:, k] = rc[:, -1]
+        matched = np.unpackbits(dt_matched[rows], axis=1, count=thresholds).astype(bool)
+        counted = ~np.unpackbits(dt_ignored[rows], axis=1, count=thresholds).astype(bool)
         for t in range(thresholds):
-            at = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
-            reached = at < detections
-            precision[t, :, k] = np.where(reached, pr[t, np.minimum(at, detections - 1)], 0.0)
+            tp = np.cumsum(matched[:, t] & counted[:, t]).astype(float)
+            fp = np.cumsum(~matched[:, t] & counted[:, t]).astype(float)
+            rc = tp / regular[k]
+            pr = tp / (fp + tp + np.spacing(1))
+            # Precision made monotone: the best precision at any higher recall.
+            pr = np.maximum.accumulate(pr[::-1])[::-1]
+            recall[t, k] = rc[-1]
+            at = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
+            precision[t, :, k] = np.where(at < rows.size, pr[np.minimum(at, rows.size - 1)], 0.0)
     return precision, recall
 
 

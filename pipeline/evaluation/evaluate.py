@@ -1,6 +1,8 @@
 """`python -m pipeline evaluate`: score a predictions CSV against a ground-truth CSV.
 
-Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The Kaggle score's two
+Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file must be
+sorted by ImageId (as the pipeline writes it); it is read and scored a chunk of images at a time
+(`chunked_tables`, `Accumulator`), so memory does not grow with the file. The Kaggle score's two
 unknowns come from params.yaml's `evaluate` section or the flags.
 """
 from __future__ import annotations
@@ -9,12 +11,8 @@ import argparse
 import sys
 
 from pipeline import io, params
-from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.kaggle_score import DENOMINATORS, THRESHOLD_RULES, KaggleOptions
-from pipeline.evaluation.predictions import read_predictions
 
 DEFAULTS = {"kaggle_denominator": "tp_fp_fn", "kaggle_thresholds": "strict"}
 
@@ -43,15 +41,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
+    from pipeline.data import ontology as ontology_lib
+    from pipeline.data.annotations import read_annotations
+    from pipeline.evaluation.evaluator import Accumulator
+    from pipeline.evaluation.predictions import chunked_tables
+
     options = kaggle_options(args)
     ontology = ontology_lib.load(args.labels)
     records, _ = read_annotations(args.gt, ontology)
-    predictions = read_predictions(args.pred, records, ontology)
-    metrics = evaluate(records, predictions, ontology, options).metrics()
+    accumulator = Accumulator(ontology, options)
+    for images, _, table in chunked_tables(args.pred, records, ontology):
+        accumulator.add([records[i] for i in images], table, image_index=images, position=table.line)
+    evaluation = accumulator.result()
+    metrics = evaluation.metrics()
     if args.out:
         io.write_json(args.out, metrics)
     print(format_table(metrics))
-    if predictions.score is None:
+    if not evaluation.has_ap:
         print(f"note: {args.pred} has no Score column: AP needs confidences, only kaggle was computed", file=sys.stderr)
     return 0
 

@@ -19,7 +19,8 @@ class InstanceTable:
     image: np.ndarray                      # int64, index into the ground truth's image list
     class_id: np.ndarray                   # int64
     attributes: list[tuple[int, ...]]      # sorted attribute ids per instance
-    runs: list[tuple[np.ndarray, np.ndarray]]  # 0-based column-major (starts, lengths) per instance
+    runs: list[tuple[np.ndarray, np.ndarray]]  # 0-based column-major (starts, lengths) per instance;
+                                               # empty once masks are matched and no longer needed
     area: np.ndarray                       # int64 mask area in pixels
     score: np.ndarray | None = None        # float64 confidences; None for ground truth or no Score column
     line: np.ndarray | None = None         # source CSV line per instance, for messages
@@ -36,7 +37,7 @@ class InstanceTable:
             new_index[self.image[rows]],
             self.class_id[rows],
             [self.attributes[r] for r in rows],
-            [self.runs[r] for r in rows],
+            [self.runs[r] for r in rows] if self.runs else [],
             self.area[rows],
             None if self.score is None else self.score[rows],
             None if self.line is None else self.line[rows],

@@ -44,6 +44,15 @@ def kaggle_score(
 ) -> float:
     """Score from (image, class) group keys of ground truths and predictions, and the pairs of one
     group with IoU >= 0.5 (their set-F1 in `pair_f1`); `empty_images` have nothing on either side."""
+    total, groups = kaggle_sums(gt_group, pred_group, pair_pred, pair_gt, pair_iou, pair_f1, gt_has_attributes,
+                                options)
+    return float((total + empty_images) / (groups + empty_images)) if groups + empty_images else 1.0
+
+
+def kaggle_sums(gt_group, pred_group, pair_pred, pair_gt, pair_iou, pair_f1, gt_has_attributes,
+                options: KaggleOptions = KaggleOptions()) -> tuple[float, int]:
+    """(sum of the (image, class) groups' scores, number of groups): groups are independent, so
+    threshold tuning re-scores the groups of one class at a time and adds the sums up."""
     groups, group_index = np.unique(np.concatenate([gt_group, pred_group]), return_inverse=True)
     gt_count = np.bincount(group_index[: gt_group.size], minlength=groups.size)
     pred_count = np.bincount(group_index[gt_group.size :], minlength=groups.size)
@@ -67,8 +76,7 @@ def kaggle_score(
     else:
         denominator = np.broadcast_to(pred_count[:, None], true_positives.shape)
     per_threshold = true_positives / np.maximum(denominator, 1)
-    total = per_threshold.mean(axis=1).sum() + empty_images
-    return float(total / (groups.size + empty_images)) if groups.size + empty_images else 1.0
+    return float(per_threshold.mean(axis=1).sum()), int(groups.size)
 
 
 def _greedy_by_iou(group, pred, gt, iou, hit) -> np.ndarray:

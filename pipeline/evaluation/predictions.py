@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, parse_attributes, parse_class_id, read_csv_strict
+from pipeline.data.sorted_csv import header, image_groups
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.evaluation.instances import InstanceTable
 
 PREDICTION_COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds")
 SCORE_COLUMN = "Score"
+CHUNK_IMAGES = 500  # images parsed at once by `chunked_tables`
 
 
 def read_predictions(path: str | Path, records: list[ImageRecord], ontology: Ontology) -> InstanceTable:
@@ -69,7 +73,8 @@ def predictions_table(
 
 
 def _strings(column: pd.Series) -> list[str]:
-    return column.astype(str).where(column.notna(), "").tolist()
+    """The cells as strings, '' for missing ones; CSV cells read as strings pass as they are."""
+    return [v if isinstance(v, str) else "" if pd.isna(v) else str(v) for v in column.tolist()]
 
 
 def _parse_score(value: str) -> float:
@@ -80,3 +85,54 @@ def _parse_score(value: str) -> float:
     if not math.isfinite(score):
         raise ValueError(f"Score {value!r} is not a finite number")
     return score
+
+
+def chunked_tables(path: str | Path, records: list[ImageRecord], ontology: Ontology,
+                   transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                   chunk_images: int = CHUNK_IMAGES) -> Iterator[tuple[np.ndarray, pd.DataFrame, InstanceTable]]:
+    """Every ground-truth image with its predictions, `chunk_images` images at a time, from a file
+    sorted by ImageId (`sorted_csv`): (indices of the chunk's records, its rows as read, their table).
+
+    The table's `image` indexes the chunk's records, its `line` is the file's line. `transform`
+    (e.g. tuned thresholds) is applied to the rows before they are parsed. Images come in ImageId
+    order; images without predictions come too (their ground truth still counts).
+    """
+    columns = header(path, PREDICTION_COLUMNS)
+    order = sorted(range(len(records)), key=lambda i: records[i].image_id)
+    index_of = {record.image_id: i for i, record in enumerate(records)}
+    images, frames, next_image = [], [], 0
+    for image_id, frame in image_groups(path, PREDICTION_COLUMNS):
+        index = index_of.get(image_id)
+        if index is None:
+            raise InputError(f"image {image_id} is not in the ground truth", path, int(frame.index[0]) + 2)
+        while order[next_image] != index:  # ground-truth images without predictions
+            images.append(order[next_image])
+            next_image += 1
+        images.append(index)
+        frames.append(frame)
+        next_image += 1
+        if len(images) >= chunk_images:
+            yield _chunk(images, frames, records, ontology, path, columns, transform)
+            images, frames = [], []
+    images += order[next_image:]
+    if images:
+        yield _chunk(images, frames, records, ontology, path, columns, transform)
+
+
+def _chunk(images, frames, records, ontology, path, columns, transform):
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=columns)
+    if transform is not None:
+        frame = transform(frame)
+    return np.array(images, np.int64), frame, rows_table(frame, [records[i] for i in images], ontology, path)
+
+
+def rows_table(frame: pd.DataFrame, records: list[ImageRecord], ontology: Ontology, path: str | Path) -> InstanceTable:
+    """`predictions_table` of rows read from a file (index = line - 2): lines and messages name the
+    file's lines."""
+    lines = frame.index.to_numpy() + 2
+    try:
+        table = predictions_table(frame.reset_index(drop=True), records, ontology, str(path))
+    except InputError as error:  # its line counts the rows given: point at the file's line
+        raise InputError(error.message, path, int(lines[error.line - 2])) from None
+    table.line = lines[table.line - 2]
+    return table

@@ -8,7 +8,9 @@ predicted folds together, and writes:
 - `plots/pr_curves.csv` + `.png`: AP_IoU precision-recall curves per supercategory (pooled);
 - `plots/per_category.csv` + `.png`: per-category AP_IoU and AP_IoU+F1 (pooled).
 Folds without any prediction are left out (a model trained on some folds only). Without a folds
-file every image is one fold.
+file every image is one fold. Each file (sorted by ImageId) is read once, a chunk of images at a
+time, into one `Accumulator` per fold; the pooled score merges them, so memory holds the
+detections' outcomes, not the predictions.
 """
 from __future__ import annotations
 
@@ -18,19 +20,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import io, params
+from pipeline import io, layout, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import read_annotations
 from pipeline.data.folds import folds_file, folds_of_records
 from pipeline.data.ontology import GROUPS
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
-from pipeline.evaluation.evaluator import Evaluation, evaluate
-from pipeline.evaluation.predictions import read_predictions
+from pipeline.evaluation.evaluator import Accumulator, Evaluation
+from pipeline.evaluation.predictions import chunked_tables
 
 DEFAULTS = {
     "models": [],  # empty: every <predictions_dir>/*.csv
-    "predictions_dir": "predictions/oof",
+    "predictions_dir": str(layout.predictions_dir("oof")),
     "folds": None,  # default: where the folds stage writes (params folds.out)
     "gt": None,  # default: <data.root>/train.csv
     "out": "reports/cv_metrics.json",
@@ -60,22 +62,12 @@ def run(args) -> int:
 
     report, pooled = {}, {}
     for model in models:
-        predictions = read_predictions(Path(cfg["predictions_dir"]) / f"{model}.csv", records, ontology)
-        if predictions.score is None:
-            raise InputError("no Score column: cross-validation AP needs confidences",
-                             Path(cfg["predictions_dir"]) / f"{model}.csv", 1)
-        folds = []
-        predicted = np.unique(fold_of_image[predictions.image])
-        for fold in predicted[predicted >= 0]:
-            images = np.flatnonzero(fold_of_image == fold)
-            scores = _headline(_evaluate(records, predictions, images, ontology, options))
-            folds.append({"fold": int(fold), "images": int(images.size), **scores})
-        images = np.flatnonzero(np.isin(fold_of_image, predicted[predicted >= 0]))
-        pooled[model] = _evaluate(records, predictions, images, ontology, options)
+        path = Path(cfg["predictions_dir"]) / f"{model}.csv"
+        folds, pooled[model] = _evaluate(path, records, fold_of_image, ontology, options)
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
-            "pooled": {"images": int(images.size), **_headline(pooled[model])},
+            "pooled": {"images": pooled[model].images, **_headline(pooled[model])},
         }
         print(f"{model}: " + ", ".join(f"{key} {report[model][key]:.4f}" for key in SCORES)
               + f" (mean of {len(folds)} folds)")
@@ -92,8 +84,24 @@ def _folds(path: str, records) -> np.ndarray:
     return folds_of_records(path, records)
 
 
-def _evaluate(records, predictions, images: np.ndarray, ontology, options) -> Evaluation:
-    return evaluate([records[i] for i in images], predictions.of_images(images), ontology, options)
+def _evaluate(path: Path, records, fold_of_image: np.ndarray, ontology, options) -> tuple[list[dict], Evaluation]:
+    """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass."""
+    accumulators = {int(f): Accumulator(ontology, options) for f in np.unique(fold_of_image[fold_of_image >= 0])}
+    predicted = set()
+    for images, _, table in chunked_tables(path, records, ontology):
+        if table.score is None:
+            raise InputError("no Score column: cross-validation AP needs confidences", path, 1)
+        chunk_folds = fold_of_image[images]
+        predicted.update(chunk_folds[np.unique(table.image)].tolist())
+        for fold, accumulator in accumulators.items():
+            local = np.flatnonzero(chunk_folds == fold)
+            if local.size:
+                accumulator.add([records[i] for i in images[local]], table.of_images(local), image_index=images[local],
+                                position=table.line[np.isin(table.image, local)])
+    kept = sorted(predicted - {-1})
+    folds = [{"fold": f, "images": accumulators[f].images, **_headline(accumulators[f].result())} for f in kept]
+    pooled = Accumulator.merge([accumulators[f] for f in kept]) if kept else Accumulator(ontology, options)
+    return folds, pooled.result()
 
 
 def _headline(evaluation: Evaluation) -> dict:

@@ -3,31 +3,20 @@
 Reads `predictions/oof/<NAME>/fold<K>.csv` for every fold K the pipeline trains (params
 `train.folds`: all of 0..folds.k-1 for a full CV, one fold for a quick run or a queued per-fold
 experiment) and writes `predictions/oof/<NAME>.csv`; a missing file is an error, never a silently
-smaller file.
+smaller file. The fold files are sorted by ImageId (as `predict` writes them) and merged image by
+image into a file sorted the same way, streamed: memory holds one image's rows per fold.
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-import pandas as pd
-
-from pipeline import io, params
+from pipeline import io, layout, params
+from pipeline.data.sorted_csv import aligned_image_groups
 from pipeline.errors import InputError
 from pipeline.inference.postprocess import COLUMNS
-
-DEFAULTS = {"dir": "predictions/oof"}
-
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--folds", type=int, nargs="+", help="folds to gather (default: params train.folds)")
-
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InputError("prediction file not found (run predict for this fold first)", path)
-    return pd.read_csv(path, dtype={"ImageId": str, "EncodedPixels": str, "AttributesIds": str},
-                       keep_default_na=False)
 
 
 def trained_folds(params_path) -> list[int]:
@@ -42,10 +31,17 @@ def trained_folds(params_path) -> list[int]:
 
 def run(args) -> int:
     folds = args.folds or trained_folds(args.params)
-    directory = Path(DEFAULTS["dir"])
-    frames = [read_predictions(directory / args.model / f"fold{fold}.csv") for fold in folds]
-    merged = pd.concat(frames, ignore_index=True)[list(COLUMNS)]
-    out = directory / f"{args.model}.csv"
-    io.write_csv(out, merged)
-    print(f"{args.model}: {len(merged)} out-of-fold predictions from folds {folds} -> {out}")
+    paths = [layout.fold_predictions("oof", args.model, fold) for fold in folds]
+    for path in paths:
+        if not path.exists():
+            raise InputError("prediction file not found (run predict for this fold first)", path)
+    out = layout.oof_predictions(args.model)
+    rows = 0
+    with io.csv_rows(out, COLUMNS) as writer:
+        for _, frames in aligned_image_groups(paths, COLUMNS):
+            for frame in frames:
+                if frame is not None:
+                    writer.writerows(frame[list(COLUMNS)].itertuples(index=False))
+                    rows += len(frame)
+    print(f"{args.model}: {rows} out-of-fold predictions from folds {folds} -> {out}")
     return 0

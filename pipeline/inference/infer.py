@@ -83,8 +83,9 @@ def merge(frames: list[pd.DataFrame], weights: list[str], photo: Photo, labels, 
     _, config = ensemble.settings(args)
     image_id = photo.image_ids[0]
     # The ensembler reads CSV strings: each model's rows as if read back from its file.
-    files = [PredictionFile(Path(w), 1.0, f.astype(str), {image_id: np.arange(len(f))}) for w, f in zip(weights, frames)]
-    detections = image_detections(files, image_id, tuple(photo.orig_sizes[0].tolist()), labels)
+    files = [PredictionFile(Path(w), 1.0, True) for w in weights]
+    strings = [f.astype(str).reset_index(drop=True) for f in frames]
+    detections = image_detections(files, strings, image_id, tuple(photo.orig_sizes[0].tolist()), labels)
     rows = ensemble.ensemble_image(detections, float(len(files)), 1.0, labels, config)
     return pd.DataFrame(rows, columns=frames[0].columns)
 

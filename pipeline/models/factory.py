@@ -1,29 +1,45 @@
-"""One entry point for every model family: `load_config` reads a YAML file, `create_model` builds."""
+"""One entry point for every model family: `load_config` reads a YAML file, `create_model` builds.
+
+Only the named family's module is imported, so a kernel that runs one family needs only that
+family's packages (a Mask R-CNN-only Kaggle kernel needs no effdet wheel).
+"""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import yaml
 from torch import nn
 
 from pipeline.errors import InputError
-from pipeline.models.attribute_mask_rcnn.model import AttributeMaskRCNN, AttributeMaskRCNNConfig
 from pipeline.models.config import ModelConfig, from_mapping
-from pipeline.models.effdet_mask.model import EffDetMask, EffDetMaskConfig
-from pipeline.models.fashionformer.model import FashionFormer, FashionFormerConfig
+
+# family -> (module, model class, config class)
+FAMILIES = {
+    "attribute_mask_rcnn": ("pipeline.models.attribute_mask_rcnn.model", "AttributeMaskRCNN",
+                            "AttributeMaskRCNNConfig"),
+    "effdet_mask": ("pipeline.models.effdet_mask.model", "EffDetMask", "EffDetMaskConfig"),
+    "fashionformer": ("pipeline.models.fashionformer.model", "FashionFormer", "FashionFormerConfig"),
+}
+
+
+def model_class(family: str) -> type:
+    module, model, _ = FAMILIES[family]
+    return getattr(importlib.import_module(module), model)
+
+
+def config_class(family: str) -> type:
+    module, _, config = FAMILIES[family]
+    return getattr(importlib.import_module(module), config)
 
 
 def config_from_mapping(values: dict, path: str | Path = "<config>", lines: dict[str, int] | None = None) -> ModelConfig:
     """The config dataclass of the family named by `values['family']`."""
     lines = lines or {}
     family = values.get("family")
-    if family == "attribute_mask_rcnn":
-        return from_mapping(AttributeMaskRCNNConfig, values, path, lines)
-    if family == "effdet_mask":
-        return from_mapping(EffDetMaskConfig, values, path, lines)
-    if family == "fashionformer":
-        return from_mapping(FashionFormerConfig, values, path, lines)
-    raise InputError(f"unknown model family {family!r}", path, lines.get("family"))
+    if family not in FAMILIES:
+        raise InputError(f"unknown model family {family!r}", path, lines.get("family"))
+    return from_mapping(config_class(family), values, path, lines)
 
 
 def load_config(path: str | Path) -> ModelConfig:
@@ -43,13 +59,9 @@ def load_config(path: str | Path) -> ModelConfig:
 
 
 def create_model(config: ModelConfig) -> nn.Module:
-    if config.family == "attribute_mask_rcnn":
-        return AttributeMaskRCNN(config)
-    if config.family == "effdet_mask":
-        return EffDetMask(config)
-    if config.family == "fashionformer":
-        return FashionFormer(config)
-    raise ValueError(f"unknown model family {config.family!r}")
+    if config.family not in FAMILIES:
+        raise ValueError(f"unknown model family {config.family!r}")
+    return model_class(config.family)(config)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

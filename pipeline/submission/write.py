@@ -1,7 +1,9 @@
 """`python -m pipeline submit`: scored predictions -> Kaggle's submission CSV.
 
 Reads a predictions CSV as `predict` writes it (ImageId, EncodedPixels, ClassId, AttributesIds,
-Score; masks at the original size), every row validated as the evaluator validates predictions.
+Score; masks at the original size; rows sorted by ImageId), every row validated as the evaluator
+validates predictions. It is read and written image by image (`sorted_csv`): memory holds one
+image's rows, however many test images there are.
 Writes Kaggle's four columns exactly, `ImageId,EncodedPixels,ClassId,AttributesIds` (no Score),
 attribute ids ascending and comma-joined, rows by ImageId, then by score, highest first (file
 order without a Score column).
@@ -13,7 +15,9 @@ order without a Score column).
   the synthetic `sample_submission.csv` uses); that row would score as a false positive.
 - **`--max-side N`**: masks re-encoded at the image's size scaled to a longest side of N, aspect
   kept, as the 2020 solutions submitted to keep the file small; images no larger keep their size
-  (never enlarged, as in the cache). Masks shrink by area coverage >= 0.5 (`resize.resize_mask`),
+  (never enlarged, as in the cache). Unverified against Kaggle's scorer: no public source shows
+  that it decoded masks at a reduced size (the file carries no mask size), so the default is the
+  original size. Masks shrink by area coverage >= 0.5 (`resize.resize_mask`),
   so no instance vanishes.
 - **`--thresholds FILE`** (params `submit.thresholds`, null: none): `tune`'s thresholds applied
   first (`pipeline.ensembling.thresholds.apply_thresholds`): detections under their class's score
@@ -30,10 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import io, params
+from pipeline import io, layout, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data import resize, rle
-from pipeline.data.annotations import ImageRecord, read_csv_strict
+from pipeline.data.annotations import ImageRecord
+from pipeline.data.sorted_csv import header, image_groups
 from pipeline.data.ontology import Ontology
 from pipeline.ensembling.thresholds import apply_thresholds
 from pipeline.ensembling.thresholds import load as load_thresholds
@@ -42,7 +47,7 @@ from pipeline.evaluation.instances import InstanceTable
 from pipeline.evaluation.predictions import PREDICTION_COLUMNS, predictions_table
 from pipeline.submission.images import submission_images, submission_size
 
-DEFAULTS = {"predictions": "predictions/test/ensemble.csv", "out": "submissions/submission.csv",
+DEFAULTS = {"predictions": str(layout.ensemble_predictions("test")), "out": "submissions/submission.csv",
             "max_side": None, "overlap": "none", "thresholds": None}
 OVERLAP_POLICIES = ("none", "smaller_wins")
 
@@ -52,7 +57,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="submission CSV to write (default: params submit.out)")
     parser.add_argument("--max-side", type=int,
                         help="encode masks with the image's longest side N, 0 = original size "
-                             "(default: params submit.max_side)")
+                             "(default: params submit.max_side). Unverified: no public source shows that "
+                             "Kaggle's 2020 scorer decoded reduced-size masks (the file carries no mask size)")
     parser.add_argument("--overlap", choices=OVERLAP_POLICIES,
                         help="smaller_wins: a pixel of several masks stays in the smallest (default: params submit.overlap)")
     parser.add_argument("--thresholds", help="tune's thresholds JSON (default: params submit.thresholds; null: none)")
@@ -73,13 +79,19 @@ def settings(args) -> dict:
 
 def submission(frame: pd.DataFrame, images: dict[str, tuple[int, int]], ontology: Ontology,
                max_side: int | None = None, overlap: str = "none", source: str = "<predictions>") -> pd.DataFrame:
-    """The submission of a predictions frame (CSV strings) for `images` (ImageId -> original size)."""
+    """The submission of a predictions frame (CSV strings) for `images` (ImageId -> original size).
+    Messages name the line `frame.index` + 2 (a frame read from a file, whole or in part)."""
     ids = frame["ImageId"].astype(str).str.strip()
+    lines = np.arange(len(frame)) + 2 if frame.index.dtype.kind not in "iu" else frame.index.to_numpy() + 2
     unknown = np.flatnonzero((ids != "").to_numpy() & ~ids.isin(images).to_numpy())
     if unknown.size:
-        raise InputError(f"ImageId {ids.iat[unknown[0]]} is not a test image", source, int(unknown[0]) + 2)
+        raise InputError(f"ImageId {ids.iat[unknown[0]]} is not a test image", source, int(lines[unknown[0]]))
     image_ids = list(images)
-    table = predictions_table(frame, [ImageRecord(i, *images[i]) for i in image_ids], ontology, source)
+    try:
+        table = predictions_table(frame.reset_index(drop=True), [ImageRecord(i, *images[i]) for i in image_ids],
+                                  ontology, source)
+    except InputError as error:
+        raise InputError(error.message, source, int(lines[error.line - 2])) from None
     score = table.score if table.score is not None else np.zeros(len(table))
     order = np.lexsort((-score, table.image))  # stable: equal scores keep file order
     bounds = np.searchsorted(table.image[order], np.arange(len(image_ids) + 1))
@@ -122,15 +134,32 @@ def run(args) -> int:
     cfg = settings(args)
     root = params.data_root(args)
     images = submission_images(root)
+    ontology = ontology_lib.load_for_dataset(root)
     source = Path(cfg["predictions"])
-    frame = read_csv_strict(source, tuple(PREDICTION_COLUMNS))
-    if cfg["thresholds"]:
-        frame = apply_thresholds(frame, load_thresholds(cfg["thresholds"]), str(source), blank_dropped=True)
-    result = submission(frame, images, ontology_lib.load_for_dataset(root), cfg["max_side"], cfg["overlap"],
-                        str(source))
-    io.write_csv(cfg["out"], result)
-    blank = int((result["EncodedPixels"] == "").sum())
+    header(source, tuple(PREDICTION_COLUMNS))
+    thresholds = load_thresholds(cfg["thresholds"]) if cfg["thresholds"] else None
+    pending = iter(images)  # test images in ImageId order; those without predictions get a blank row
+    masks = blank = 0
+    with io.csv_rows(cfg["out"], PREDICTION_COLUMNS) as writer:
+        for image_id, frame in image_groups(source, tuple(PREDICTION_COLUMNS)):
+            if image_id not in images:
+                raise InputError(f"ImageId {image_id} is not a test image", source, int(frame.index[0]) + 2)
+            for missing in pending:
+                if missing == image_id:
+                    break
+                writer.writerow((missing, "", "", ""))
+                blank += 1
+            if thresholds is not None:
+                frame = apply_thresholds(frame, thresholds, str(source), blank_dropped=True)
+            rows = submission(frame, {image_id: images[image_id]}, ontology, cfg["max_side"], cfg["overlap"],
+                              str(source))
+            writer.writerows(rows.itertuples(index=False))
+            empty = int((rows["EncodedPixels"] == "").sum())
+            masks, blank = masks + len(rows) - empty, blank + empty
+        for missing in pending:
+            writer.writerow((missing, "", "", ""))
+            blank += 1
     size = f"longest side {cfg['max_side']}" if cfg["max_side"] else "original size"
-    print(f"{len(result) - blank} masks ({size}, overlap {cfg['overlap']}) for {len(images)} test images, "
+    print(f"{masks} masks ({size}, overlap {cfg['overlap']}) for {len(images)} test images, "
           f"{blank} without predictions -> {cfg['out']}")
     return 0

@@ -9,7 +9,7 @@ import yaml
 
 from pipeline.data import rle
 from pipeline.data.ontology import load as load_ontology
-from pipeline.ensembling.inputs import image_detections, read_prediction_file
+from pipeline.ensembling.inputs import image_detections, image_frames, open_prediction_file
 
 LABELS = load_ontology()
 SIZE = (40, 40)
@@ -33,9 +33,10 @@ def write_predictions(path: Path, rows) -> Path:
 def detections(tmp_path: Path, *inputs, weights=None, image_id="a"):
     """ImageDetections of `image_id` from lists of rows, one list per input file."""
     weights = weights or [1.0] * len(inputs)
-    files = [read_prediction_file(write_predictions(tmp_path / f"in{k}.csv", rows), w)
+    files = [open_prediction_file(write_predictions(tmp_path / f"in{k}.csv", rows), w)
              for k, (rows, w) in enumerate(zip(inputs, weights))]
-    return image_detections(files, image_id, SIZE, LABELS), files
+    frames = dict(image_frames(files)).get(image_id, [None] * len(files))
+    return image_detections(files, frames, image_id, SIZE, LABELS), files
 
 
 def tiny_project(root: Path, train_images: int = 8) -> Path:
@@ -64,4 +65,5 @@ def noisy_copy(gt: pd.DataFrame, seed: int, drop: float = 0.3, false_positives: 
             top, left = rng.integers(0, height // 2), rng.integers(0, width // 2)
             mask = box(top, left, height // 4, width // 4, (height, width))
             rows.append((image_id, rle.encode(mask), int(rng.integers(0, 46)), "", rng.uniform(0.05, 0.3), ""))
-    return pd.DataFrame(rows, columns=HEADER)
+    # Prediction files are sorted by ImageId, as the pipeline writes them.
+    return pd.DataFrame(rows, columns=HEADER).sort_values("ImageId", kind="stable")

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.data.annotations import read_annotations
-from pipeline.ensembling.inputs import read_prediction_file
+from pipeline.ensembling.inputs import open_prediction_file
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluator import evaluate_frames
 from pipeline.inference.postprocess import COLUMNS
@@ -87,4 +87,4 @@ def test_bad_inputs_are_one_line_errors(project, capsys):
     assert not (root / "x.csv").exists()
     with pytest.raises(InputError, match="Score"):
         pd.DataFrame([("a", "1 2", "1", "")], columns=HEADER[:4]).to_csv(root / "no_score.csv", index=False)
-        read_prediction_file(root / "no_score.csv", 1.0)
+        open_prediction_file(root / "no_score.csv", 1.0)

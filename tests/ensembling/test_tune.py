@@ -121,7 +121,7 @@ def test_submit_applies_thresholds_and_keeps_line_numbers(tmp_path, capsys):
         Image.new("RGB", (10, 10)).save(tmp_path / "test" / f"{image_id}.jpg")
     (tmp_path / "params.yaml").write_text("{}\n")
     save(tmp_path / "t.json", Thresholds("kaggle", 0.3, {}, 0.5, {115: 0.2}))
-    rows = [("a", "1 3", "1", "", "0.9", "115:0.250"), ("b", "1 3", "2", "", "0.1", ""),
+    rows = [("a", "1 3", "1", "", "0.9", "115:0.250"), ("a", "21 3", "2", "", "0.1", ""),
             ("a", "11 3", "4", "", "0.8", "")]
     pd.DataFrame(rows, columns=HEADER).to_csv(tmp_path / "pred.csv", index=False)
 
@@ -136,3 +136,78 @@ def test_submit_applies_thresholds_and_keeps_line_numbers(tmp_path, capsys):
     pd.DataFrame(rows, columns=HEADER).to_csv(tmp_path / "pred.csv", index=False)
     assert submit("--thresholds", str(tmp_path / "t.json")) == 2
     assert "pred.csv:4: RLE run ends" in capsys.readouterr().err
+
+
+class FullEvaluationScorer:
+    """Yesterday's scorer, kept as the reference: one whole evaluator call per candidate."""
+
+    def __init__(self, records, table, probs, ontology, metric, options):
+        from pipeline.evaluation import coco_ap
+        from pipeline.evaluation.instances import ground_truth_table
+        from pipeline.evaluation.masks import overlapping_pairs
+
+        self.records, self.table, self.probs, self.ontology, self.metric, self.options = (
+            records, table, probs, ontology, metric, options)
+        self.gt = ground_truth_table(records)
+        self.pairs = overlapping_pairs(self.gt, table, [(r.height, r.width) for r in records],
+                                       coco_ap.IOU_THRESHOLDS[0])
+
+    def commit(self, keep, attribute_cutoffs):
+        pass
+
+    def __call__(self, keep, attribute_cutoffs):
+        import numpy as np
+
+        from pipeline.evaluation.evaluator import evaluate
+        from pipeline.evaluation.instances import InstanceTable
+
+        rows = np.flatnonzero(keep)
+        renumber = np.full(len(self.table), -1)
+        renumber[rows] = np.arange(rows.size)
+        pairs = self.pairs.select(keep[self.pairs.pred])
+        pairs.pred = renumber[pairs.pred]
+        ids = self.ontology.attribute_ids
+        table = InstanceTable(self.table.image[rows], self.table.class_id[rows],
+                              [tuple(ids[c].tolist()) for c in self.probs[rows] >= attribute_cutoffs],
+                              [self.table.runs[r] for r in rows], self.table.area[rows],
+                              None if self.metric == "kaggle" else self.table.score[rows])
+        return float(evaluate(self.records, table, self.ontology, self.options, gt=self.gt,
+                              pairs=pairs).metrics()[self.metric])
+
+
+@pytest.mark.parametrize("metric", ["kaggle", "ap_iou_f1"])
+def test_incremental_scorer_tunes_as_a_whole_evaluation_per_candidate(project, metric):
+    """Same thresholds, and the same metric for every candidate state, as the full evaluator."""
+    import numpy as np
+
+    from pipeline.ensembling.inputs import attribute_vector
+    from pipeline.evaluation.kaggle_score import KaggleOptions
+    from pipeline.evaluation.predictions import predictions_table
+
+    root, _ = project
+    records, _ = read_annotations(root / "data" / "train.csv", LABELS)
+    frame = pd.read_csv(root / "oof.csv", dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(5)
+    # Attribute probabilities worth tuning: the true ones at random heights, plus random wrong ones.
+    frame["AttributeScores"] = [
+        " ".join(sorted({f"{a}:{rng.uniform(0.1, 1):.3f}" for a in ids.split(",") if a}
+                        | {f"{a}:{rng.uniform(0.05, 0.6):.3f}" for a in rng.choice([115, 136, 143, 160], 2, False)},
+                        key=lambda pair: int(pair.split(":")[0])))
+        for ids in frame.AttributesIds]
+    frame["AttributeScores"] = [" ".join(dict((p.split(":")[0], p) for p in t.split()).values())
+                                for t in frame.AttributeScores]
+    table = predictions_table(frame, records, LABELS)
+    probs = np.array([attribute_vector(frame.AttributeScores.iat[line - 2], a, LABELS, "oof", int(line))
+                      for line, a in zip(table.line, table.attributes)], np.float32)
+    cfg = {**tune_module.DEFAULTS, "min_class_instances": 3, "min_attribute_positives": 3}
+    options = KaggleOptions()
+    reference = FullEvaluationScorer(records, table, probs, LABELS, metric, options)
+    incremental = tune_module.Scorer(records, table, probs, LABELS, metric, options)
+    expected, tuned = tune_module.tune(reference, cfg), tune_module.tune(incremental, cfg)
+    assert tuned == expected
+    assert tuned.attributes or tuned.class_scores  # something was tuned apart from the defaults
+    for seed in range(5):  # random states, each against a fresh reference call
+        state = np.random.default_rng(seed)
+        keep = state.random(len(table)) > 0.3
+        cutoffs = state.choice([0.1, 0.5, 0.9], LABELS.num_attributes)
+        assert incremental(keep, cutoffs) == pytest.approx(reference(keep, cutoffs), abs=1e-12)

@@ -55,7 +55,8 @@ def test_writes_metrics_json_and_prints_a_table(tmp_path, capsys, monkeypatch):
 
 def test_kaggle_options_from_flags_and_params(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    gt, pred = _files(tmp_path, predictions=PREDICTIONS + "a,91 5,23,,0.1\n")  # an extra shoe
+    # An extra shoe, among image a's rows: prediction files are sorted by ImageId.
+    gt, pred = _files(tmp_path, predictions=PREDICTIONS.replace("b,1 3", "a,91 5,23,,0.1\nb,1 3"))
     scores = {}
     for name, extra in (("default", []), ("tp_fp", ["--kaggle-denominator", "tp_fp"])):
         assert main(["evaluate", "--gt", str(gt), "--pred", str(pred), "--out", f"{name}.json", *extra]) == 0

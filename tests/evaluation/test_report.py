@@ -20,8 +20,10 @@ def workspace(tmp_path):
     )
     gt.to_csv(tmp_path / "train.csv", index=False)
     (tmp_path / "oof").mkdir()
+    # Prediction files are sorted by ImageId, as the pipeline writes them.
+    predictions = predictions.sort_values("ImageId", kind="stable")
     predictions.to_csv(tmp_path / "oof" / "noisy.csv", index=False)
-    perfect = gt.drop(columns=["Height", "Width"]).assign(Score=1.0)
+    perfect = gt.drop(columns=["Height", "Width"]).assign(Score=1.0).sort_values("ImageId", kind="stable")
     perfect.to_csv(tmp_path / "oof" / "perfect.csv", index=False)
     pd.DataFrame({"ImageId": [r.image_id for r in records], "fold": [i % 2 for i in range(6)]}).to_csv(
         tmp_path / "folds.csv", index=False

@@ -63,3 +63,22 @@ def test_malformed_attribute_scores(text):
 
 def test_empty_attribute_scores():
     assert parse_attribute_scores("") == {} and parse_attribute_scores(None) == {}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pasting_a_tensor_on_its_device_matches_the_cpu_paste(seed):
+    """The GPU path (here on a CPU tensor) resamples the window as cv2 does; cv2 rounds sample
+    positions to 1/32 pixel, so a pixel at the threshold may differ, nothing more."""
+    import torch
+
+    from pipeline.inference.postprocess import paste_rle_tensor
+
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(20, 80, 2))
+    height, width = int(h * rng.uniform(0.5, 6)), int(w * rng.uniform(0.5, 6))
+    probability = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 3)
+    probability = (probability - probability.min()) / (probability.max() - probability.min())
+    expected = rle.decode(paste_rle(probability, height, width), height, width).astype(bool)
+    got = rle.decode(paste_rle_tensor(torch.from_numpy(probability), height, width), height, width).astype(bool)
+    assert expected.any() and (expected != got).sum() <= 0.001 * expected.sum()
+    assert paste_rle_tensor(torch.zeros(5, 5), 10, 10) == ""

@@ -49,6 +49,7 @@ def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
     folds = read_folds(root / "cache" / "folds.csv")
     gathered = read(root / "predictions" / "oof" / f"{MODEL}.csv")
     assert list(gathered.columns) == ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores"]
+    assert gathered.ImageId.tolist() == sorted(gathered.ImageId)
     for fold in (0, 1):
         frame = read(root / "predictions" / "oof" / MODEL / f"fold{fold}.csv")
         assert len(frame) > 0 and {folds[i] for i in frame.ImageId} == {fold}
@@ -58,6 +59,23 @@ def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
     records, _ = read_annotations(root / "data" / "train.csv", labels)
     metrics = evaluate_frames(records, gathered.astype({"Score": float, "ClassId": int}), labels)
     assert 0.0 <= metrics["ap_iou"] <= 1.0
+
+
+def test_batched_prediction_writes_the_same_file(trained, monkeypatch, tmp_path):
+    """Two images per model call (predict.batch_size) on CPU: the same rows as one at a time."""
+    root, params = trained
+    monkeypatch.chdir(root)
+    for batch_size in (1, 2):  # without TTA, which predicts image by image
+        predict = {"tta": {"hflip": False, "scales": [1.0]}, "batch_size": batch_size}
+        (tmp_path / f"{batch_size}.yaml").write_text(yaml.safe_dump({**yaml.safe_load(params.read_text()),
+                                                                      "predict": predict}))
+    for path, out in ((tmp_path / "1.yaml", "one.csv"), (tmp_path / "2.yaml", "two.csv")):
+        assert main(["--params", str(path), "predict", "--model", MODEL, "--fold", "0", "--split", "test",
+                     "--out", str(tmp_path / out)]) == 0
+    one, two = read(tmp_path / "one.csv"), read(tmp_path / "two.csv")
+    assert len(one) > 0 and one.ImageId.tolist() == sorted(one.ImageId)
+    assert two.drop(columns="Score").equals(one.drop(columns="Score"))
+    assert (two.Score.astype(float) - one.Score.astype(float)).abs().max() < 1e-4
 
 
 def test_gather_refuses_a_missing_fold(trained, monkeypatch, capsys):

@@ -78,6 +78,8 @@ def test_every_stage_ran_and_the_head_is_shown(submission):
     for command in ("cache --split test", "predict --model attribute_mask_rcnn --fold 1", "ensemble --split test",
                     "submit --predictions", "validate-submission"):
         assert f"$ python -m pipeline {command}" in printed
+    # Two fold files of one family: each weighs w / 2, as `ensemble --split test` weighs fold models.
+    assert "--weights 0.5 0.5 --out" in printed
     last = notebook.cells[-1].outputs
     assert any("text/html" in o.get("data", {}) and "ImageId" in o["data"]["text/html"] for o in last)
 

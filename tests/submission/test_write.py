@@ -53,9 +53,9 @@ def test_round_trip_kaggle_layout_and_blank_rows(tmp_path, capsys):
     root = make_dataset(tmp_path)
     (root / "pred.csv").write_text(
         "ImageId,EncodedPixels,ClassId,AttributesIds,Score\n"
-        "b,1 4,23,,0.5\n"
         "a,1 5 41 5,31,\"136,115\",0.2\n"
         "a,101 10,0,115,0.9\n"
+        "b,1 4,23,,0.5\n"
     )
     assert submit(root) == 0
     assert (root / "sub.csv").read_text() == (
@@ -87,10 +87,17 @@ def test_test_images_come_from_sample_submission_when_present(tmp_path):
 ])
 def test_bad_predictions_stop_with_their_line(tmp_path, capsys, row, message):
     root = make_dataset(tmp_path)
-    (root / "pred.csv").write_text(f"ImageId,EncodedPixels,ClassId,AttributesIds,Score\nb,1 4,23,,0.5\n{row}\n")
+    (root / "pred.csv").write_text(f"ImageId,EncodedPixels,ClassId,AttributesIds,Score\na,1 4,23,,0.5\n{row}\n")
     assert submit(root) == 2
     assert capsys.readouterr().err.strip() == f"error: {root}/{message}"
     assert not (root / "sub.csv").exists()
+
+
+def test_unsorted_predictions_stop_with_their_line(tmp_path, capsys):
+    root = make_dataset(tmp_path)
+    (root / "pred.csv").write_text("ImageId,EncodedPixels,ClassId,AttributesIds,Score\nb,1 4,23,,0.5\na,1 4,23,,0.5\n")
+    assert submit(root) == 2
+    assert f"{root}/pred.csv:3: rows are not sorted by ImageId (a after b)" in capsys.readouterr().err
 
 
 def test_bad_params_are_named(tmp_path, capsys):

@@ -1,0 +1,12 @@
+import json
+
+from pipeline.cli import main
+
+
+def test_bench_predict_times_the_predict_stage_per_family(capsys):
+    assert main(["bench", "predict", "--images", "1", "--models", "effdet_mask_d0", "--image-size", "128",
+                 "--orig-size", "256", "--detections", "5"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    row = result["models"]["effdet_mask_d0"]
+    assert result["device"] == "cpu" and row["detections_per_image"] == 5  # no mask left empty
+    assert row["hours_per_fold_model"] == round(row["seconds_per_image"] * 3200 / 3600, 3)
