@@ -8,7 +8,6 @@ image into a file sorted the same way, streamed: memory holds one image's rows p
 """
 from __future__ import annotations
 
-
 from pipeline import io, layout, params
 from pipeline.data.sorted_csv import aligned_image_groups
 from pipeline.errors import InputError
