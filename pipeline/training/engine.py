@@ -198,11 +198,14 @@ def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, 
 def sync_batch_norm(model: torch.nn.Module, device: torch.device) -> None:
     """Trainable batch norms become SyncBatchNorm (statistics over every process's images), in place.
 
-    Frozen ones are timm's FrozenBatchNorm2d, which the conversion leaves as they are.
+    timm's converter, not torch's: torch's would turn timm's BatchNormAct2d into a bare SyncBatchNorm
+    and drop its activation. Frozen norms (timm's and torchvision's Frozen* classes) are left as they are.
     """
+    from timm.layers import convert_sync_batchnorm
+
     if device.type == "cpu":
         raise InputError("train.sync_bn needs GPUs: torch's SyncBatchNorm has no CPU kernels (set it false here)")
-    torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # replaces the children in place
+    convert_sync_batchnorm(model)  # the model is no batch norm itself: its children are replaced in place
 
 
 def micro_batch_groups(loader, size: int):
