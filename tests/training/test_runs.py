@@ -16,7 +16,10 @@ from pipeline.errors import InputError
 from pipeline.training import checkpoint, engine
 from pipeline.training.config import TrainConfig
 
-TRAIN = {"epochs": 2, "batch_size": 1, "warmup_steps": 2, "augment": {"image_size": 128}}
+# Accumulation and EMA on: the guarantees below hold with them (3 training images, 2 micro-batches
+# per step: 2 steps per epoch, the second of one image).
+TRAIN = {"epochs": 2, "batch_size": 1, "accumulate": 2, "ema_decay": 0.9, "warmup_steps": 2,
+         "augment": {"image_size": 128}}
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +67,22 @@ def copy_of(run, tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_weights_across_knobs_that_cannot_change_them(project, straight, tmp_path):
+    """Stopped inside an epoch, resumed with held-out scoring and kept checkpoints on: the same EMA and
+    trained weights as the straight run, the same train.json."""
     resumed = tmp_path / "resumed"
-    train(project, resumed, "--max-steps", "2")
-    knobs = changed(project, tmp_path, workers=1, log_every=3, checkpoint_every=5, max_bad_steps=4)
+    train(project, resumed, "--max-steps", "1")
+    knobs = changed(project, tmp_path, workers=1, log_every=3, checkpoint_every=3, max_bad_steps=4, validate_every=2,
+                    validate_images=2, keep_checkpoints=1)
     train(knobs, resumed)
-    assert [(r["from_step"], r["to_step"]) for r in runs(resumed)] == [(0, 2), (2, 6)]
+    assert [(r["from_step"], r["to_step"]) for r in runs(resumed)] == [(0, 1), (1, 4)]
     a, b = checkpoint.load(straight / checkpoint.FINAL), checkpoint.load(resumed / checkpoint.FINAL)
-    assert a["run_key"] == b["run_key"]
-    for name in a["model"]:
-        torch.testing.assert_close(a["model"][name], b["model"][name], msg=name)
+    assert a["run_key"] == b["run_key"] and set(a) == {"model", "raw_model", "config", "run_key"}
+    for weights in ("model", "raw_model"):
+        for name in a[weights]:
+            torch.testing.assert_close(a[weights][name], b[weights][name], msg=f"{weights} {name}")
+    assert (straight / "train.json").read_bytes() == (resumed / "train.json").read_bytes()
+    assert {p.name for p in resumed.glob("*.pt")} == {"last.pt", "model.pt", "best.pt", "step3.pt"}
+    assert "ap_iou" in json.loads((resumed / "dvclive" / "metrics.json").read_text())["val"]
 
 
 def test_a_finished_run_trains_and_writes_nothing_again(project, straight, tmp_path):
@@ -86,9 +96,11 @@ def test_a_finished_run_trains_and_writes_nothing_again(project, straight, tmp_p
 def test_another_key_sets_the_old_files_aside_and_starts_at_step_0(project, straight, tmp_path):
     out = copy_of(straight, tmp_path)
     old = checkpoint.load(out / checkpoint.FINAL)
+    for kept in ("best.pt", "step4.pt"):  # model files as validation and keep_checkpoints leave them
+        shutil.copy(out / checkpoint.FINAL, out / kept)
     printed = train(changed(project, tmp_path, lr=0.0005), out, "--max-steps", "1")
     short = old["run_key"][:12]
-    assert {p.name for p in out.glob("*.*.pt")} == {f"last.{short}.pt", f"model.{short}.pt"}
+    assert {p.name for p in out.glob("*.*.pt")} == {f"{name}.{short}.pt" for name in ("last", "model", "best", "step4")}
     assert f"kept as {out / f'last.{short}.pt'}" in printed
     assert not (out / checkpoint.FINAL).exists()  # no stale weights where predict looks
     assert runs(out)[-1]["from_step"] == 0 and checkpoint.load(out / checkpoint.LAST)["step"] == 1
@@ -149,8 +161,8 @@ def test_a_non_finite_batch_is_skipped_without_an_update(tmp_path, monkeypatch):
     model = Scalar()
     seen = []
     original = engine.train_step
-    monkeypatch.setattr(engine, "train_step", lambda run, images, targets: (
-        seen.append((run.model.weight.item(), bool(targets[0]["bad"]))), original(run, images, targets))[1])
+    monkeypatch.setattr(engine, "train_step", lambda run, group: (  # one micro-batch of one image per step
+        seen.append((run.model.weight.item(), bool(group[0][1][0]["bad"]))), original(run, group))[1])
     summary = engine.train(model, Images(bad={3}), cfg, tmp_path, run_key="k", progress=False)
     assert summary["step"] == 6 and summary["skipped_steps"] == 1
     after_bad = [i for i, (_, bad) in enumerate(seen) if bad][0] + 1
