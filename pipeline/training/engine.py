@@ -149,13 +149,13 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
     stop = total if max_steps is None else min(total, max_steps)
     live = _live(out_dir, resume=run.step > 0) if rank == 0 else None
     bar = tqdm(total=total, initial=run.step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
-    files = Outputs(out_dir, {"run_key": run_key, **(model_info or {})}, validate, live, stop)
+    outputs = Outputs(out_dir, {"run_key": run_key, **(model_info or {})}, validate, live, stop)
     model.train()
     while run.step < stop:
-        train_one_epoch(run, dataset, files, bar)
+        train_one_epoch(run, dataset, outputs, bar)
     bar.close()
     if rank == 0 and run.step >= total:
-        checkpoint.save(out_dir / checkpoint.FINAL, **run.weights(), **files.model_info)
+        checkpoint.save(out_dir / checkpoint.FINAL, **run.weights(), **outputs.model_info)
     if live is not None:
         live.end()
     if world > 1:
@@ -220,8 +220,8 @@ def micro_batch_groups(loader, size: int):
         yield group
 
 
-def train_one_epoch(run: Run, dataset, files: Outputs, bar) -> None:
-    """The rest of the epoch that `run.step` is in, or up to step `files.stop`."""
+def train_one_epoch(run: Run, dataset, outputs: Outputs, bar) -> None:
+    """The rest of the epoch that `run.step` is in, or up to step `outputs.stop`."""
     cfg = run.cfg
     per_epoch = steps_per_epoch(len(dataset), run.world, cfg)
     epoch, done_in_epoch = divmod(run.step, per_epoch)
@@ -237,8 +237,8 @@ def train_one_epoch(run: Run, dataset, files: Outputs, bar) -> None:
         losses = train_step(run, group)
         bar.update(1)
         bar.set_postfix(loss=f"{sum(losses.values()).item():.3f}", lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
-        after_step(run, losses, files)
-        if run.step >= files.stop:
+        after_step(run, losses, outputs)
+        if run.step >= outputs.stop:
             break
 
 
@@ -292,29 +292,29 @@ def autocast(run: Run):
     return torch.autocast(run.device.type, dtype=AMP_DTYPES[run.cfg.amp_dtype])
 
 
-def after_step(run: Run, losses: dict[str, torch.Tensor], files: Outputs) -> None:
+def after_step(run: Run, losses: dict[str, torch.Tensor], outputs: Outputs) -> None:
     """Held-out scores, dvclive points and checkpoints that fall due at this step."""
     cfg = run.cfg
-    scores = validation(run, files.validate)
-    if run.step % cfg.log_every == 0 or run.step == files.stop or scores:
-        log(run, losses, files.live, scores)
+    scores = validation(run, outputs.validate)
+    if run.step % cfg.log_every == 0 or run.step == outputs.stop or scores:
+        log(run, losses, outputs.live, scores)
     if run.rank != 0:
         return
     if scores.get(BEST_BY, -math.inf) > run.best:  # before last.pt, which records the best so far
         run.best = scores[BEST_BY]
-        checkpoint.save(files.out_dir / BEST, **run.weights(), **files.model_info, step=run.step, score=run.best)
-    if run.step % cfg.checkpoint_every == 0 or run.step == files.stop:
-        checkpoint.save(files.out_dir / checkpoint.LAST, **run.state())
+        checkpoint.save(outputs.out_dir / BEST, **run.weights(), **outputs.model_info, step=run.step, score=run.best)
+    if run.step % cfg.checkpoint_every == 0 or run.step == outputs.stop:
+        checkpoint.save(outputs.out_dir / checkpoint.LAST, **run.state())
     if cfg.keep_checkpoints and run.step % cfg.checkpoint_every == 0:
-        keep_step_file(run, files)
+        keep_step_file(run, outputs)
 
 
-def keep_step_file(run: Run, files: Outputs) -> None:
+def keep_step_file(run: Run, outputs: Outputs) -> None:
     """step<N>.pt, a model file of this step; only the last `keep_checkpoints` of them stay."""
-    checkpoint.save(files.out_dir / f"step{run.step}.pt", **run.weights(), **files.model_info, step=run.step)
-    steps = sorted(int(m.group(1)) for p in files.out_dir.iterdir() if (m := STEP_FILE.fullmatch(p.name)))
+    checkpoint.save(outputs.out_dir / f"step{run.step}.pt", **run.weights(), **outputs.model_info, step=run.step)
+    steps = sorted(int(m.group(1)) for p in outputs.out_dir.iterdir() if (m := STEP_FILE.fullmatch(p.name)))
     for old in steps[:-run.cfg.keep_checkpoints]:
-        (files.out_dir / f"step{old}.pt").unlink()
+        (outputs.out_dir / f"step{old}.pt").unlink()
 
 
 def validation(run: Run, validate) -> dict[str, float]:

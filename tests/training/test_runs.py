@@ -154,22 +154,25 @@ class Images(torch.utils.data.Dataset):
         return torch.full((3, 4, 4), 1.0 + index / 10), {"bad": torch.tensor(index in self.bad)}
 
 
-def test_a_non_finite_batch_is_skipped_without_an_update(tmp_path, monkeypatch):
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_non_finite_batch_is_skipped_without_an_update(tmp_path, monkeypatch, accumulate):
+    """Also when the bad image is one micro-batch of an accumulated step: that whole step changes nothing."""
     monkeypatch.setattr(engine, "_live", lambda out_dir, resume: None)
-    cfg = TrainConfig(epochs=1, batch_size=1, workers=0, warmup_steps=0, lr=0.01, schedule="constant",
-                      checkpoint_every=1, log_every=1, max_bad_steps=2)
+    cfg = TrainConfig(epochs=2, batch_size=1, accumulate=accumulate, workers=0, warmup_steps=0, lr=0.01,
+                      schedule="constant", checkpoint_every=1, log_every=1, max_bad_steps=2)
     model = Scalar()
     seen = []
     original = engine.train_step
-    monkeypatch.setattr(engine, "train_step", lambda run, group: (  # one micro-batch of one image per step
-        seen.append((run.model.weight.item(), bool(group[0][1][0]["bad"]))), original(run, group))[1])
+    monkeypatch.setattr(engine, "train_step", lambda run, group: (
+        seen.append((run.model.weight.item(), any(bool(t["bad"]) for _, targets in group for t in targets))),
+        original(run, group))[1])
     summary = engine.train(model, Images(bad={3}), cfg, tmp_path, run_key="k", progress=False)
-    assert summary["step"] == 6 and summary["skipped_steps"] == 1
+    assert summary["step"] == 12 // accumulate and summary["skipped_steps"] == 2  # once per epoch
     after_bad = [i for i, (_, bad) in enumerate(seen) if bad][0] + 1
     assert seen[after_bad][0] == seen[after_bad - 1][0]  # the NaN step changed no weight
     assert seen[after_bad + 1][0] != seen[after_bad][0]  # and training went on
     assert torch.isfinite(model.weight)
-    assert checkpoint.load(tmp_path / checkpoint.LAST)["skipped"] == 1
+    assert checkpoint.load(tmp_path / checkpoint.LAST)["skipped"] == 2
 
 
 def test_max_bad_steps_in_a_row_stop_the_run_with_one_line(tmp_path, monkeypatch):
