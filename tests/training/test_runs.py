@@ -216,3 +216,17 @@ def test_a_copied_model_predicts_with_its_init_file_gone(portable_model, tmp_pat
     photo = next((Path(yaml.safe_load(params.read_text())["data"]["root"]) / "test").glob("*.jpg"))
     assert main(["--params", str(params), "infer", str(photo), "--weights", str(model), "--out", "drawn"]) == 0
     assert (tmp_path / "drawn" / f"{photo.stem}.png").exists()
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("accumulate", 0, "accumulate must be at least 1"),
+    ("amp_dtype", "half", "amp_dtype must be float16 or bfloat16"),
+    ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"),
+    ("keep_checkpoints", -1, "keep_checkpoints must not be negative"),
+])
+def test_a_bad_training_knob_is_an_input_error_naming_it(knob, value, message):
+    from pipeline.training.config import model_entry
+
+    params = {"train": {knob: value}, "models": {"m": {"config": "m.yaml"}}}
+    with pytest.raises(InputError, match=message):
+        model_entry(params, "m")
