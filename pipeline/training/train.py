@@ -109,8 +109,9 @@ def validation(args, entry, model_config, reader):
     indices = fold_indices(reader, read_folds(folds_file(args.params)), args.fold, train=False)
     indices = indices[: entry.train.validate_images or None]
     root = params.data_root(args)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     return held_out(reader, indices, root / "train.csv", ontology.load_for_dataset(root),
-                    model_config.attribute_threshold, kaggle_options(args), "cuda" if torch.cuda.is_available() else "cpu")
+                    model_config.attribute_threshold, kaggle_options(args), device)
 
 
 def training_data(args):

@@ -17,7 +17,6 @@ import yaml
 from conftest import ROOT, write_tiny_project
 from pipeline.cli import main
 from pipeline.training import checkpoint, engine
-from pipeline.training.config import TrainConfig
 from pipeline.training.ema import EMA
 from pipeline.training.launch import run_distributed
 from toy_training import LINEAR, Linear, train_linear
