@@ -29,7 +29,9 @@ def add_arguments(parser) -> None:
 
 
 def load_model(path: str | Path):
-    """(model in eval mode, its config) from a `model.pt` written by `train`: it needs no other file."""
+    """(model in eval mode, its config) from a `model.pt` written by `train`: it needs no other file.
+
+    Its `model` weights are the EMA when the run kept one (the trained ones, `raw_model`, are not used)."""
     from pipeline.models.factory import config_from_mapping, create_model
     from pipeline.training import checkpoint
 

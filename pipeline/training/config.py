@@ -13,7 +13,9 @@ from pipeline.errors import InputError
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 12
-    batch_size: int = 2
+    batch_size: int = 2              # per process and micro-batch
+    accumulate: int = 1              # micro-batches per optimizer step (gradient accumulation); steps,
+                                     # warm-up and schedule count optimizer steps
     workers: int = 2                 # DataLoader worker processes
     threads: int = 0                 # torch CPU threads; 0: torch's default (one per core), which on a
                                      # CPU competes with the DataLoader workers for the same cores
@@ -26,10 +28,17 @@ class TrainConfig:
     warmup_steps: int = 100          # linear warm-up from lr/1000
     schedule: str = "cosine"         # cosine | step (x0.1 at 2/3 and 8/9 of training) | constant
     clip_grad_norm: float = 10.0     # 0 disables
-    amp: bool = True                 # mixed precision, on CUDA only
+    amp: bool = True                 # mixed precision: float16 on CUDA only, bfloat16 on CUDA or CPU
+    amp_dtype: str = "float16"       # float16 (with a grad scaler) | bfloat16 (needs none)
+    channels_last: bool = False      # NHWC weights and activations (faster convolutions on tensor cores)
+    sync_bn: bool = False            # under DDP, trainable batch norms as SyncBatchNorm (GPUs only)
+    ema_decay: float = 0.0           # exponential moving average of the weights; 0: off
     checkpoint_every: int = 50       # steps between resumable checkpoints
     log_every: int = 10              # steps between dvclive points
     max_bad_steps: int = 10          # non-finite losses or gradients in a row that stop the run (exit 2)
+    validate_every: int = 0          # steps between scores on held-out images (dvclive val/*); 0: never
+    validate_images: int = 20        # the first N held-out images of the fold; 0: all of them
+    keep_checkpoints: int = 0        # the last K step<N>.pt model files kept (every checkpoint_every steps)
     seed: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -42,6 +51,15 @@ class TrainConfig:
             raise ValueError(f"processes must be at least 1, not {self.processes}")
         if self.max_bad_steps < 1:
             raise ValueError(f"max_bad_steps must be at least 1, not {self.max_bad_steps}")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be at least 1, not {self.accumulate}")
+        if self.amp_dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"amp_dtype must be float16 or bfloat16, not {self.amp_dtype!r}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
+        for name in ("validate_every", "validate_images", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
 
     def weight_knobs(self) -> dict:
         """The knobs that change the trained weights, for a run's key; the others never restart a run.
@@ -59,10 +77,12 @@ class TrainConfig:
 
 
 # TrainConfig's fields that change what a run learns, listed as `train.<name>` params of the train
-# stage in dvc.yaml (with `train.processes`); workers, threads, log_every, checkpoint_every and
-# max_bad_steps change how a run goes, not its weights.
-WEIGHT_KNOBS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps", "schedule",
-                "clip_grad_norm", "amp", "seed", "augment")
+# stage in dvc.yaml (with `train.processes`); workers, threads, log_every, checkpoint_every,
+# max_bad_steps, validate_every, validate_images and keep_checkpoints change how a run goes and
+# what it reports, not its weights. channels_last and amp_dtype are in: they change the arithmetic.
+WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps",
+                "schedule", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
+                "augment")
 # The source whose behaviour shapes the weights (models, losses, the loop, augmentation, data reading),
 # relative to the package; dvc.yaml's train stage depends on the same files.
 TRAINING_SOURCE = ("models", "training", "data/cache_reader.py", "data/ontology.py", "data/resize.py")

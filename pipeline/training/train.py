@@ -3,7 +3,8 @@
 The model's YAML (`configs/`) and training knobs come from params.yaml's `models.<NAME>`;
 outputs go to `models/<NAME>/fold<K>/` (`pipeline.layout`): `model.pt` (final weights and a
 config that needs no other file), `train.json` (summary), `last.pt` (resumable), `runs.jsonl`
-(seconds and speed of each invocation) and `dvclive/`. With `train.processes` > 1 it starts that
+(seconds and speed of each invocation), `dvclive/`, and with `validate_every` / `keep_checkpoints`
+`best.pt` and `step<N>.pt` (model files like model.pt). With `train.processes` > 1 it starts that
 many DDP processes itself (one per GPU, or a second CPU core's worth); under `torchrun` it is one of them.
 
 A run is identified by its key (`run_key`): what changes the weights. A finished run with the same
@@ -79,17 +80,38 @@ def finished(out_dir: Path, key: str) -> bool:
 
 
 def set_aside(out_dir: Path, key: str) -> None:
-    """Rename another run's last.pt and model.pt to `<name>.<their key>.pt`, so nothing is overwritten."""
-    from pipeline.training import checkpoint
+    """Rename another run's last.pt, model.pt, best.pt and step<N>.pt to `<name>.<their key>.pt`, so
+    nothing is overwritten and no file of theirs is mistaken for this run's."""
+    from pipeline.training import checkpoint, engine
 
-    for name in (checkpoint.LAST, checkpoint.FINAL):
-        path = out_dir / name
+    steps = sorted(p for p in out_dir.iterdir() if engine.STEP_FILE.fullmatch(p.name))
+    for path in [out_dir / checkpoint.LAST, out_dir / checkpoint.FINAL, out_dir / engine.BEST, *steps]:
         old = stored_key(path)
         if not path.exists() or old == key:
             continue
         kept = path.with_name(f"{path.stem}.{(old or 'unkeyed')[:12]}.pt")
         path.replace(kept)
         print(f"{path}: another run's (key {(old or 'none')[:12]}, this run {key[:12]}): kept as {kept}")
+
+
+def validation(args, entry, model_config, reader):
+    """The engine's `validate`: the first `validate_images` held-out images of --fold, scored as predict
+    and the evaluator do; None when `validate_every` is 0."""
+    import torch
+
+    from pipeline.data import ontology
+    from pipeline.data.folds import fold_indices, folds_file, read_folds
+    from pipeline.evaluation.evaluate import kaggle_options
+    from pipeline.inference.validation import held_out
+
+    if not entry.train.validate_every:
+        return None
+    indices = fold_indices(reader, read_folds(folds_file(args.params)), args.fold, train=False)
+    indices = indices[: entry.train.validate_images or None]
+    root = params.data_root(args)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return held_out(reader, indices, root / "train.csv", ontology.load_for_dataset(root),
+                    model_config.attribute_threshold, kaggle_options(args), device)
 
 
 def training_data(args):
@@ -143,33 +165,37 @@ def run(args) -> int:
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
     model = create_model(model_config)
     dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
+    validate = validation(args, entry, model_config, reader) if rank == 0 else None
     start = time.perf_counter()
     summary = engine.train(model, dataset, entry.train, out_dir, run_key=key, max_steps=args.max_steps,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, validate=validate, model_info=model_info(model_config))
     seconds = time.perf_counter() - start
     if rank == 0:
-        log_run(out_dir, summary, seconds, entry.train.batch_size * world)
+        log_run(out_dir, summary, seconds, entry.train.batch_size * entry.train.accumulate * world)
         if summary["step"] >= summary["total_steps"]:
-            write_outputs(out_dir, model, model_config, key, summary, args, images=len(indices), world=world)
+            write_summary(out_dir, key, summary, args, images=len(indices), world=world)
         print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"
               f" -> {out_dir}")
     return 0
 
 
-def save_model(path: Path, model, model_config, key: str) -> None:
-    """model.pt: the weights and a config that builds the model without any other file (`portable`)."""
+def model_info(model_config) -> dict:
+    """What model files hold beside the weights: a config that builds the model without any other file."""
     from pipeline.models.config import portable, to_mapping
+
+    return {"config": to_mapping(portable(model_config))}
+
+
+def save_model(path: Path, model, model_config, key: str) -> None:
+    """A model file of `model`'s weights as `train` writes them (model.pt, best.pt, step<N>.pt)."""
     from pipeline.training import checkpoint
 
-    checkpoint.save(path, model=checkpoint.unwrap(model).state_dict(), config=to_mapping(portable(model_config)),
-                    run_key=key)
+    checkpoint.save(path, model=checkpoint.unwrap(model).state_dict(), **model_info(model_config), run_key=key)
 
 
-def write_outputs(out_dir: Path, model, model_config, key: str, summary: dict, args, images: int, world: int) -> None:
-    """model.pt and train.json: only what the run key determines, so identical runs write identical files."""
-    from pipeline.training import checkpoint
-
-    save_model(out_dir / checkpoint.FINAL, model, model_config, key)
+def write_summary(out_dir: Path, key: str, summary: dict, args, images: int, world: int) -> None:
+    """train.json (the engine wrote model.pt): only what the run key determines, so identical runs
+    write identical files."""
     io.write_json(out_dir / SUMMARY, {
         "model": args.model, "fold": args.fold, "images": images, "steps": summary["step"], "processes": world,
         "skipped_steps": summary["skipped_steps"], "final_losses": summary["losses"], "run_key": key,

@@ -1,5 +1,8 @@
-"""The shared training engine: resume after a kill, stale checkpoints, DDP, checkpoint format."""
+"""The shared training engine: resume after a kill, stale checkpoints, DDP, checkpoint format,
+accumulation, EMA, SyncBatchNorm, bfloat16 and channels_last."""
+import dataclasses
 import json
+import math
 import os
 import shutil
 import signal
@@ -13,7 +16,10 @@ import yaml
 
 from conftest import ROOT, write_tiny_project
 from pipeline.cli import main
-from pipeline.training import checkpoint
+from pipeline.training import checkpoint, engine
+from pipeline.training.ema import EMA
+from pipeline.training.launch import run_distributed
+from toy_training import LINEAR, Linear, train_linear
 
 TRAIN = {"epochs": 3, "batch_size": 1, "warmup_steps": 2, "augment": {"image_size": 128}}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # training subprocesses
@@ -104,18 +110,25 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="no torchrun")
 def test_ddp_with_two_processes(project, tmp_path):
+    """Under torchrun, with accumulation, EMA, held-out scores (rank 0 scores, rank 1 waits) and kept checkpoints."""
     out = tmp_path / "ddp"
+    params = with_train(project, tmp_path, accumulate=2, ema_decay=0.9, validate_every=2, validate_images=1,
+                        keep_checkpoints=1)
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     result = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pipeline", "--params", str(project), "train",
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "pipeline", "--params", str(params), "train",
          "--model", "attribute_mask_rcnn", "--fold", "0", "--out-dir", str(out), "--no-progress"],
         env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     done = summary(out)
-    # 3 training images split over 2 ranks -> 2 per rank, batch 1 -> 2 steps per epoch
-    assert done["steps"] == 3 * 2
-    assert (out / checkpoint.FINAL).exists()
+    # 3 training images split over 2 ranks -> 2 per rank, micro-batches of 1, 2 per step -> 1 step per epoch
+    assert done["steps"] == 3 * 1
+    assert set(checkpoint.load(out / checkpoint.FINAL)) == {"model", "raw_model", "config", "run_key"}
+    assert {p.name for p in out.glob("*.pt")} == {"last.pt", "model.pt", "best.pt", "step2.pt"}  # checkpoint_every 2
+    validated = json.loads((out / "dvclive" / "metrics.json").read_text())
+    assert set(validated["val"]) == set(validated["val_raw"]) >= {"ap_iou", "ap_iou_f1", "kaggle"}
+    assert checkpoint.load(out / engine.BEST)["step"] in (2, 3)  # validated at step 2 and at the end
 
 
 @pytest.mark.parametrize("model", ["attribute_mask_rcnn", "effdet_mask", "fashionformer"])
@@ -144,3 +157,72 @@ def test_a_bad_input_in_ddp_processes_is_one_line_and_exit_2(project, tmp_path):
     result = subprocess.run(command, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: fold 7 does not exist (folds: [0, 1])"]
+
+
+def test_accumulation_under_ddp_equals_one_process_with_the_whole_batch(tmp_path):
+    """2 processes x 2 micro-batches of 1 (DDP reduces on the last micro-batch only) step as one process
+    with batches of 4: the same weights and the same EMA; both ranks end on the same weights."""
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    ddp.mkdir()
+    assert run_distributed(train_linear, (ddp, LINEAR), 2) == 0
+    train_linear((single, dataclasses.replace(LINEAR, batch_size=4, accumulate=1)))
+
+    assert torch.equal(torch.load(ddp / "rank0.pt")["weight"], torch.load(ddp / "rank1.pt")["weight"])
+    a, b = checkpoint.load(ddp / checkpoint.FINAL), checkpoint.load(single / checkpoint.FINAL)
+    assert checkpoint.load(ddp / checkpoint.LAST)["step"] == checkpoint.load(single / checkpoint.LAST)["step"] == 4
+    torch.testing.assert_close(a["raw_model"], b["raw_model"])
+    torch.testing.assert_close(a["model"], b["model"])  # the EMA, which predict uses
+    assert not torch.allclose(a["model"]["weight"], a["raw_model"]["weight"])
+    assert not torch.allclose(a["raw_model"]["weight"], Linear().weight)
+
+
+def test_ema_follows_the_weights_with_a_warmed_up_decay():
+    model = Linear()
+    ema = EMA(model, decay=0.99)
+    start = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, 1)  # decay min(0.99, 2/11): mostly the new weights after one step
+    torch.testing.assert_close(ema.module.weight, start + (1 - 2 / 11))
+    assert ema.rate(10_000) == 0.99 and not ema.module.weight.requires_grad
+
+
+def test_sync_bn_converts_the_trainable_batch_norms_and_keeps_activations_and_frozen_ones():
+    from timm.layers import BatchNormAct2d, FrozenBatchNormAct2d, SyncBatchNormAct
+
+    from pipeline.errors import InputError
+    from pipeline.models.factory import create_model, load_config
+
+    config = load_config(ROOT / "configs" / "effdet_mask_d0_small.yaml")
+    for frozen in (False, True):
+        model = create_model(dataclasses.replace(config, freeze_backbone_norm=frozen))
+        before = dict(model.named_modules())
+        engine.sync_batch_norm(model, torch.device("cuda"))  # conversion only: the device is not used
+        after = dict(model.named_modules())
+        assert after.keys() == before.keys()
+        for name, module in before.items():
+            if isinstance(module, BatchNormAct2d):
+                assert type(after[name]) is SyncBatchNormAct and type(after[name].act) is type(module.act), name
+            elif type(module) is torch.nn.BatchNorm2d:
+                assert type(after[name]) is torch.nn.SyncBatchNorm, name
+            else:
+                assert not isinstance(after[name], torch.nn.SyncBatchNorm), name
+        assert sum(isinstance(m, FrozenBatchNormAct2d) for m in after.values()) == (48 if frozen else 0)
+        assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in after.values()) == (60 if frozen else 108)
+    with pytest.raises(InputError, match="sync_bn needs GPUs"):
+        engine.sync_batch_norm(model, torch.device("cpu"))
+
+
+def test_bfloat16_and_channels_last_train_on_the_cpu(project, tmp_path, monkeypatch):
+    dtypes = []
+    original = engine.autocast
+    monkeypatch.setattr(engine, "autocast", lambda run: dtypes.append(original(run).fast_dtype) or original(run))
+    out = tmp_path / "run"
+    params = with_train(project, tmp_path, amp_dtype="bfloat16", channels_last=True, epochs=1)
+    assert main(["--params", str(params), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
+                 "--out-dir", str(out), "--no-progress"]) == 0
+    assert dtypes == [torch.bfloat16] * 3
+    assert checkpoint.load(out / checkpoint.LAST)["scaler"] == {}  # no grad scaler for bfloat16
+    convolutions = [w for w in checkpoint.load(out / checkpoint.FINAL)["model"].values() if w.ndim == 4]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convolutions)
+    assert all(math.isfinite(v) for v in summary(out)["final_losses"].values())

@@ -16,7 +16,10 @@ from pipeline.errors import InputError
 from pipeline.training import checkpoint, engine
 from pipeline.training.config import TrainConfig
 
-TRAIN = {"epochs": 2, "batch_size": 1, "warmup_steps": 2, "augment": {"image_size": 128}}
+# Accumulation and EMA on: the guarantees below hold with them (3 training images, 2 micro-batches
+# per step: 2 steps per epoch, the second of one image).
+TRAIN = {"epochs": 2, "batch_size": 1, "accumulate": 2, "ema_decay": 0.9, "warmup_steps": 2,
+         "augment": {"image_size": 128}}
 
 
 @pytest.fixture(scope="module")
@@ -64,15 +67,22 @@ def copy_of(run, tmp_path):
 
 
 def test_killed_run_resumes_to_the_same_weights_across_knobs_that_cannot_change_them(project, straight, tmp_path):
+    """Stopped inside an epoch, resumed with held-out scoring and kept checkpoints on: the same EMA and
+    trained weights as the straight run, the same train.json."""
     resumed = tmp_path / "resumed"
-    train(project, resumed, "--max-steps", "2")
-    knobs = changed(project, tmp_path, workers=1, log_every=3, checkpoint_every=5, max_bad_steps=4)
+    train(project, resumed, "--max-steps", "1")
+    knobs = changed(project, tmp_path, workers=1, log_every=3, checkpoint_every=3, max_bad_steps=4, validate_every=2,
+                    validate_images=2, keep_checkpoints=1)
     train(knobs, resumed)
-    assert [(r["from_step"], r["to_step"]) for r in runs(resumed)] == [(0, 2), (2, 6)]
+    assert [(r["from_step"], r["to_step"]) for r in runs(resumed)] == [(0, 1), (1, 4)]
     a, b = checkpoint.load(straight / checkpoint.FINAL), checkpoint.load(resumed / checkpoint.FINAL)
-    assert a["run_key"] == b["run_key"]
-    for name in a["model"]:
-        torch.testing.assert_close(a["model"][name], b["model"][name], msg=name)
+    assert a["run_key"] == b["run_key"] and set(a) == {"model", "raw_model", "config", "run_key"}
+    for weights in ("model", "raw_model"):
+        for name in a[weights]:
+            torch.testing.assert_close(a[weights][name], b[weights][name], msg=f"{weights} {name}")
+    assert (straight / "train.json").read_bytes() == (resumed / "train.json").read_bytes()
+    assert {p.name for p in resumed.glob("*.pt")} == {"last.pt", "model.pt", "best.pt", "step3.pt"}
+    assert "ap_iou" in json.loads((resumed / "dvclive" / "metrics.json").read_text())["val"]
 
 
 def test_a_finished_run_trains_and_writes_nothing_again(project, straight, tmp_path):
@@ -86,9 +96,11 @@ def test_a_finished_run_trains_and_writes_nothing_again(project, straight, tmp_p
 def test_another_key_sets_the_old_files_aside_and_starts_at_step_0(project, straight, tmp_path):
     out = copy_of(straight, tmp_path)
     old = checkpoint.load(out / checkpoint.FINAL)
+    for kept in ("best.pt", "step4.pt"):  # model files as validation and keep_checkpoints leave them
+        shutil.copy(out / checkpoint.FINAL, out / kept)
     printed = train(changed(project, tmp_path, lr=0.0005), out, "--max-steps", "1")
     short = old["run_key"][:12]
-    assert {p.name for p in out.glob("*.*.pt")} == {f"last.{short}.pt", f"model.{short}.pt"}
+    assert {p.name for p in out.glob("*.*.pt")} == {f"{name}.{short}.pt" for name in ("last", "model", "best", "step4")}
     assert f"kept as {out / f'last.{short}.pt'}" in printed
     assert not (out / checkpoint.FINAL).exists()  # no stale weights where predict looks
     assert runs(out)[-1]["from_step"] == 0 and checkpoint.load(out / checkpoint.LAST)["step"] == 1
@@ -142,22 +154,25 @@ class Images(torch.utils.data.Dataset):
         return torch.full((3, 4, 4), 1.0 + index / 10), {"bad": torch.tensor(index in self.bad)}
 
 
-def test_a_non_finite_batch_is_skipped_without_an_update(tmp_path, monkeypatch):
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_non_finite_batch_is_skipped_without_an_update(tmp_path, monkeypatch, accumulate):
+    """Also when the bad image is one micro-batch of an accumulated step: that whole step changes nothing."""
     monkeypatch.setattr(engine, "_live", lambda out_dir, resume: None)
-    cfg = TrainConfig(epochs=1, batch_size=1, workers=0, warmup_steps=0, lr=0.01, schedule="constant",
-                      checkpoint_every=1, log_every=1, max_bad_steps=2)
+    cfg = TrainConfig(epochs=2, batch_size=1, accumulate=accumulate, workers=0, warmup_steps=0, lr=0.01,
+                      schedule="constant", checkpoint_every=1, log_every=1, max_bad_steps=2)
     model = Scalar()
     seen = []
     original = engine.train_step
-    monkeypatch.setattr(engine, "train_step", lambda run, images, targets: (
-        seen.append((run.model.weight.item(), bool(targets[0]["bad"]))), original(run, images, targets))[1])
+    monkeypatch.setattr(engine, "train_step", lambda run, group: (
+        seen.append((run.model.weight.item(), any(bool(t["bad"]) for _, targets in group for t in targets))),
+        original(run, group))[1])
     summary = engine.train(model, Images(bad={3}), cfg, tmp_path, run_key="k", progress=False)
-    assert summary["step"] == 6 and summary["skipped_steps"] == 1
+    assert summary["step"] == 12 // accumulate and summary["skipped_steps"] == 2  # once per epoch
     after_bad = [i for i, (_, bad) in enumerate(seen) if bad][0] + 1
     assert seen[after_bad][0] == seen[after_bad - 1][0]  # the NaN step changed no weight
     assert seen[after_bad + 1][0] != seen[after_bad][0]  # and training went on
     assert torch.isfinite(model.weight)
-    assert checkpoint.load(tmp_path / checkpoint.LAST)["skipped"] == 1
+    assert checkpoint.load(tmp_path / checkpoint.LAST)["skipped"] == 2
 
 
 def test_max_bad_steps_in_a_row_stop_the_run_with_one_line(tmp_path, monkeypatch):
@@ -201,3 +216,17 @@ def test_a_copied_model_predicts_with_its_init_file_gone(portable_model, tmp_pat
     photo = next((Path(yaml.safe_load(params.read_text())["data"]["root"]) / "test").glob("*.jpg"))
     assert main(["--params", str(params), "infer", str(photo), "--weights", str(model), "--out", "drawn"]) == 0
     assert (tmp_path / "drawn" / f"{photo.stem}.png").exists()
+
+
+@pytest.mark.parametrize("knob, value, message", [
+    ("accumulate", 0, "accumulate must be at least 1"),
+    ("amp_dtype", "half", "amp_dtype must be float16 or bfloat16"),
+    ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"),
+    ("keep_checkpoints", -1, "keep_checkpoints must not be negative"),
+])
+def test_a_bad_training_knob_is_an_input_error_naming_it(knob, value, message):
+    from pipeline.training.config import model_entry
+
+    params = {"train": {knob: value}, "models": {"m": {"config": "m.yaml"}}}
+    with pytest.raises(InputError, match=message):
+        model_entry(params, "m")
