@@ -42,3 +42,13 @@ def test_one_family_imports_no_other_familys_packages():
             "print(sorted(m for m in ('effdet', 'iterstrat', 'sklearn', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.strip() == "[]"
+
+
+def test_a_benchmark_imports_its_own_module_only():
+    from pipeline.benchmarks.cli import BENCHMARKS
+
+    code = ("import sys\nfrom pipeline.cli import main\ntry:\n    main(['bench', 'rle', '--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted(m for m in %r if m in sys.modules))"
+            % ([path for _, path, _ in BENCHMARKS],))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.splitlines()[-1] == "['pipeline.benchmarks.rle']"

@@ -40,19 +40,27 @@ def add_arguments(parser) -> None:
     parser.add_argument("--families", type=int, default=3)
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--false-positives", type=int, default=20, help="extra detections per image and family")
+    parser.add_argument("--detections-per-image", type=int,
+                        help="detections per image and family, false positives filling up to it (the models "
+                             "write up to 100); default: the kept ground truth plus --false-positives")
     parser.add_argument("--metric", default="kaggle", help="tune's metric")
     parser.add_argument("--target-oof", type=int, default=45623)
     parser.add_argument("--target-test", type=int, default=3200)
 
 
-def noisy_predictions(gt: pd.DataFrame, rng, false_positives: int) -> pd.DataFrame:
-    """Ground truth as one family's predictions, rows sorted by ImageId."""
+def noisy_predictions(gt: pd.DataFrame, rng, false_positives: int, per_image: int | None = None) -> pd.DataFrame:
+    """Ground truth as one family's predictions, rows sorted by ImageId: each image gets
+    `false_positives` random boxes or, with `per_image`, exactly `per_image` rows (true ones first)."""
     kept = gt[rng.random(len(gt)) >= 0.3]
+    if per_image is not None:  # a model writes at most its detections_per_image
+        kept = kept.groupby("ImageId", sort=False).head(per_image)
+    kept_per_image = kept.ImageId.value_counts()
     rows = [(r.ImageId, r.EncodedPixels, r.ClassId, r.AttributesIds, round(rng.uniform(0.5, 1.0), 4),
              " ".join(f"{a}:{rng.uniform(0.3, 1.0):.3f}" for a in r.AttributesIds.split(",") if a))
             for r in kept.itertuples()]
     for image_id, image in gt.groupby("ImageId"):
-        rows += random_boxes(image_id, int(image.Height.iat[0]), int(image.Width.iat[0]), rng, false_positives)
+        count = false_positives if per_image is None else max(per_image - int(kept_per_image.get(image_id, 0)), 0)
+        rows += random_boxes(image_id, int(image.Height.iat[0]), int(image.Width.iat[0]), rng, count)
     return pd.DataFrame(rows, columns=HEADER).sort_values("ImageId", kind="stable")
 
 
@@ -92,11 +100,12 @@ def build(base: Path, work: Path, repeats: int, args, rng_seed: int = 0) -> None
     test_sizes = {i: gt_size(base / "test" / f"{i}.jpg") for i in test_ids}
     models = [f"m{f}" for f in range(args.families)]
     for model in models:
-        oof = noisy_predictions(gt, rng, args.false_positives)
+        oof = noisy_predictions(gt, rng, args.false_positives, args.detections_per_image)
         for fold in range(args.folds):
             part = oof[oof.ImageId.map(fold_of) == fold]
             write_sorted(replicate(part, repeats), work / "predictions" / "oof" / model / f"fold{fold}.csv")
-            rows = [row for i in test_ids for row in random_boxes(i, *test_sizes[i], rng, args.false_positives)]
+            per_test_image = args.detections_per_image or args.false_positives
+            rows = [row for i in test_ids for row in random_boxes(i, *test_sizes[i], rng, per_test_image)]
             write_sorted(replicate(pd.DataFrame(rows, columns=HEADER), repeats),
                          work / "predictions" / "test" / model / f"fold{fold}.csv")
     params = {"data": {"root": str(data)}, "folds": {"k": args.folds, "out": str(work / "folds.csv")},
@@ -170,7 +179,8 @@ def run(args) -> dict:
                              "stages": {s: {"seconds": round(t, 2), "peak_rss_mb": round(m, 1)}
                                         for s, (t, m) in stages.items()}}
             shutil.rmtree(work)
-    return {"families": args.families, "folds": args.folds, "metric": args.metric, "runs": runs,
+    return {"families": args.families, "folds": args.folds, "metric": args.metric,
+            "detections_per_image": args.detections_per_image, "runs": runs,
             "fits": fits(runs, args)}
 
 

@@ -138,9 +138,9 @@ class Outcomes:
     byte. Matching is per image, so outcomes of separate images are final and only the ranking
     (`precision_recall`) needs them all."""
     score: np.ndarray                 # float64
-    image: np.ndarray                 # int64 image index (ground-truth order): the first tie-break
-    position: np.ndarray              # int64 file order: the second
-    class_id: np.ndarray              # int64
+    image: np.ndarray                 # int32 image index (ground-truth order): the first tie-break
+    position: np.ndarray              # int32 file order: the second
+    class_id: np.ndarray              # int16
     hit: dict[str, np.ndarray]        # area -> (detections, packed IoU thresholds)
     ignored: dict[str, np.ndarray]
     with_attributes: np.ndarray       # bool: a category with attributes (AP_IoU+F1 slices)
@@ -259,8 +259,10 @@ def _outcomes(candidates: coco_ap.Candidates, rank, dt_class, dt_area, gt: Insta
         f1_hit[area], f1_ignored[area] = _packed_outcome(
             coco_ap.match(f1_candidates, rank[attribute_rows], gt_ignored, pair_iou, pair_f1), gt_ignored,
             dt_outside[attribute_rows])
-    return Outcomes(np.asarray(score, np.float64), np.asarray(image, np.int64), np.asarray(position, np.int64),
-                    np.asarray(dt_class, np.int64), hit, ignored, with_attributes, f1_hit, f1_ignored)
+    # Kept for every detection until the ranking: the smallest types that hold the values (scores
+    # stay float64, so ties rank as in the reference evaluators).
+    return Outcomes(np.asarray(score, np.float64), np.asarray(image, np.int32), np.asarray(position, np.int32),
+                    np.asarray(dt_class, np.int16), hit, ignored, with_attributes, f1_hit, f1_ignored)
 
 
 def _packed_outcome(matched, gt_ignored, dt_outside):
