@@ -31,7 +31,8 @@ from torch import nn
 from pipeline.errors import InputError
 
 # Where each family keeps its timm backbone.
-BACKBONE = {"attribute_mask_rcnn": "backbone.body.", "effdet_mask": "detector.backbone.", "fashionformer": "encoder.body."}
+BACKBONE = {"attribute_mask_rcnn": "backbone.body.", "effdet_mask": "detector.backbone.",
+            "fashionformer": "encoder.body."}
 
 # layout -> family -> (checkpoint prefix, model prefix) pairs: a checkpoint tensor under the first
 # prefix is loaded under the second; checkpoint tensors under none of them have no place in the family.
@@ -56,6 +57,8 @@ TORCHVISION_RENAMES = (
     (re.compile(r"^(rpn\.head\.conv)\.(weight|bias)$"), r"\1.0.0.\2"),
 )
 OLD_MASK_HEAD = re.compile(r"^roi_heads\.mask_head\.mask_fcn(\d+)\.(weight|bias)$")
+# Why a checkpoint tensor is not loaded.
+NO_PLACE, NOT_IN_MODEL, OTHER_SHAPE = "with no place in the model", "not in the model", "of another shape"
 # timm's features_only extractors flatten a top-level Sequential: `stages.0.x` becomes `stages_0.x`.
 FLATTENED = re.compile(r"^([A-Za-z]\w*?)_(\d+)\.")
 
@@ -108,13 +111,13 @@ def place_tensors(state: dict, model_state: dict, places, backbone: str) -> dict
     for key, tensor in state.items():
         source = next(((src, dst) for src, dst in places if key.startswith(src)), None)
         if source is None:
-            placed[key] = (None, "with no place in the model")
+            placed[key] = (None, NO_PLACE)
             continue
         target = by_name.get(source[1] + key[len(source[0]):])
         if target is None:
-            placed[key] = (None, "not in the model")
+            placed[key] = (None, NOT_IN_MODEL)
         elif model_state[target].shape != tensor.shape:
-            placed[key] = (None, "of another shape")
+            placed[key] = (None, OTHER_SHAPE)
         else:
             placed[key] = (target, None)
     return placed
@@ -136,17 +139,17 @@ def load_init(model: nn.Module, path: str | Path, layout: str, min_match: float)
     placed = place_tensors(state, model_state, places, BACKBONE[family])
     loaded = {target: state[key] for key, (target, _) in placed.items() if target is not None}
     part = [k for k in model_state if any(k.startswith(dst) for _, dst in places)]
-    meant = [key for key, (_, why) in placed.items() if why != "with no place in the model"]
+    meant = [key for key, (_, why) in placed.items() if why != NO_PLACE]
     where = ", ".join(dst.rstrip(".") or "the whole model" for _, dst in places)
     skipped = {}
     for key, (_, why) in placed.items():
         if why is not None:
             skipped.setdefault(why, []).append(key)
+    reasons = "; ".join(f"{len(keys)} {why} (e.g. {keys[0]})" for why, keys in skipped.items()) or "none"
     print(f"init {path} ({layout}): loaded {len(loaded)} of the model's {len(part)} tensors in {where} "
-          "(the rest keep their initialisation); skipped "
-          + ("; ".join(f"{len(keys)} {why} (e.g. {keys[0]})" for why, keys in skipped.items()) or "none"))
-    for total, whose in ((len(part), f"the model's {len(part)} tensors in"), (len(meant), f"the checkpoint's {len(meant)} tensors for")):
+          f"(the rest keep their initialisation); skipped {reasons}")
+    for total, whose in ((len(part), "the model's {} tensors in"), (len(meant), "the checkpoint's {} tensors for")):
         if len(loaded) < min_match * max(total, 1):
-            raise InputError(f"init does not fit the model: only {len(loaded)} of {whose} {where} load "
+            raise InputError(f"init does not fit the model: only {len(loaded)} of {whose.format(total)} {where} load "
                              f"(init_min_match {min_match}; is init_layout {layout} or the backbone wrong?)", path)
     model.load_state_dict(loaded, strict=False)

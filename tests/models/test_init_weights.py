@@ -119,7 +119,8 @@ def test_torchvision_maskrcnn_fills_fashionformer_backbone_and_fpn(tmp_path, cap
     torch.save(source, path)
     model, out = built(fashionformer_config(fpn_channels=256), path, capsys)
     state = tensors(model)
-    pairs = {k.replace("backbone.", "encoder.", 1): k for k in source if k.startswith(("backbone.body.", "backbone.fpn."))}
+    parts = ("backbone.body.", "backbone.fpn.")
+    pairs = {k.replace("backbone.", "encoder.", 1): k for k in source if k.startswith(parts)}
     assert_landed(state, source, pairs)
     assert pairs.keys() == {k for k in state if k.startswith(("encoder.body.", "encoder.fpn."))}
     assert "with no place in the model (e.g. rpn.head" in out
