@@ -233,7 +233,7 @@ def test_backbone_loads_a_local_weights_file(tmp_path, tiny_config):
         ("resnet18", None, "not a readable state dict"),
     ],
 )
-def test_backbone_weights_that_do_not_fit_are_input_errors(tmp_path, tiny_config, backbone, file_backbone, message):
+def test_init_files_that_do_not_fit_are_input_errors(tmp_path, tiny_config, backbone, file_backbone, message):
     path = tmp_path / "weights.pth"
     if file_backbone is None:
         path.write_text("not a checkpoint")
