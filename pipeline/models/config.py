@@ -45,6 +45,8 @@ class ModelConfig:
             raise ValueError(f"attribute_loss must be one of {LOSS_KINDS}, not {self.attribute_loss!r}")
         if self.init_layout not in INIT_LAYOUTS:
             raise ValueError(f"init_layout must be one of {INIT_LAYOUTS}, not {self.init_layout!r}")
+        if not 0 <= self.init_min_match <= 1:
+            raise ValueError(f"init_min_match must be a share from 0 to 1, not {self.init_min_match}")
 
     @property
     def backbone_norm_frozen(self) -> bool:

@@ -180,10 +180,12 @@ def test_checkpoint_of_a_layout_for_another_family_is_an_input_error(tmp_path):
         create_model(effdet_mask_config(init=str(path), init_layout="effdet"))
 
 
-def test_unknown_init_layout_names_the_line(tmp_path):
+@pytest.mark.parametrize("line, message", [("init_layout: detectron", "init_layout must be one of"),
+                                           ("init_min_match: 90", "init_min_match must be a share")])
+def test_bad_init_keys_are_input_errors(tmp_path, line, message):
     path = tmp_path / "model.yaml"
-    path.write_text("family: fashionformer\ninit: weights.pth\ninit_layout: detectron\n")
-    with pytest.raises(InputError, match="init_layout must be one of"):
+    path.write_text(f"family: fashionformer\ninit: weights.pth\n{line}\n")
+    with pytest.raises(InputError, match=message):
         load_config(path)
 
 
