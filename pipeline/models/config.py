@@ -13,12 +13,13 @@ from pathlib import Path
 from types import UnionType
 
 from pipeline.errors import InputError
+from pipeline.models.init_weights import INIT_LAYOUTS
 from pipeline.models.losses import LOSS_KINDS
 
 
 # Keys naming local files read only when a model is built for training: `portable` drops them, and
 # the training run's key holds the files' content hashes instead of their paths.
-FILE_KEYS = ("backbone_weights",)
+FILE_KEYS = ("init",)
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,10 @@ class ModelConfig:
     num_classes: int = 46
     num_attributes: int = 294
     backbone: str = "resnet50"
-    backbone_weights: str | None = None  # local state dict file, read when the model is built for training
-    freeze_backbone_norm: bool | None = None  # batch norms of the backbone frozen; None: when backbone_weights is set
+    init: str | None = None  # local checkpoint loaded when the model is built for training (see init_weights.py)
+    init_layout: str = "auto"  # timm | torchvision_maskrcnn | torchvision_maskrcnn_v2 | effdet | auto
+    init_min_match: float = 0.9  # share of the model's part and of the checkpoint's tensors that must load
+    freeze_backbone_norm: bool | None = None  # batch norms of the backbone frozen; None: when init is set
     attribute_loss: str = "focal"  # 'focal' or 'bce', see pipeline.models.losses
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
@@ -40,17 +43,21 @@ class ModelConfig:
     def __post_init__(self):
         if self.attribute_loss not in LOSS_KINDS:
             raise ValueError(f"attribute_loss must be one of {LOSS_KINDS}, not {self.attribute_loss!r}")
+        if self.init_layout not in INIT_LAYOUTS:
+            raise ValueError(f"init_layout must be one of {INIT_LAYOUTS}, not {self.init_layout!r}")
+        if not 0 <= self.init_min_match <= 1:
+            raise ValueError(f"init_min_match must be a share from 0 to 1, not {self.init_min_match}")
 
     @property
     def backbone_norm_frozen(self) -> bool:
         """Detection batches are too small to estimate batch statistics, so a pretrained backbone keeps its own."""
-        return self.backbone_weights is not None if self.freeze_backbone_norm is None else self.freeze_backbone_norm
+        return self.init is not None if self.freeze_backbone_norm is None else self.freeze_backbone_norm
 
 
 def portable(config: ModelConfig) -> ModelConfig:
     """`config` as `model.pt` keeps it: the same network, built without reading any file.
 
-    The trained weights replace whatever a weights file initialised, so the file is dropped; the
+    The trained weights replace whatever a checkpoint file initialised, so the file is dropped; the
     structure it implied (frozen batch norms) is kept explicitly.
     """
     return dataclasses.replace(config, freeze_backbone_norm=config.backbone_norm_frozen, **dict.fromkeys(FILE_KEYS))

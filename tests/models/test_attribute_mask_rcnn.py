@@ -213,7 +213,7 @@ def test_backbone_loads_a_local_weights_file(tmp_path, tiny_config):
     path = tmp_path / "resnet18.pth"
     torch.save(classifier.state_dict(), path)
 
-    model = create_model(dataclasses.replace(tiny_config, backbone_weights=str(path)))
+    model = create_model(dataclasses.replace(tiny_config, init=str(path)))
     body = model.backbone.body.state_dict()
     expected = classifier.state_dict()
     for key in ("conv1.weight", "layer4.1.conv2.weight", "layer2.0.bn1.running_var"):
@@ -228,22 +228,23 @@ def test_backbone_loads_a_local_weights_file(tmp_path, tiny_config):
 @pytest.mark.parametrize(
     "backbone, file_backbone, message",
     [
-        ("resnet18", "resnet34", "has extra tensors such as 'layer1.2"),  # would half-load: refused
-        ("resnet34", "resnet18", "lacks tensors such as 'layer1.2"),
+        ("resnet18", "resnet34", "only 100 of the checkpoint's 182 tensors for backbone.body load"),  # would half-load: refused
+        ("resnet34", "resnet18", "only 100 of the model's 180 tensors in backbone.body load"),
         ("resnet18", None, "not a readable state dict"),
     ],
 )
-def test_backbone_weights_that_do_not_fit_are_input_errors(tmp_path, backbone, file_backbone, message):
+def test_init_files_that_do_not_fit_are_input_errors(tmp_path, tiny_config, backbone, file_backbone, message):
     path = tmp_path / "weights.pth"
     if file_backbone is None:
         path.write_text("not a checkpoint")
     else:
         torch.save(timm.create_model(file_backbone).state_dict(), path)
+    config = dataclasses.replace(tiny_config, backbone=backbone, init=str(path))
     with pytest.raises(InputError, match=message) as error:
-        TimmFPN(backbone, 64, path)
+        create_model(config)
     assert error.value.path == str(path)
     with pytest.raises(InputError, match="not found"):
-        TimmFPN(backbone, 64, tmp_path / "missing.pth")
+        create_model(dataclasses.replace(config, init=str(tmp_path / "missing.pth")))
 
 
 def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):

@@ -178,16 +178,16 @@ def test_backbone_loads_a_local_weights_file_and_freezes_its_batch_norms(tmp_pat
     classifier = timm.create_model("efficientnet_b0")  # stands in for ImageNet weights: random, but known
     path = tmp_path / "efficientnet_b0.pth"
     torch.save(classifier.state_dict(), path)
-    model = create_model(dataclasses.replace(tiny_config, backbone_weights=str(path)))
+    model = create_model(dataclasses.replace(tiny_config, init=str(path)))
     body = model.detector.backbone.state_dict()
     for key in ("conv_stem.weight", "blocks.6.0.conv_pwl.weight", "blocks.1.0.bn1.running_var"):
         assert torch.equal(body[key], classifier.state_dict()[key])
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.detector.backbone.modules())
     with pytest.raises(InputError, match="not found"):
-        create_model(dataclasses.replace(tiny_config, backbone_weights=str(tmp_path / "missing.pth")))
+        create_model(dataclasses.replace(tiny_config, init=str(tmp_path / "missing.pth")))
     torch.save(timm.create_model("efficientnet_b1").state_dict(), path)
-    with pytest.raises(InputError, match="do not fit"):
-        create_model(dataclasses.replace(tiny_config, backbone_weights=str(path)))
+    with pytest.raises(InputError, match="does not fit"):
+        create_model(dataclasses.replace(tiny_config, init=str(path)))
 
 
 def test_state_dict_round_trips_through_weights_only_load(tmp_path, tiny_config):

@@ -40,8 +40,8 @@ def save_random_model(path, seed, backbone_file=None):
     config = dataclasses.replace(load_config(ROOT / "configs" / "attribute_mask_rcnn_r18.yaml"),
                                  score_threshold=0.0, detections_per_image=5)
     if backbone_file is not None:
-        torch.save(timm.create_model("resnet18", features_only=True, pretrained=False).state_dict(), backbone_file)
-        config = dataclasses.replace(config, backbone_weights=str(backbone_file))
+        torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), backbone_file)
+        config = dataclasses.replace(config, init=str(backbone_file), init_layout="timm")
     torch.manual_seed(seed)
     save_model(path, create_model(config), config, key=f"seed {seed}")
     if backbone_file is not None:

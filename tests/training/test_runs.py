@@ -184,15 +184,15 @@ def test_max_bad_steps_in_a_row_stop_the_run_with_one_line(tmp_path, monkeypatch
 
 @pytest.fixture(scope="module")
 def portable_model(project, tmp_path_factory):
-    """A model trained by `train` with backbone_weights from a file that is then deleted."""
+    """A model trained by `train` from an ImageNet-layout `init` file that is then deleted."""
     import timm
 
     root = tmp_path_factory.mktemp("portable")
-    weights = root / "resnet18_backbone.pth"
-    torch.save(timm.create_model("resnet18", features_only=True, pretrained=False).state_dict(), weights)
+    weights = root / "resnet18_imagenet.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), weights)
     params = yaml.safe_load(project.read_text())
     model_yaml = yaml.safe_load(open(params["models"]["attribute_mask_rcnn"]["config"]))
-    model_yaml.update(backbone_weights=str(weights), score_threshold=0.0)
+    model_yaml.update(init=str(weights), init_layout="timm", score_threshold=0.0)
     (root / "model.yaml").write_text(yaml.safe_dump(model_yaml))
     params["models"]["attribute_mask_rcnn"]["config"] = str(root / "model.yaml")
     params["train"]["epochs"] = 1
@@ -207,7 +207,7 @@ def portable_model(project, tmp_path_factory):
 
 def test_a_copied_model_predicts_with_its_init_file_gone(portable_model, tmp_path, monkeypatch):
     params, model = portable_model
-    assert checkpoint.load(model)["config"]["backbone_weights"] is None
+    assert checkpoint.load(model)["config"]["init"] is None
     assert checkpoint.load(model)["config"]["freeze_backbone_norm"] is True
     monkeypatch.chdir(tmp_path)
     assert main(["--params", str(params), "predict", "--model", "attribute_mask_rcnn", "--fold", "0", "--split",

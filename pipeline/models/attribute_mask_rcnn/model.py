@@ -61,7 +61,7 @@ class AttributeMaskRCNN(MaskRCNN):
 
     def __init__(self, config: AttributeMaskRCNNConfig):
         c = config
-        backbone = TimmFPN(c.backbone, c.fpn_channels, c.backbone_weights, c.backbone_norm_frozen)
+        backbone = TimmFPN(c.backbone, c.fpn_channels, c.backbone_norm_frozen)
         box_pool = MultiScaleRoIAlign(FEATURE_LEVELS, output_size=7, sampling_ratio=2)
         mask_layers = (c.mask_head_channels,) * c.mask_head_layers
         super().__init__(

@@ -26,7 +26,6 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
-from pipeline.models.backbones import load_weights
 from pipeline.models.config import ModelConfig
 from pipeline.models.effdet_mask.detection import decode, matched_rois
 from pipeline.models.effdet_mask.heads import MaskAttributeHeads, TopDownLevel
@@ -96,8 +95,6 @@ class EffDetMask(nn.Module):
         # The same network as effdet's backbone (same parameter names), also returning stride 4 for P2.
         body = timm.create_model(h.backbone_name, features_only=True, out_indices=BACKBONE_STAGES, pretrained=False,
                                  **(h.backbone_args or {}))
-        if c.backbone_weights is not None:
-            load_weights(body, c.backbone_weights)
         if c.backbone_norm_frozen:
             body = freeze_batch_norm_2d(body)
         self.detector.backbone = body

@@ -7,7 +7,6 @@ tell apart two instances that look alike.
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import timm
 import torch
@@ -16,25 +15,21 @@ from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork
 
-from pipeline.models.backbones import STRIDES, load_weights
+from pipeline.models.backbones import STRIDES
 
 # timm names of backbones that need `strict_img_size=False` to accept any padded image size.
 FREE_SIZE_PREFIXES = ("swin",)
 
 
-def create_backbone(name: str, weights: str | Path | None = None, frozen_norm: bool | None = None) -> nn.Module:
-    """A timm feature extractor (ResNet, Swin, ...), randomly initialised or from a local file.
+def create_backbone(name: str, frozen_norm: bool = False) -> nn.Module:
+    """A timm feature extractor (ResNet, Swin, ...), randomly initialised (the model's `init` loads weights).
 
-    Batch norms are frozen (`frozen_norm`, by default when loading weights): detection batches are
-    too small for batch statistics.
+    `frozen_norm` freezes its batch norms, as for pretrained weights: detection batches are too
+    small for batch statistics.
     """
     extra = {"strict_img_size": False} if name.startswith(FREE_SIZE_PREFIXES) else {}
     body = timm.create_model(name, features_only=True, pretrained=False, **extra)
-    if weights is not None:
-        load_weights(body, weights)
-    if weights is not None if frozen_norm is None else frozen_norm:
-        body = freeze_batch_norm_2d(body)
-    return body
+    return freeze_batch_norm_2d(body) if frozen_norm else body
 
 
 def sine_position_embedding(height: int, width: int, channels: int, stride: int = 4, device=None) -> torch.Tensor:
@@ -63,12 +58,12 @@ class PixelEncoder(nn.Module):
     resolution, for small CPU-sized images.
     """
 
-    def __init__(self, backbone: str, fpn_channels: int, hidden_dim: int, weights: str | Path | None = None,
-                 position_embedding: bool = True, fuse_stride: int = STRIDES[0], frozen_norm: bool | None = None):
+    def __init__(self, backbone: str, fpn_channels: int, hidden_dim: int, position_embedding: bool = True,
+                 fuse_stride: int = STRIDES[0], frozen_norm: bool = False):
         super().__init__()
         self.position_embedding = position_embedding
         self.fuse_stride = fuse_stride
-        self.body = create_backbone(backbone, weights, frozen_norm)
+        self.body = create_backbone(backbone, frozen_norm)
         reductions = self.body.feature_info.reduction()
         self.levels = [reductions.index(stride) for stride in STRIDES if stride in reductions]
         if len(self.levels) != len(STRIDES):

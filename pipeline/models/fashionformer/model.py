@@ -79,8 +79,7 @@ class FashionFormer(nn.Module):
     def __init__(self, config: FashionFormerConfig):
         super().__init__()
         c = self.config = config
-        self.encoder = PixelEncoder(c.backbone, c.fpn_channels, c.hidden_dim, c.backbone_weights,
-                                    c.position_embedding, c.mask_stride,
+        self.encoder = PixelEncoder(c.backbone, c.fpn_channels, c.hidden_dim, c.position_embedding, c.mask_stride,
                                     c.backbone_norm_frozen)
         self.decoder = Decoder(
             num_queries=c.num_queries, dim=c.hidden_dim, fpn_channels=c.fpn_channels, heads=c.num_heads,
