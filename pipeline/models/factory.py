@@ -60,14 +60,19 @@ def load_config(path: str | Path) -> ModelConfig:
 
 def create_model(config: ModelConfig) -> nn.Module:
     """The family's model, loaded from `config.init` when it names a checkpoint (`portable` configs never do)."""
-    if config.family not in FAMILIES:
-        raise ValueError(f"unknown model family {config.family!r}")
-    model = model_class(config.family)(config)
+    model = build_family(config)
     if config.init is not None:
         from pipeline.models.init_weights import load_init
 
         load_init(model, config.init, config.init_layout, config.init_min_match)
     return model
+
+
+def build_family(config: ModelConfig) -> nn.Module:
+    """The family's model at its own initialisation, whatever `config.init` says."""
+    if config.family not in FAMILIES:
+        raise ValueError(f"unknown model family {config.family!r}")
+    return model_class(config.family)(config)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
