@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.models.fashionformer.blocks import Attention, FeedForward, linear_norm_relu, predict_masks, prediction_head
+from pipeline.models.fashionformer.blocks import (
+    Attention, FeedForward, linear_norm_relu, predict_masks, prediction_head,
+)
 
 LEVELS = 4  # X1..X4
 
