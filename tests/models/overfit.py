@@ -37,7 +37,7 @@ def overfit_and_score(root: Path, model: str, config: Path, model_config: dict, 
     config = load_config(entry.config)
     torch.manual_seed(0)
     net = create_model(config)
-    engine.train(net, dataset, entry.train, root / "run", progress=False)
+    engine.train(net, dataset, entry.train, root / "run", run_key="overfit drill", progress=False)  # a fresh folder
     frame = predict(net.eval(), reader, range(len(reader)), labels, config.attribute_threshold)
     records, _ = read_annotations(root / "data" / "train.csv", labels)
     return evaluate_frames(records, frame, labels)

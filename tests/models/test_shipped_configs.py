@@ -1,4 +1,5 @@
-"""Every model file in configs/ builds, and the embedded run's models take a training step and predict.
+"""Every model file in configs/ builds, and the embedded run's models (and their CPU alternatives) take a
+training step and predict.
 
 The overfit tests drill one config per family; the embedded run's models are shown to learn by
 `make repro`'s cross-validation report. This keeps every file loadable and those models runnable.
@@ -17,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 EMBEDDED = sorted({entry["config"] for entry in PARAMS["models"].values()})
+# CPU configs a params file can put in the embedded run's place (the decoder comparisons in the README).
+ALTERNATIVES = ["configs/fashionformer_mla_regnetx002.yaml"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -27,7 +30,7 @@ def test_every_config_builds(path):
     assert sum(p.numel() for p in create_model(portable(config)).parameters()) > 0
 
 
-@pytest.mark.parametrize("name", EMBEDDED)
+@pytest.mark.parametrize("name", EMBEDDED + ALTERNATIVES)
 def test_embedded_models_train_a_step_and_predict(name):
     torch.manual_seed(0)
     model = create_model(portable(load_config(ROOT / name)))

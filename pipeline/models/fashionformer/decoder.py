@@ -2,14 +2,18 @@
 
 Segmentation stream, per stage: group X_fuse under each query's (binarised) mask, update the
 query by dynamic convolution, self-attention and FFN, predict class logits and new masks
-(refined query . X_fuse) for the next stage. `decoder: multi_layer_attention` swaps grouping + dynamic convolution for
-internal and external attention (`pipeline.models.fashionformer.layered`).
+(refined query . X_fuse) for the next stage. Two other segmentation streams replace grouping +
+dynamic convolution: `decoder: multi_layer_attention`, the layered-attention paper's internal and
+external attention over mask predictions (`pipeline.models.fashionformer.layered`), and
+`decoder: masked_attention`, Mask2Former-style attention over pixels (`...fashionformer.masked`).
 
 Attribute stream, per stage: an attribute query (a learnable one added to the object query; or,
 shared, one made from the object query) is updated from the instance's features by its own
 dynamic convolution, self-attention and FFN, and predicts the attribute logits. Its
 features come from multi-layer rendering (MLR): the masks grouped over each pyramid level,
-concatenated and projected; without MLR, from X_fuse alone.
+concatenated and projected; without MLR, from X_fuse alone. With `modulated` rendering (the
+layered-attention paper's eq. 2, F_atr = sum_uv P F Q) the grouped features are also multiplied by
+the stage's refined query.
 """
 from __future__ import annotations
 
@@ -22,9 +26,8 @@ from torch import nn
 from pipeline.models.fashionformer.blocks import (
     Attention, DynamicConv, FeedForward, group, linear_norm_relu, predict_masks, prediction_head,
 )
-from pipeline.models.fashionformer.layered import LayeredAttentionStage, LayeredMemory
-
-DECODERS = ("fashionformer", "multi_layer_attention")
+from pipeline.models.fashionformer.layered import LayeredAttentionStage, LayeredFeatures
+from pipeline.models.fashionformer.masked import MaskedAttentionStage, PyramidMemory
 
 
 class StagePrediction(NamedTuple):
@@ -50,28 +53,39 @@ class SegmentationStage(nn.Module):
         self.classify = prediction_head(dim, num_classes, class_prior)
         self.mask_kernel = nn.Sequential(linear_norm_relu(dim, dim), nn.Linear(dim, dim))
 
-    def forward(self, queries, mask_logits, fused, memory=None):
+    def forward(self, queries, mask_logits, fused, context=None):
         queries = self.update(group(binary(mask_logits), fused), queries)
         queries = self.ffn(self.attention(queries))
         return queries, self.classify(queries), predict_masks(self.mask_kernel(queries), fused)
 
 
 class MultiLayerRendering(nn.Module):
-    """Masks pooled to the first `levels` pyramid levels, grouped per level, concatenated, FC+LN+ReLU."""
+    """Masks pooled to the first `levels` pyramid levels, grouped per level, concatenated, FC+LN+ReLU.
 
-    def __init__(self, levels: int, channels: int, dim: int):
+    `modulated`: the grouped features are multiplied by (1 + W q), q the stage's refined query. The
+    paper's product with q itself; W starts at zero, so training starts from plain rendering.
+    """
+
+    def __init__(self, levels: int, channels: int, dim: int, modulated: bool = False):
         super().__init__()
         self.levels = levels
+        self.modulate = nn.Linear(dim, levels * channels) if modulated else None
+        if modulated:
+            nn.init.zeros_(self.modulate.weight)
+            nn.init.zeros_(self.modulate.bias)
         self.project = linear_norm_relu(levels * channels, dim)
 
-    def forward(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor], queries: torch.Tensor) -> torch.Tensor:
         parts, logits = [], mask_logits
         for level in pyramid[: self.levels]:
             # Levels halve the resolution: the logits' 2x2 block means, level after level.
             while logits.shape[-1] > level.shape[-1]:
                 logits = F.avg_pool2d(logits, 2)
             parts.append(group(binary(logits), level))
-        return self.project(torch.cat(parts, dim=-1))
+        grouped = torch.cat(parts, dim=-1)
+        if self.modulate is not None:
+            grouped = grouped * (1 + self.modulate(queries))
+        return self.project(grouped)
 
 
 class AttributeStage(nn.Module):
@@ -95,11 +109,19 @@ class AttributeStage(nn.Module):
     def forward(self, object_queries, refined_queries, mask_logits, fused, pyramid):
         queries = self.from_object(refined_queries) if self.query is None else self.query + object_queries
         if self.rendering is not None:
-            features = self.rendering(mask_logits, pyramid)
+            features = self.rendering(mask_logits, pyramid, refined_queries)
         else:
             features = group(binary(mask_logits), fused)
         queries = self.ffn(self.attention(self.update(features, queries)))
         return self.classify(queries)
+
+
+# Per decoder variant: its segmentation stage and what the stages read besides X_fuse, made once
+# from the pyramid (None: the pyramid itself, which the FashionFormer stage does not read).
+STAGES = {"fashionformer": SegmentationStage, "multi_layer_attention": LayeredAttentionStage,
+          "masked_attention": MaskedAttentionStage}
+CONTEXTS = {"fashionformer": None, "multi_layer_attention": LayeredFeatures, "masked_attention": PyramidMemory}
+DECODERS = tuple(STAGES)
 
 
 class Decoder(nn.Module):
@@ -107,7 +129,8 @@ class Decoder(nn.Module):
 
     def __init__(self, *, num_queries: int, dim: int, fpn_channels: int, heads: int, ffn_dim: int,
                  num_stages: int, num_classes: int, num_attributes: int, variant: str = "fashionformer",
-                 mlr: bool = True, mlr_levels: int = 4, shared_attribute_query: bool = False,
+                 mlr: bool = True, mlr_levels: int = 4, mlr_modulation: bool = False,
+                 shared_attribute_query: bool = False,
                  class_prior: float = 0.01, attribute_prior: float = 0.01):
         super().__init__()
         if variant not in DECODERS:
@@ -116,14 +139,13 @@ class Decoder(nn.Module):
             raise ValueError("without MLR the attribute stream groups X_fuse: fpn_channels must equal hidden_dim")
         # The initial queries are the kernels of a 1x1 convolution (no bias) giving the initial masks.
         self.initial_kernels = nn.Parameter(torch.randn(num_queries, dim) * dim**-0.5)
-        self.memory = LayeredMemory(fpn_channels, dim) if variant == "multi_layer_attention" else None
-        stage = LayeredAttentionStage if variant == "multi_layer_attention" else SegmentationStage
+        self.context = None if CONTEXTS[variant] is None else CONTEXTS[variant](fpn_channels, dim)
         self.segmentation = nn.ModuleList(
-            stage(dim, heads, ffn_dim, num_classes, class_prior) for _ in range(num_stages)
+            STAGES[variant](dim, heads, ffn_dim, num_classes, class_prior) for _ in range(num_stages)
         )
         self.attributes = nn.ModuleList(
             AttributeStage(dim, heads, ffn_dim, num_attributes, attribute_prior,
-                           MultiLayerRendering(mlr_levels, fpn_channels, dim) if mlr else None,
+                           MultiLayerRendering(mlr_levels, fpn_channels, dim, mlr_modulation) if mlr else None,
                            num_queries, shared_attribute_query)
             for _ in range(num_stages)
         )
@@ -131,10 +153,10 @@ class Decoder(nn.Module):
     def forward(self, fused: torch.Tensor, pyramid: list[torch.Tensor]):
         queries = self.initial_kernels.expand(fused.shape[0], -1, -1)
         mask_logits = initial_masks = predict_masks(queries, fused)
-        memory = self.memory(pyramid) if self.memory is not None else None
+        context = pyramid if self.context is None else self.context(pyramid)
         predictions = []
         for segmentation, attributes in zip(self.segmentation, self.attributes):
-            refined, class_logits, new_masks = segmentation(queries, mask_logits, fused, memory)
+            refined, class_logits, new_masks = segmentation(queries, mask_logits, fused, context)
             attribute_logits = attributes(queries, refined, mask_logits, fused, pyramid)
             predictions.append(StagePrediction(class_logits, new_masks, attribute_logits))
             queries, mask_logits = refined, new_masks

@@ -36,9 +36,10 @@ class FashionFormerConfig(ModelConfig):
     num_stages: int = 3
     num_heads: int = 8
     ffn_dim: int = 2048
-    decoder: str = "fashionformer"  # or multi_layer_attention
+    decoder: str = "fashionformer"  # or multi_layer_attention (the layered-attention paper's), masked_attention
     mlr: bool = True  # multi-layer rendering of the attribute features; off: X_fuse only
     mlr_levels: int = 4  # pyramid levels X1..X<mlr_levels> the masks are rendered on
+    mlr_modulation: bool = False  # rendered features also multiplied by the query (layered-attention paper, eq. 2)
     shared_attribute_query: bool = False  # the attribute stream starts from the object query itself
     class_loss_weight: float = 1.0
     mask_loss_weight: float = 1.0  # focal loss on mask pixels
@@ -51,6 +52,7 @@ class FashionFormerConfig(ModelConfig):
         problems = [
             (self.decoder not in DECODERS, f"decoder must be one of {DECODERS}, not {self.decoder!r}"),
             (not 1 <= self.mlr_levels <= 4, "mlr_levels must be 1..4"),
+            (self.mlr_modulation and not self.mlr, "mlr_modulation needs mlr"),
             (self.num_stages < 1, "num_stages must be >= 1"),
             (self.num_queries < 1, "num_queries must be >= 1"),
             (self.mask_stride not in (2, 4), "mask_stride must be 2 or 4"),
@@ -85,8 +87,8 @@ class FashionFormer(nn.Module):
             num_queries=c.num_queries, dim=c.hidden_dim, fpn_channels=c.fpn_channels, heads=c.num_heads,
             ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes,
             num_attributes=c.num_attributes, variant=c.decoder, mlr=c.mlr, mlr_levels=c.mlr_levels,
-            shared_attribute_query=c.shared_attribute_query, class_prior=c.class_prior,
-            attribute_prior=c.attribute_prior,
+            mlr_modulation=c.mlr_modulation, shared_attribute_query=c.shared_attribute_query,
+            class_prior=c.class_prior, attribute_prior=c.attribute_prior,
         )
         self.loss = FashionFormerLoss(LossWeights(
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
