@@ -433,8 +433,9 @@ def evaluate(ground_truth: GroundTruth, results: Results, task: str) -> TaskEval
         matched = coco_ap.match(candidates, rank, gt_ignored, coco_ap.IOU_THRESHOLDS, no_f1)
         hit = matched >= 0
         ignored = np.where(hit, gt_ignored[np.maximum(matched, 0)], dt_outside[:, None])
+        regular = np.bincount(ground_truth.category[~gt_ignored], minlength=NUM_CLASSES)
         precision[name], _ = coco_ap.precision_recall(
-            results.category[rows], hit, ignored, ground_truth.category, gt_ignored,
+            results.category[rows], np.packbits(hit, axis=1), np.packbits(ignored, axis=1), hit.shape[1], regular,
             np.arange(1, NUM_CLASSES), NUM_CLASSES,
         )
     return TaskEvaluation(
