@@ -47,6 +47,15 @@ def at_size(config, size: int):
     return config
 
 
+def chosen_configs(args):
+    """(name, config) of each default config `--models` picks, at `--image-size` with `--detections` forced."""
+    from pipeline.models.factory import load_config
+
+    for name, path in CONFIGS:
+        if not args.models or name in args.models:
+            yield name, at_size(forced_detections(load_config(path), args.detections), args.image_size)
+
+
 def sample_image(size: int, seed: int = 0) -> np.ndarray:
     """A smooth, photo-like (H, W, 3) uint8 image with a 3:4 aspect ratio."""
     rng = np.random.default_rng(seed)
@@ -118,15 +127,12 @@ def run(args) -> dict:
     import torch
 
     from pipeline.data import ontology as ontology_lib
-    from pipeline.models.factory import count_parameters, create_model, load_config
+    from pipeline.models.factory import count_parameters, create_model
 
     labels = ontology_lib.load()
     images = [sample_image(args.image_size, seed) for seed in range(args.images)]
     rows = {}
-    for name, path in CONFIGS:
-        if args.models and name not in args.models:
-            continue
-        config = at_size(forced_detections(load_config(path), args.detections), args.image_size)
+    for name, config in chosen_configs(args):
         torch.manual_seed(0)
         model = create_model(config)
         seconds, detections = time_inference(model, images, labels, config.attribute_threshold)

@@ -72,19 +72,16 @@ def add_arguments(parser) -> None:
 def run(args) -> dict:
     import torch
 
-    from pipeline.benchmarks.inference import CONFIGS, at_size, forced_detections, sample_image
+    from pipeline.benchmarks.inference import chosen_configs, sample_image
     from pipeline.data import ontology as ontology_lib
     from pipeline.inference.predict import predict
-    from pipeline.models.factory import create_model, load_config
+    from pipeline.models.factory import create_model
 
     labels = ontology_lib.load()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     reader = SampleReader([sample_image(args.image_size, seed) for seed in range(args.images + 1)], args.orig_size)
     rows = {}
-    for name, path in CONFIGS:
-        if args.models and name not in args.models:
-            continue
-        config = at_size(forced_detections(load_config(path), args.detections), args.image_size)
+    for name, config in chosen_configs(args):
         torch.manual_seed(0)
         model = Stretched(create_model(config).eval())
         predict(model, reader, [0], labels, config.attribute_threshold, device)  # warm-up
