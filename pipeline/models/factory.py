@@ -20,6 +20,7 @@ FAMILIES = {
                             "AttributeMaskRCNNConfig"),
     "effdet_mask": ("pipeline.models.effdet_mask.model", "EffDetMask", "EffDetMaskConfig"),
     "fashionformer": ("pipeline.models.fashionformer.model", "FashionFormer", "FashionFormerConfig"),
+    "match_rcnn": ("pipeline.models.match_rcnn.model", "MatchRCNN", "MatchRCNNConfig"),
 }
 
 

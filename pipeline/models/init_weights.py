@@ -32,7 +32,7 @@ from pipeline.errors import InputError
 
 # Where each family keeps its timm backbone.
 BACKBONE = {"attribute_mask_rcnn": "backbone.body.", "effdet_mask": "detector.backbone.",
-            "fashionformer": "encoder.body."}
+            "fashionformer": "encoder.body.", "match_rcnn": "backbone.body."}
 
 # layout -> family -> (checkpoint prefix, model prefix) pairs: a checkpoint tensor under the first
 # prefix is loaded under the second; checkpoint tensors under none of them have no place in the family.
@@ -40,10 +40,12 @@ LAYOUTS = {
     "timm": {family: (("", prefix),) for family, prefix in BACKBONE.items()},
     "torchvision_maskrcnn": {
         "attribute_mask_rcnn": (("", ""),),  # the same module tree
+        "match_rcnn": (("", ""),),
         "fashionformer": (("backbone.body.", "encoder.body."), ("backbone.fpn.", "encoder.fpn.")),
     },
     "torchvision_maskrcnn_v2": {
         "attribute_mask_rcnn": (("backbone.body.", "backbone.body."),),
+        "match_rcnn": (("backbone.body.", "backbone.body."),),
         "fashionformer": (("backbone.body.", "encoder.body."),),
     },
     "effdet": {"effdet_mask": (("", "detector."),)},

@@ -74,5 +74,6 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def collate(batch):
-    images, targets = zip(*batch)
+    """A dataset item is one (image, target) sample or a list of them (a consumer photo with a shop photo)."""
+    images, targets = zip(*(sample for item in batch for sample in (item if isinstance(item, list) else [item])))
     return list(images), list(targets)

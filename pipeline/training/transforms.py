@@ -23,7 +23,8 @@ class AugmentConfig:
     min_instance_pixels: int = 4    # instances smaller than this after the crop are dropped
 
 
-def train_transform(cfg: AugmentConfig) -> A.Compose:
+def train_transform(cfg: AugmentConfig, keypoints: bool = False) -> A.Compose:
+    """`keypoints`: also move (x, y) points (DeepFashion2's landmarks), kept when the crop drops them."""
     # Masks resized bilinearly (then rounded back to 0/1 as uint8), as the image is: nearest
     # neighbour shifts their edges by up to half a pixel against the image, which caps the mask
     # IoU a model can learn (0.90 on the overfit drill's small garments, 0.98 bilinear).
@@ -38,7 +39,7 @@ def train_transform(cfg: AugmentConfig) -> A.Compose:
     if cfg.color_jitter > 0:
         s = cfg.color_jitter
         steps.append(A.ColorJitter(brightness=s, contrast=s, saturation=s, hue=s / 10, p=0.8))
-    return A.Compose(steps)
+    return A.Compose(steps, keypoint_params=A.KeypointParams("xy", remove_invisible=False) if keypoints else None)
 
 
 def eval_transform(image_size: int) -> A.Compose:
