@@ -6,8 +6,8 @@ random order of single images rarely gives. With `partners`, each item is a list
 the image and a photo of the other source with the same pair_id (drawn from the seed, epoch and
 position, so a resumed run sees the same ones); `data.collate` flattens the lists.
 
-Augmentation is the Fashionpedia pipeline's (`transforms`), with the landmarks moved along and
-those the crop removes marked not labelled. Horizontal flips are refused: a flip turns each
+Augmentation is the Fashionpedia pipeline's (`transforms`), with the annotated boxes and the
+landmarks moved along, boxes clipped to the crop and landmarks it removes marked not labelled. Horizontal flips are refused: a flip turns each
 landmark into its mirror slot (image-left and image-right swap), a table not written yet.
 """
 from __future__ import annotations
@@ -48,27 +48,34 @@ class Df2TrainDataset(torch.utils.data.Dataset):
         """One cache image, augmented, and its target."""
         sample = self.reader[index]
         counts = [len(points) for points in sample.landmarks]
-        points = np.concatenate(sample.landmarks) if counts else np.zeros((0, 3), np.float32)
+        landmarks = np.concatenate(sample.landmarks) if counts else np.zeros((0, 3), np.float32)
+        # The annotated boxes (the evaluation's ground truth, which can reach past the polygons) move
+        # as their corners: the transforms only scale, pad and crop.
+        corners = sample.boxes.reshape(-1, 2)
         self.transform.set_random_seed(seed)
         out = self.transform(image=sample.image, masks=sample.masks if len(sample.masks) else
-                             np.zeros((0, *sample.image.shape[:2]), np.uint8), keypoints=points[:, :2])
-        masks = np.asarray(out["masks"], np.uint8).reshape(-1, *out["image"].shape[:2])
-        kept = np.flatnonzero(masks.reshape(len(masks), -1).sum(axis=1) >= self.augment.min_instance_pixels)
-        moved = np.c_[np.asarray(out["keypoints"], np.float32).reshape(-1, 2), points[:, 2]]
+                             np.zeros((0, *sample.image.shape[:2]), np.uint8),
+                             keypoints=np.concatenate([landmarks[:, :2], corners]))
         height, width = out["image"].shape[:2]
-        outside = (moved[:, 0] < 0) | (moved[:, 1] < 0) | (moved[:, 0] >= width) | (moved[:, 1] >= height)
-        moved[outside | (moved[:, 2] == 0)] = 0
-        per_item = np.split(moved, np.cumsum(counts)[:-1]) if counts else []
+        masks = np.asarray(out["masks"], np.uint8).reshape(-1, height, width)
+        moved = np.asarray(out["keypoints"], np.float32).reshape(-1, 2)
+        boxes = np.clip(moved[len(landmarks):].reshape(-1, 4), 0, np.array([width, height] * 2, np.float32))
+        landmarks = np.c_[moved[: len(landmarks)], landmarks[:, 2]]
+        outside = (landmarks[:, 0] < 0) | (landmarks[:, 1] < 0) | (landmarks[:, 0] >= width) | (
+            landmarks[:, 1] >= height)
+        landmarks[outside | (landmarks[:, 2] == 0)] = 0
+        per_item = np.split(landmarks, np.cumsum(counts)[:-1]) if counts else []
+        kept = np.flatnonzero((masks.reshape(len(masks), -1).sum(axis=1) >= self.augment.min_instance_pixels)
+                              & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))
         items = len(kept)
-        shop = sample.source == "shop"
         target = {
-            "boxes": torch.from_numpy(transforms.boxes_from_masks(masks[kept])),
+            "boxes": torch.from_numpy(boxes[kept]),
             "labels": torch.as_tensor(sample.category_ids[kept] - 1, dtype=torch.int64),
             "masks": torch.from_numpy(masks[kept]),
             "landmarks": torch.from_numpy(slot_layout([per_item[k] for k in kept], sample.category_ids[kept])),
             "styles": torch.as_tensor(sample.styles[kept], dtype=torch.int64),
             "pair_ids": torch.full((items,), sample.pair_id, dtype=torch.int64),
-            "shop": torch.full((items,), shop, dtype=torch.bool),
+            "shop": torch.full((items,), sample.source == "shop", dtype=torch.bool),
         }
         return image_to_tensor(out["image"]), target
 

@@ -98,8 +98,10 @@ class LandmarkTransform(SubpixelMaskTransform):
             for pred, resized, original in zip(result, image_shapes, original_image_sizes):
                 scale, shift = placement(original, resized, self.letterbox)
                 points = pred["landmarks"]
-                pred["landmarks"] = torch.cat([(points[..., :2] - shift.to(points)) / scale.to(points),
-                                               points[..., 2:]], dim=-1)
+                # Clipped as the boxes are: on a letterbox canvas, heatmaps can reach into the padding.
+                xy = ((points[..., :2] - shift.to(points)) / scale.to(points)).clamp(min=0)
+                xy = torch.minimum(xy, torch.tensor([original[1], original[0]]).to(points))
+                pred["landmarks"] = torch.cat([xy, points[..., 2:]], dim=-1)
         return super().postprocess(result, image_shapes, original_image_sizes)
 
 
