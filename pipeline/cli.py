@@ -26,6 +26,8 @@ COMMANDS = (
     ("predict", "pipeline.inference.predict", "Scored predictions of one fold's model on out-of-fold or test images."),
     ("infer", "pipeline.inference.infer",
      "Predict photos with trained model(s): instance listing, overlay PNG and CSV per photo."),
+    ("retrieve", "pipeline.inference.retrieve",
+     "Consumer-to-shop retrieval with a Match R-CNN: gallery index on disk, official retrieval results JSON."),
     ("gather", "pipeline.inference.gather", "Concatenate a model's out-of-fold predictions over all folds."),
     ("evaluate", "pipeline.evaluation.evaluate",
      "Score a predictions CSV against ground truth (AP_IoU, AP_IoU+F1, Kaggle)."),

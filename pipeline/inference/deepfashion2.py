@@ -85,7 +85,7 @@ def rank_gallery(similarity, queries: np.ndarray, gallery: np.ndarray, ranks: in
     best_rows = np.zeros((len(queries), 0), np.int64)
     query_tensor = torch.from_numpy(np.ascontiguousarray(queries, np.float32))
     for start in range(0, len(gallery), block):
-        chunk = torch.from_numpy(np.ascontiguousarray(gallery[start : start + block], np.float32))
+        chunk = torch.from_numpy(np.array(gallery[start : start + block], np.float32))  # a copy: memory maps are read-only
         with torch.no_grad():
             scores = similarity(query_tensor, chunk).numpy()
         scores = np.concatenate([best_scores, scores], axis=1)

@@ -347,7 +347,7 @@ def test_overfits_tiny_df2_set(tmp_path):
     """The issue's standard, through the engine, the result writers and the DF2 evaluator."""
     start = time.perf_counter()
     config = dataclasses.replace(load_config(CONFIGS / "match_rcnn_lite0.yaml"), init=None)
-    metrics = overfit_and_score(tmp_path, config, steps=150, lr=2e-3, pairs=2, size=256)
+    metrics = overfit_and_score(tmp_path, config, steps=120, lr=2e-3, pairs=2, size=192)
     print("match_rcnn overfit:", {task: round(m["AP"] if "AP" in m else m["top1"], 3) for task, m in metrics.items()},
           f"in {time.perf_counter() - start:.0f} s")
     assert metrics["bbox"]["AP"] >= 0.7 and metrics["segm"]["AP"] >= 0.7

@@ -1,0 +1,146 @@
+"""`python -m pipeline retrieve`: consumer-to-shop retrieval with a trained Match R-CNN.
+
+    --weights MODEL.pt --cache SPLIT.h5 --index DIR --out RESULTS.json
+
+The cache (`cache-df2`) holds both sides: its shop photos are the gallery, its consumer photos the
+queries. Every detected item of the gallery is embedded once into the index in DIR: the
+embeddings as a `.npy` file read back as a memory map, the items' image ids, boxes (original
+image pixels) and scores beside it, and `index.json`, written last, naming the model file and the
+cache it was built from (a later call with both unchanged reuses it). Each consumer photo's items
+are then ranked against the whole gallery by the match network's similarity: exhaustively, as
+matrix products over blocks of the memory-mapped gallery (`deepfashion2.rank_gallery`), since the
+learned similarity w . (a - b)^2 is no metric a nearest-neighbour library could index as it is.
+The output is the official retrieval results JSON that `evaluate-df2 --task retrieval` reads.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import io
+from pipeline.errors import InputError
+
+INDEX_FORMAT = 1
+META = "index.json"
+ARRAYS = ("embeddings", "image_ids", "boxes", "scores")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--weights", required=True, help="a match_rcnn model.pt written by train")
+    parser.add_argument("--cache", required=True, help="a DeepFashion2 cache (cache-df2): shop photos are the "
+                                                       "gallery, consumer photos the queries")
+    parser.add_argument("--index", required=True, help="folder of the gallery index (built when missing or stale)")
+    parser.add_argument("--out", required=True, help="the retrieval results JSON to write")
+    parser.add_argument("--query-threshold", type=float, default=0.5,
+                        help="lowest detection score of a query item (default: %(default)s)")
+    parser.add_argument("--gallery-threshold", type=float, default=0.5,
+                        help="lowest detection score of a gallery item (default: %(default)s)")
+
+
+@dataclass
+class GalleryIndex:
+    embeddings: np.ndarray  # (G, D) float32, a memory map
+    image_ids: np.ndarray  # (G,) int64
+    boxes: np.ndarray  # (G, 4) x1, y1, x2, y2 in original image pixels
+    scores: np.ndarray  # (G,)
+
+
+def identity(weights: Path, reader, gallery_threshold: float) -> dict:
+    """What an index depends on: the model file's bytes, the cache and the gallery threshold."""
+    from pipeline.training.train import file_digest
+
+    return {"format": INDEX_FORMAT, "model_sha256": file_digest(weights),
+            "cache_fingerprint": str(reader.attributes["fingerprint"]), "gallery_threshold": gallery_threshold}
+
+
+def open_index(folder: Path, expected: dict) -> GalleryIndex | None:
+    """The index in `folder` when it was built for `expected`; None otherwise."""
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if {k: meta.get(k) for k in expected} != expected:
+        return None
+    try:
+        arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
+    except (FileNotFoundError, ValueError):
+        return None
+    if any(len(a) != meta["items"] for a in arrays.values()):
+        return None
+    return GalleryIndex(**arrays)
+
+
+def build_index(folder: Path, model, reader, meta: dict, device) -> GalleryIndex:
+    """Embed every detection scoring at least the threshold on the cache's shop photos; `index.json` last."""
+    from pipeline.inference.deepfashion2 import predict_items
+
+    shops = [i for i in range(len(reader)) if reader.index["source"][i] == 1]
+    threshold = meta["gallery_threshold"]
+    items = [(image, k) for image in predict_items(model, reader, shops, device)
+             for k in np.flatnonzero(image.scores >= threshold)]
+    size = model.config.embedding_size
+    arrays = {
+        "embeddings": np.array([image.embeddings[k] for image, k in items], np.float32).reshape(-1, size),
+        "image_ids": np.array([image.image_id for image, _ in items], np.int64),
+        "boxes": np.array([image.boxes[k] for image, k in items], np.float64).reshape(-1, 4),
+        "scores": np.array([image.scores[k] for image, k in items], np.float64),
+    }
+    (folder / META).unlink(missing_ok=True)  # the old index is invalid from here on
+    for name, array in arrays.items():
+        with io.atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:
+            np.save(tmp, array)
+    io.write_json(folder / META, {**meta, "items": len(items), "embedding_size": size, "shop_images": len(shops)})
+    return open_index(folder, meta)
+
+
+def query_entries(model, reader, index: GalleryIndex, query_threshold: float, device) -> list[dict]:
+    """The official retrieval entries of the cache's consumer-photo detections against the index."""
+    from pipeline.inference.deepfashion2 import RANKS, predict_items, rank_gallery
+
+    users = [i for i in range(len(reader)) if reader.index["source"][i] == 0]
+    queries = [(image, k) for image in predict_items(model, reader, users, device)
+               for k in np.flatnonzero(image.scores >= query_threshold)]
+    if not queries or not len(index.embeddings):
+        return []
+    ranked = rank_gallery(model.similarity_logits, np.stack([image.embeddings[k] for image, k in queries]),
+                          index.embeddings, RANKS)
+    return [{"query_image_id": image.image_id, "query_bbox": image.boxes[k].tolist(),
+             "query_cls": int(image.category_ids[k]), "query_score": float(image.scores[k]),
+             "gallery_image_id": index.image_ids[rows].tolist(), "gallery_bbox": index.boxes[rows].tolist()}
+            for (image, k), rows in zip(queries, ranked)]
+
+
+def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,
+             gallery_threshold: float) -> str:
+    import torch
+
+    from pipeline.data.deepfashion2_cache import Df2CacheReader
+    from pipeline.inference.predict import load_model
+
+    model, config = load_model(weights)
+    if config.family != "match_rcnn":
+        raise InputError(f"retrieve needs a match_rcnn model, not {config.family}", weights)
+    reader = Df2CacheReader(cache)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    start = time.perf_counter()
+    meta = identity(weights, reader, gallery_threshold)
+    index = open_index(folder, meta)
+    built = index is None
+    if built:
+        folder.mkdir(parents=True, exist_ok=True)
+        index = build_index(folder, model, reader, meta, device)
+    entries = query_entries(model, reader, index, query_threshold, device)
+    io.write_json(out, entries)
+    return (f"{len(index.embeddings)} gallery items ({'built' if built else 'reused'} index {folder}), "
+            f"{len(entries)} query items ranked in {time.perf_counter() - start:.1f} s -> {out}")
+
+
+def run(args) -> int:
+    summary = retrieve(Path(args.weights), Path(args.cache), Path(args.index), Path(args.out), args.query_threshold,
+                       args.gallery_threshold)
+    print(f"retrieve: {summary}")
+    return 0
