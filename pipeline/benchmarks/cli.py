@@ -23,6 +23,8 @@ BENCHMARKS = (
      "The evaluator against pycocotools and FPEval on a Fashionpedia-val-sized set."),
     ("evaluate-df2", "pipeline.benchmarks.evaluate_df2",
      "evaluate-df2 against the official DeepFashion2 evaluation (pycocotools), side by side."),
+    ("retrieval", "pipeline.benchmarks.retrieval",
+     "retrieve's gallery ranking at DeepFashion2 validation's size (12,550 queries, 37,183 gallery items)."),
     ("predict", "pipeline.benchmarks.predict",
      "Seconds per image of the predict stage per family (batched; fp16 and GPU paste on CUDA)."),
     ("scale", "pipeline.benchmarks.scale",

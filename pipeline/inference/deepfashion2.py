@@ -79,21 +79,31 @@ def detection_results(images: list[ImageItems]) -> dict[str, list[dict]]:
 
 def rank_gallery(similarity, queries: np.ndarray, gallery: np.ndarray, ranks: int = RANKS,
                  block: int = 4096) -> np.ndarray:
-    """(Q, min(ranks, G)) gallery rows by decreasing similarity; `similarity(q, g)` gives (q, g) logits,
-    computed `block` gallery rows at a time (the gallery may be a memory map)."""
-    best_scores = np.full((len(queries), 0), -np.inf, np.float32)
-    best_rows = np.zeros((len(queries), 0), np.int64)
-    query_tensor = torch.from_numpy(np.ascontiguousarray(queries, np.float32))
-    for start in range(0, len(gallery), block):
-        chunk = torch.from_numpy(np.array(gallery[start : start + block], np.float32))  # a copy: memory maps are read-only
-        with torch.no_grad():
-            scores = similarity(query_tensor, chunk).numpy()
-        scores = np.concatenate([best_scores, scores], axis=1)
-        rows = np.concatenate([best_rows, np.broadcast_to(np.arange(start, start + len(chunk)),
-                                                          (len(queries), len(chunk)))], axis=1)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :ranks]
-        best_scores, best_rows = np.take_along_axis(scores, order, 1), np.take_along_axis(rows, order, 1)
-    return best_rows
+    """(Q, min(ranks, G)) gallery rows by decreasing similarity; `similarity(q, g)` gives (q, g) logits.
+
+    Computed `block` queries by `block` gallery rows at a time (the gallery may be a memory map),
+    keeping each query's best `ranks` so far: memory stays at a few blocks whatever the sizes.
+    """
+    keep = min(ranks, len(gallery))
+    ranked = np.zeros((len(queries), keep), np.int64)
+    for first in range(0, len(queries), block):
+        query_block = torch.from_numpy(np.array(queries[first : first + block], np.float32))
+        best_scores = np.full((len(query_block), 0), -np.inf, np.float32)
+        best_rows = np.zeros((len(query_block), 0), np.int64)
+        for start in range(0, len(gallery), block):
+            chunk = torch.from_numpy(np.array(gallery[start : start + block], np.float32))  # memory maps are read-only
+            with torch.no_grad():
+                scores = np.concatenate([best_scores, similarity(query_block, chunk).numpy()], axis=1)
+            rows = np.concatenate([best_rows, np.broadcast_to(np.arange(start, start + len(chunk)),
+                                                              (len(query_block), len(chunk)))], axis=1)
+            if scores.shape[1] > keep:
+                top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+                scores, rows = np.take_along_axis(scores, top, 1), np.take_along_axis(rows, top, 1)
+            best_scores, best_rows = scores, rows
+        # Highest first; equal scores in gallery order.
+        order = np.lexsort((best_rows, -best_scores), axis=1)
+        ranked[first : first + len(query_block)] = np.take_along_axis(best_rows, order, 1)
+    return ranked
 
 
 def retrieval_results(images: list[ImageItems], similarity, query_threshold: float = 0.0,

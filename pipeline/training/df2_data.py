@@ -7,8 +7,9 @@ the image and a photo of the other source with the same pair_id (drawn from the 
 position, so a resumed run sees the same ones); `data.collate` flattens the lists.
 
 Augmentation is the Fashionpedia pipeline's (`transforms`), with the annotated boxes and the
-landmarks moved along, boxes clipped to the crop and landmarks it removes marked not labelled. Horizontal flips are refused: a flip turns each
-landmark into its mirror slot (image-left and image-right swap), a table not written yet.
+landmarks moved along, boxes clipped to the crop and landmarks it removes marked not labelled.
+Horizontal flips are refused: a flip turns each landmark into its mirror slot (image-left and
+image-right swap), a table not written yet.
 """
 from __future__ import annotations
 

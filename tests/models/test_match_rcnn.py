@@ -48,7 +48,8 @@ def item_target(height, width, shop: bool, pair_id: int, styles=(1, 0)):
     masks[1, 20:100, 70:120] = 1
     landmarks = torch.zeros(2, df2.NUM_SLOTS, 3)
     landmarks[0, :25] = torch.stack([torch.linspace(12, 58, 25), torch.full((25,), 50.0), torch.full((25,), 2.0)], 1)
-    landmarks[1, 168:182] = torch.stack([torch.full((14,), 90.0), torch.linspace(25, 95, 14), torch.full((14,), 2.0)], 1)
+    landmarks[1, 168:182] = torch.stack([torch.full((14,), 90.0), torch.linspace(25, 95, 14), torch.full((14,), 2.0)],
+                                        1)
     return {"boxes": torch.tensor([[10.0, 12, 60, 90], [70, 20, 120, 100]]),
             "labels": torch.tensor([SHORT_SLEEVED_SHIRT, TROUSERS]), "masks": masks, "landmarks": landmarks,
             "styles": torch.tensor(styles), "pair_ids": torch.tensor([pair_id, pair_id]),
@@ -142,7 +143,8 @@ def test_landmarks_survive_resizing_and_postprocessing(letterbox):
     # The landmarks keep their place relative to the box.
     box = resized["boxes"][0]
     relative = (resized["landmarks"][0, :2, :2] - box[:2]) / (box[2:] - box[:2])
-    assert torch.allclose(relative, (points[0, :2, :2] - target["boxes"][0, :2]) / torch.tensor([39.0, 19.0]), atol=1e-4)
+    expected = (points[0, :2, :2] - target["boxes"][0, :2]) / torch.tensor([39.0, 19.0])
+    assert torch.allclose(relative, expected, atol=1e-4)
     assert torch.equal(resized["landmarks"][..., 2], points[..., 2])
     transform.eval()
     detections = [{"boxes": resized["boxes"], "labels": torch.tensor([1]), "scores": torch.ones(1),
