@@ -56,3 +56,22 @@ def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, 
 
     assert main(["--params", str(root / "params.yaml"), "folds"]) == 0
     return root / "params.yaml"
+
+
+def tiny_df2(root: Path, pairs: int, size: int, seed: int = 0) -> Path:
+    """A synthetic DF2 train split of `pairs` outfits at most `size` px (`synth-df2`), its cache `root/train.h5`
+    and its retrieval ground truth `root/query_gt.json`, `root/gallery_gt.json` (the split folder returned)."""
+    from pipeline import io
+    from pipeline.data import deepfashion2 as df2
+    from pipeline.data.cache import CacheConfig
+    from pipeline.data.deepfashion2_cache import build_cache
+    from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
+
+    build(root / "data", Df2SynthConfig(train_pairs=pairs, validation_pairs=1, seed=seed, min_size=size * 4 // 5,
+                                         max_size=size))
+    split = root / "data" / "train"
+    build_cache(split, root / "train.h5", CacheConfig(max_size=size))
+    query, gallery = df2.retrieval_ground_truth(df2.read_annotations(split / "annos"))
+    io.write_json(root / "query_gt.json", query)
+    io.write_json(root / "gallery_gt.json", gallery)
+    return split

@@ -106,22 +106,29 @@ def rank_gallery(similarity, queries: np.ndarray, gallery: np.ndarray, ranks: in
     return ranked
 
 
+def detected_items(images: list[ImageItems], source: str, threshold: float) -> list[tuple[ImageItems, int]]:
+    """(image, detection) of every detection scoring at least `threshold` on the photos of `source`."""
+    return [(image, k) for image in images if image.source == source for k in np.flatnonzero(image.scores >= threshold)]
+
+
+def retrieval_entries(queries: list[tuple[ImageItems, int]], ranked: np.ndarray, gallery_image_ids: np.ndarray,
+                      gallery_boxes: np.ndarray) -> list[dict]:
+    """The official retrieval entries of query detections and their ranked gallery rows."""
+    return [{"query_image_id": image.image_id, "query_bbox": image.boxes[k].tolist(),
+             "query_cls": int(image.category_ids[k]), "query_score": float(image.scores[k]),
+             "gallery_image_id": gallery_image_ids[rows].tolist(), "gallery_bbox": gallery_boxes[rows].tolist()}
+            for (image, k), rows in zip(queries, ranked)]
+
+
 def retrieval_results(images: list[ImageItems], similarity, query_threshold: float = 0.0,
                       gallery_threshold: float = 0.0) -> list[dict]:
     """One official retrieval entry per consumer-photo detection scoring at least `query_threshold`:
     the 20 most similar shop-photo detections scoring at least `gallery_threshold`."""
-    queries = [(image, k) for image in images if image.source == "user" for k in np.flatnonzero(
-        image.scores >= query_threshold)]
-    gallery = [(image, k) for image in images if image.source == "shop" for k in np.flatnonzero(
-        image.scores >= gallery_threshold)]
+    queries = detected_items(images, "user", query_threshold)
+    gallery = detected_items(images, "shop", gallery_threshold)
     if not queries or not gallery:
         return []
     ranked = rank_gallery(similarity, np.stack([image.embeddings[k] for image, k in queries]),
                           np.stack([image.embeddings[k] for image, k in gallery]))
-    entries = []
-    for (image, k), rows in zip(queries, ranked):
-        entries.append({"query_image_id": image.image_id, "query_bbox": image.boxes[k].tolist(),
-                        "query_cls": int(image.category_ids[k]), "query_score": float(image.scores[k]),
-                        "gallery_image_id": [gallery[r][0].image_id for r in rows],
-                        "gallery_bbox": [gallery[r][0].boxes[gallery[r][1]].tolist() for r in rows]})
-    return entries
+    return retrieval_entries(queries, ranked, np.array([image.image_id for image, _ in gallery]),
+                             np.stack([image.boxes[k] for image, k in gallery]))

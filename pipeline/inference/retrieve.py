@@ -76,12 +76,10 @@ def open_index(folder: Path, expected: dict) -> GalleryIndex | None:
 
 def build_index(folder: Path, model, reader, meta: dict, device) -> GalleryIndex:
     """Embed every detection scoring at least the threshold on the cache's shop photos; `index.json` last."""
-    from pipeline.inference.deepfashion2 import predict_items
+    from pipeline.inference.deepfashion2 import detected_items, predict_items
 
     shops = [i for i in range(len(reader)) if reader.index["source"][i] == 1]
-    threshold = meta["gallery_threshold"]
-    items = [(image, k) for image in predict_items(model, reader, shops, device)
-             for k in np.flatnonzero(image.scores >= threshold)]
+    items = detected_items(predict_items(model, reader, shops, device), "shop", meta["gallery_threshold"])
     size = model.config.embedding_size
     arrays = {
         "embeddings": np.array([image.embeddings[k] for image, k in items], np.float32).reshape(-1, size),
@@ -99,19 +97,15 @@ def build_index(folder: Path, model, reader, meta: dict, device) -> GalleryIndex
 
 def query_entries(model, reader, index: GalleryIndex, query_threshold: float, device) -> list[dict]:
     """The official retrieval entries of the cache's consumer-photo detections against the index."""
-    from pipeline.inference.deepfashion2 import RANKS, predict_items, rank_gallery
+    from pipeline.inference.deepfashion2 import RANKS, detected_items, predict_items, rank_gallery, retrieval_entries
 
     users = [i for i in range(len(reader)) if reader.index["source"][i] == 0]
-    queries = [(image, k) for image in predict_items(model, reader, users, device)
-               for k in np.flatnonzero(image.scores >= query_threshold)]
+    queries = detected_items(predict_items(model, reader, users, device), "user", query_threshold)
     if not queries or not len(index.embeddings):
         return []
     ranked = rank_gallery(model.similarity_logits, np.stack([image.embeddings[k] for image, k in queries]),
                           index.embeddings, RANKS)
-    return [{"query_image_id": image.image_id, "query_bbox": image.boxes[k].tolist(),
-             "query_cls": int(image.category_ids[k]), "query_score": float(image.scores[k]),
-             "gallery_image_id": index.image_ids[rows].tolist(), "gallery_bbox": index.boxes[rows].tolist()}
-            for (image, k), rows in zip(queries, ranked)]
+    return retrieval_entries(queries, ranked, index.image_ids, index.boxes)
 
 
 def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,

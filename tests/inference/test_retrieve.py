@@ -1,21 +1,18 @@
 """`python -m pipeline retrieve`: gallery index on disk, reused while model and cache stay, official results."""
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_df2
 from pipeline.cli import main
 from pipeline.data.deepfashion2_cache import Df2CacheReader
 from pipeline.evaluation.evaluate_df2 import evaluate_retrieval
 from pipeline.models.factory import create_model, load_config
 from pipeline.training.train import save_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from df2_overfit import tiny_df2  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

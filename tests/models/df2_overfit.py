@@ -10,11 +10,9 @@ from pathlib import Path
 
 import torch
 
+from conftest import tiny_df2
 from pipeline import io
-from pipeline.data import deepfashion2 as df2
-from pipeline.data.cache import CacheConfig
-from pipeline.data.deepfashion2_cache import Df2CacheReader, build_cache
-from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
+from pipeline.data.deepfashion2_cache import Df2CacheReader
 from pipeline.evaluation.evaluate_df2 import evaluate_detection, evaluate_retrieval
 from pipeline.inference.deepfashion2 import detection_results, predict_items, retrieval_results
 from pipeline.models.factory import create_model
@@ -22,18 +20,6 @@ from pipeline.training import engine
 from pipeline.training.config import TrainConfig
 from pipeline.training.df2_data import Df2TrainDataset
 from pipeline.training.transforms import AugmentConfig
-
-
-def tiny_df2(root: Path, pairs: int, size: int, seed: int = 0) -> Path:
-    """A synthetic DF2 train split of `pairs` outfits at most `size` px, its cache and retrieval ground truth."""
-    build(root / "data", Df2SynthConfig(train_pairs=pairs, validation_pairs=1, seed=seed, min_size=size * 4 // 5,
-                                         max_size=size))
-    split = root / "data" / "train"
-    build_cache(split, root / "train.h5", CacheConfig(max_size=size))
-    query, gallery = df2.retrieval_ground_truth(df2.read_annotations(split / "annos"))
-    io.write_json(root / "query_gt.json", query)
-    io.write_json(root / "gallery_gt.json", gallery)
-    return split
 
 
 def overfit_and_score(root: Path, config, steps: int, lr: float, pairs: int = 2, size: int = 256) -> dict:

@@ -11,7 +11,8 @@ import pytest
 import torch
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
 
-from df2_overfit import overfit_and_score, tiny_df2
+from conftest import tiny_df2
+from df2_overfit import overfit_and_score
 from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips
 from pipeline import io
 from pipeline.data import deepfashion2 as df2
@@ -346,7 +347,12 @@ def test_ground_truth_as_detections_scores_perfectly(tiny_cache, tmp_path):
 
 @pytest.mark.slow
 def test_overfits_tiny_df2_set(tmp_path):
-    """The issue's standard, through the engine, the result writers and the DF2 evaluator."""
+    """The issue's standard, through the engine, the result writers and the DF2 evaluator.
+
+    9 images (2 outfits) of at most 192 px, one batch, 120 AdamW steps, random init. Measured with
+    pytest's default threads on the shared 2 cores (load ~6): box AP 0.978, mask AP 0.903, landmark
+    AP 0.788, retrieval top-1 1.0 in 1402 s; too long for make test, hence slow.
+    """
     start = time.perf_counter()
     config = dataclasses.replace(load_config(CONFIGS / "match_rcnn_lite0.yaml"), init=None)
     metrics = overfit_and_score(tmp_path, config, steps=120, lr=2e-3, pairs=2, size=192)
