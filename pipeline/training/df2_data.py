@@ -4,7 +4,8 @@ augmented tensors and targets, for the same engine and resumable order as `data.
 Match R-CNN's pair loss needs consumer and shop photos of one product in the same batch, which a
 random order of single images rarely gives. With `partners`, each item is a list of two samples:
 the image and a photo of the other source with the same pair_id (drawn from the seed, epoch and
-position, so a resumed run sees the same ones); `data.collate` flattens the lists.
+position, so a resumed run sees the same ones); `data.collate` flattens the lists, so a batch of
+`batch_size` items holds up to twice as many images.
 
 Augmentation is the Fashionpedia pipeline's (`transforms`), with the annotated boxes and the
 landmarks moved along, boxes clipped to the crop and landmarks it removes marked not labelled.
@@ -43,7 +44,7 @@ class Df2TrainDataset(torch.utils.data.Dataset):
             return sample
         choices = self.partners[position]
         partner = choices[np.random.default_rng(seed).integers(len(choices))]
-        return [sample, self.sample(partner, seed + 1)]
+        return [sample, self.sample(partner, (seed + 1) % 2**32)]
 
     def sample(self, index: int, seed: int):
         """One cache image, augmented, and its target."""
