@@ -103,8 +103,9 @@ class TrainConfig:
 # stage in dvc.yaml (with `train.processes`); workers, threads, log_every, checkpoint_every,
 # max_bad_steps, validate_every, validate_images and keep_checkpoints change how a run goes and
 # what it reports, not its weights. channels_last and amp_dtype are in: they change the arithmetic.
-WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "lr_reference_batch", "backbone_lr_multiplier",
-                "momentum", "weight_decay", "warmup_steps", "schedule", "step_milestones", "step_factor", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
+WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "lr_reference_batch",
+                "backbone_lr_multiplier", "momentum", "weight_decay", "warmup_steps", "schedule", "step_milestones",
+                "step_factor", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
                 "augment")
 # The source whose behaviour shapes the weights (models, losses, the loop, augmentation, data reading),
 # relative to the package; dvc.yaml's train stage depends on the same files.

@@ -65,9 +65,9 @@ def test_weight_knobs_hold_the_new_knobs_where_they_matter():
     assert "step_milestones" in knobs and "step_milestones" not in TrainConfig(schedule="cosine").weight_knobs()
 
 
-@pytest.mark.parametrize("name, side", [("attribute_mask_rcnn_r50.yaml", 800), ("fashionformer_regnetx002.yaml", 256),
-                                        ("effdet_mask_d1.yaml", 640), ("real/attribute_mask_rcnn_r50.yaml", 1024),
-                                        ("real/effdet_mask_d2.yaml", 512)])
+@pytest.mark.parametrize("name, side", [
+    ("attribute_mask_rcnn_r50.yaml", 800), ("fashionformer_regnetx002.yaml", 256), ("effdet_mask_d1.yaml", 640),
+    ("real/attribute_mask_rcnn_r50.yaml", 1024), ("real/effdet_mask_d2.yaml", 512)])
 def test_a_null_crop_side_comes_from_the_model_config(name, side):
     config = load_config(CONFIGS / name)
     assert crop_side(config) == side
@@ -84,7 +84,8 @@ def test_fashionformer_bce_mask_loss_and_its_matching_cost():
     loss = FashionFormerLoss(LossWeights(mask=1.0, mask_kind="bce"))
     matches = [(torch.arange(3), torch.arange(3))]
     pixel, _ = loss._masks(logits[None], matches, [{"masks": truth}])
-    assert pixel.item() == pytest.approx(F.binary_cross_entropy_with_logits(logits, truth, reduction="none").mean(1).sum().item())
+    bce = F.binary_cross_entropy_with_logits(logits, truth, reduction="none").mean(1).sum()
+    assert pixel.item() == pytest.approx(bce.item())
     focal, _ = FashionFormerLoss(LossWeights(mask=1.0))._masks(logits[None], matches, [{"masks": truth}])
     assert focal.item() < pixel.item()  # focal down-weights the easy pixels
     with pytest.raises(ValueError, match="mask_loss"):
