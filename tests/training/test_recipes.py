@@ -79,7 +79,8 @@ def test_a_null_crop_side_comes_from_the_model_config(name, side):
 def test_fashionformer_bce_mask_loss_and_its_matching_cost():
     torch.manual_seed(0)
     logits, truth = torch.randn(3, 50), (torch.rand(3, 50) > 0.5).float()
-    expected = F.binary_cross_entropy_with_logits(logits[:, None].expand(3, 3, 50), truth[None].expand(3, 3, 50), reduction="none")
+    pairs = logits[:, None].expand(3, 3, 50), truth[None].expand(3, 3, 50)
+    expected = F.binary_cross_entropy_with_logits(*pairs, reduction="none")
     assert torch.allclose(mask_cost(logits, truth, kind="bce"), expected.mean(-1), atol=1e-6)
     loss = FashionFormerLoss(LossWeights(mask=1.0, mask_kind="bce"))
     matches = [(torch.arange(3), torch.arange(3))]

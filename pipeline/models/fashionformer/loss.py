@@ -2,9 +2,9 @@
 
 Per stage: focal loss on the classes of all queries (unmatched ones learn 'no object' as all
 zeros), focal (or binary cross-entropy, `mask_kind`) + dice on the masks of matched queries, the
-attribute loss on matched queries whose instance has attribute annotations. Each stage is matched on its own masks and classes (K-Net
-matches on the previous stage's: slower to learn a few images by heart here); the initial masks
-M0 get the mask losses, matched on masks alone.
+attribute loss on matched queries whose instance has attribute annotations. Each stage is matched
+on its own masks and classes (K-Net matches on the previous stage's: slower to learn a few images
+by heart here); the initial masks M0 get the mask losses, matched on masks alone.
 Losses are summed over stages, and class and mask losses are divided by the number of instances.
 """
 from __future__ import annotations
