@@ -17,7 +17,6 @@ detections, for the tests.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from types import SimpleNamespace
 
@@ -33,7 +32,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models", nargs="+", help="families to run (default: the profile's train.models)")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per family")
     parser.add_argument("--timed-from", type=int, default=20, help="steps before images/s is timed (warm-up)")
-    parser.add_argument("--max-seconds", type=float, default=110, help="training time per family at most")
+    parser.add_argument("--max-seconds", type=float, default=100, help="training time per family at most")
     parser.add_argument("--size", type=int, default=1024, help="longest side of the synthetic scenes")
     parser.add_argument("--images", type=int, default=48, help="synthetic training scenes")
     parser.add_argument("--predict-images", type=int, default=10)
@@ -73,20 +72,34 @@ def check_config(train, steps: int, smoke: bool):
     return train
 
 
-def batches(dataset, cfg, device):
-    """Endless groups of `accumulate` micro-batches, epoch after epoch, as the engine draws them."""
+class Epochs:
+    """`epochs` passes over a `TrainDataset` as one dataset: item p is image p % n augmented as in
+    epoch p // n, so one DataLoader, its workers started once, serves the whole check."""
+
+    def __init__(self, dataset, epochs: int):
+        self.dataset, self.epochs = dataset, epochs
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.epochs
+
+    def __getitem__(self, position: int):
+        self.dataset.epoch = position // len(self.dataset)  # this worker's copy
+        return self.dataset[position % len(self.dataset)]
+
+
+def batches(dataset, cfg, steps: int, device):
+    """Groups of `accumulate` micro-batches for `steps` optimizer steps, in a random order of the epochs."""
     import torch
 
-    from pipeline.training.data import EpochSampler, collate
+    from pipeline.training.data import collate
     from pipeline.training.engine import micro_batch_groups
 
-    for epoch in itertools.count():
-        dataset.epoch = epoch
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=cfg.batch_size, sampler=EpochSampler(len(dataset), cfg.seed, epoch),
-            collate_fn=collate, num_workers=cfg.workers, pin_memory=device.type == "cuda",
-            generator=torch.Generator().manual_seed(cfg.seed + epoch))
-        yield from micro_batch_groups(loader, cfg.accumulate)
+    images = steps * cfg.batch_size * cfg.accumulate
+    epochs = Epochs(dataset, -(-images // len(dataset)))
+    loader = torch.utils.data.DataLoader(
+        epochs, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate, num_workers=cfg.workers,
+        pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(cfg.seed))
+    return micro_batch_groups(loader, cfg.accumulate)
 
 
 def synchronize(device) -> None:
@@ -115,7 +128,7 @@ def train_family(entry, config, samples, ontology, args, device) -> tuple[dict, 
         torch.cuda.reset_peak_memory_stats(device)
     losses, timed_from = [], min(args.timed_from, args.steps - 1)
     start = begin = time.perf_counter()
-    for group in batches(dataset, cfg, device):
+    for group in batches(dataset, cfg, args.steps, device):
         if run.step == timed_from:
             synchronize(device)
             start = time.perf_counter()
@@ -196,6 +209,6 @@ def run(args) -> dict:
         "smoke": args.smoke, "profile": args.profile, "scene_size": args.size, "models": rows,
         "goal": {"model": GOAL_MODEL, "train_images_per_second_at_least": GOAL_IMAGES_PER_SECOND,
                  "measured": speed,
-                 # a CPU smoke run says nothing about the GPU goal
-                 "met": None if args.smoke or speed is None else speed >= GOAL_IMAGES_PER_SECOND},
+                 # the goal is a GPU's: a CPU run says nothing about it
+                 "met": None if device.type != "cuda" or speed is None else speed >= GOAL_IMAGES_PER_SECOND},
     }
