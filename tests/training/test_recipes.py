@@ -9,11 +9,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import write_tiny_project
+from pipeline.cli import main
 from pipeline.models.factory import load_config
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import mask_cost
-from pipeline.training import engine
+from pipeline.training import data, engine
 from pipeline.training.config import TrainConfig, crop_side, training_augment
+from pipeline.training.data import TrainDataset
 from pipeline.training.transforms import AugmentConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -91,3 +94,27 @@ def test_fashionformer_bce_mask_loss_and_its_matching_cost():
     assert focal.item() < pixel.item()  # focal down-weights the easy pixels
     with pytest.raises(ValueError, match="mask_loss"):
         dataclasses.replace(load_config(CONFIGS / "fashionformer_r18.yaml"), mask_loss="l2")
+
+
+
+class RecordingDataset(TrainDataset):
+    """The training dataset, noting the size of every image it hands out."""
+
+    sides = []
+
+    def __getitem__(self, position: int):
+        image, target = super().__getitem__(position)
+        RecordingDataset.sides.append(tuple(image.shape[-2:]))
+        return image, target
+
+
+def test_train_crops_at_the_model_configs_side_when_image_size_is_null(tmp_path, monkeypatch):
+    augment = {"image_size": None, "scale_min": 0.5, "scale_max": 2.0, "hflip": 0.5, "color_jitter": 0.0,
+               "min_instance_pixels": 4}
+    params = write_tiny_project(tmp_path, train_images=4, test_images=1, image_size=160,
+                                model_config={"min_size": 96, "max_size": 128}, train={"augment": augment})
+    monkeypatch.setattr(data, "TrainDataset", RecordingDataset)
+    RecordingDataset.sides.clear()
+    assert main(["--params", str(params), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
+                 "--out-dir", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"]) == 0
+    assert RecordingDataset.sides and set(RecordingDataset.sides) == {(96, 96)}  # min(min_size, max_size)
