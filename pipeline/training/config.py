@@ -23,10 +23,15 @@ class TrainConfig:
                                      # one per GPU; on a CPU, one per core with threads 1, workers 0
     optimizer: str = "adamw"         # adamw | sgd
     lr: float = 2e-4
+    lr_reference_batch: int = 0      # > 0: `lr` is for this global batch and scales linearly with the run's
+                                     # (processes x batch_size x accumulate); 0: `lr` as it is
+    backbone_lr_multiplier: float = 1.0  # the backbone's lr (and warm-up, schedule) is lr times this
     momentum: float = 0.9            # sgd only
     weight_decay: float = 1e-4
     warmup_steps: int = 100          # linear warm-up from lr/1000
-    schedule: str = "cosine"         # cosine | step (x0.1 at 2/3 and 8/9 of training) | constant
+    schedule: str = "cosine"         # cosine | step | constant
+    step_milestones: tuple[float, ...] = (2 / 3, 8 / 9)  # step: shares of the steps after warm-up where the
+    step_factor: float = 0.1         # lr is multiplied by step_factor (2/3, 8/9: Detectron2's 1x and 2x)
     clip_grad_norm: float = 10.0     # 0 disables
     amp: bool = True                 # mixed precision: float16 on CUDA only, bfloat16 on CUDA or CPU
     amp_dtype: str = "float16"       # float16 (with a grad scaler) | bfloat16 (needs none)
@@ -57,7 +62,12 @@ class TrainConfig:
             raise ValueError(f"amp_dtype must be float16 or bfloat16, not {self.amp_dtype!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), not {self.ema_decay}")
-        for name in ("validate_every", "validate_images", "keep_checkpoints"):
+        if list(self.step_milestones) != sorted(self.step_milestones) or not all(
+                0 < m < 1 for m in self.step_milestones):
+            raise ValueError(f"step_milestones must be increasing shares between 0 and 1, not {self.step_milestones}")
+        if self.backbone_lr_multiplier <= 0:
+            raise ValueError(f"backbone_lr_multiplier must be positive, not {self.backbone_lr_multiplier}")
+        for name in ("validate_every", "validate_images", "keep_checkpoints", "lr_reference_batch"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
 
@@ -73,19 +83,51 @@ class TrainConfig:
             del knobs["epochs"]
         if self.optimizer != "sgd":
             del knobs["momentum"]
+        if self.schedule != "step":
+            del knobs["step_milestones"], knobs["step_factor"]
         return knobs
+
+    def global_batch(self, world: int) -> int:
+        """Images per optimizer step over all `world` processes."""
+        return world * self.batch_size * self.accumulate
+
+    def scaled_lr(self, world: int) -> float:
+        """The lr a run of `world` processes uses: `lr`, or with `lr_reference_batch` set, `lr` scaled
+        linearly from that global batch to the run's (the linear scaling rule of Goyal et al., 2017)."""
+        if not self.lr_reference_batch:
+            return self.lr
+        return self.lr * self.global_batch(world) / self.lr_reference_batch
 
 
 # TrainConfig's fields that change what a run learns, listed as `train.<name>` params of the train
 # stage in dvc.yaml (with `train.processes`); workers, threads, log_every, checkpoint_every,
 # max_bad_steps, validate_every, validate_images and keep_checkpoints change how a run goes and
 # what it reports, not its weights. channels_last and amp_dtype are in: they change the arithmetic.
-WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps",
-                "schedule", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
+WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "lr_reference_batch",
+                "backbone_lr_multiplier", "momentum", "weight_decay", "warmup_steps", "schedule", "step_milestones",
+                "step_factor", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
                 "augment")
 # The source whose behaviour shapes the weights (models, losses, the loop, augmentation, data reading),
 # relative to the package; dvc.yaml's train stage depends on the same files.
 TRAINING_SOURCE = ("models", "training", "data/cache_reader.py", "data/ontology.py", "data/resize.py")
+
+
+def crop_side(model_config) -> int:
+    """The square side a family's config works at: EfficientDet's input square, or the side to which
+    Mask R-CNN and FashionFormer resize a square image (min_size, capped by max_size)."""
+    if model_config.family == "effdet_mask":
+        from pipeline.models.effdet_mask.model import effdet_config
+
+        return effdet_config(model_config).image_size[0]
+    return min(model_config.min_size, model_config.max_size)
+
+
+def training_augment(train: TrainConfig, model_config) -> AugmentConfig:
+    """`train.augment` with its crop side: `image_size: null` takes the model config's (`crop_side`),
+    so one params file trains each family at its own resolution."""
+    if train.augment.image_size is not None:
+        return train.augment
+    return dataclasses.replace(train.augment, image_size=crop_side(model_config))
 
 
 @dataclass(frozen=True)

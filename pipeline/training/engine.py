@@ -24,6 +24,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from pipeline.errors import InputError
+from pipeline.models.init_weights import BACKBONE
 from pipeline.training import checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import EpochSampler, collate
@@ -48,14 +49,25 @@ def distributed_setup() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    # No weight decay on norms and biases, as the detection references do.
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1) -> torch.optim.Optimizer:
+    """AdamW or SGD at `cfg.scaled_lr(world)`, the backbone's parameters (a family's `BACKBONE` prefix)
+    at `backbone_lr_multiplier` times that. No weight decay on norms and biases, as the detection
+    references do. The schedule multiplies every group's lr alike."""
+    lr = cfg.scaled_lr(world)
+    prefix = BACKBONE.get(getattr(getattr(model, "config", None), "family", None))
+    groups = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            backbone = prefix is not None and name.startswith(prefix)
+            groups.setdefault((backbone, p.ndim > 1), []).append(p)
+    optimizer_groups = [
+        {"params": params, "lr": lr * (cfg.backbone_lr_multiplier if backbone else 1.0),
+         "weight_decay": cfg.weight_decay if decay else 0.0}
+        for (backbone, decay), params in sorted(groups.items())
+    ]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.SGD(optimizer_groups, lr=lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(optimizer_groups, lr=lr)
 
 
 def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
@@ -66,7 +78,7 @@ def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
         return 1.0
     progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     if cfg.schedule == "step":
-        return 0.1 ** sum(progress >= m for m in (2 / 3, 8 / 9))
+        return cfg.step_factor ** sum(progress >= m for m in cfg.step_milestones)
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -186,7 +198,7 @@ def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, 
     if cfg.sync_bn and world > 1:
         sync_batch_norm(model, device)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg, world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, cfg))
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cfg.amp_dtype == "float16" and device.type == "cuda")
     # Every family's losses reach all its parameters (empty RoI or attribute batches give exact zeros

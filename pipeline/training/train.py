@@ -130,7 +130,7 @@ def run(args) -> int:
 
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import engine
-    from pipeline.training.config import model_entry
+    from pipeline.training.config import model_entry, training_augment
     from pipeline.training.data import TrainDataset
 
     settings = params.load(args.params)
@@ -164,7 +164,7 @@ def run(args) -> int:
         torch.set_num_threads(entry.train.threads)
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
     model = create_model(model_config)
-    dataset = TrainDataset(reader, indices, labels, entry.train.augment, entry.train.seed)
+    dataset = TrainDataset(reader, indices, labels, training_augment(entry.train, model_config), entry.train.seed)
     validate = validation(args, entry, model_config, reader) if rank == 0 else None
     start = time.perf_counter()
     summary = engine.train(model, dataset, entry.train, out_dir, run_key=key, max_steps=args.max_steps,

@@ -15,7 +15,8 @@ import numpy as np
 
 @dataclass
 class AugmentConfig:
-    image_size: int = 512           # side of the square training crop
+    image_size: int | None = 512    # side of the square training crop; None: the model config's working
+                                    # side (pipeline.training.config.crop_side), set before training
     scale_min: float = 0.5          # large-scale jitter range, relative to image_size
     scale_max: float = 2.0
     hflip: float = 0.5              # probability

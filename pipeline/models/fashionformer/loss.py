@@ -1,10 +1,10 @@
 """FashionFormer's training loss: every stage matched and supervised on its own (paper, 3.4).
 
 Per stage: focal loss on the classes of all queries (unmatched ones learn 'no object' as all
-zeros), focal + dice on the masks of matched queries, the attribute loss on matched queries whose
-instance has attribute annotations. Each stage is matched on its own masks and classes (K-Net
-matches on the previous stage's: slower to learn a few images by heart here); the initial masks
-M0 get the mask losses, matched on masks alone.
+zeros), focal (or binary cross-entropy, `mask_kind`) + dice on the masks of matched queries, the
+attribute loss on matched queries whose instance has attribute annotations. Each stage is matched
+on its own masks and classes (K-Net matches on the previous stage's: slower to learn a few images
+by heart here); the initial masks M0 get the mask losses, matched on masks alone.
 Losses are summed over stages, and class and mask losses are divided by the number of instances.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torchvision.ops import sigmoid_focal_loss
 
 from pipeline.models.fashionformer.decoder import StagePrediction
@@ -22,12 +23,13 @@ from pipeline.models.losses import attribute_loss
 @dataclass(frozen=True)
 class LossWeights:
     classes: float = 1.0
-    mask: float = 1.0  # focal loss on mask pixels
+    mask: float = 1.0  # the pixel loss on mask pixels
     dice: float = 1.0
     attributes: float = 1.0
     attribute_kind: str = "focal"  # see pipeline.models.losses
     alpha: float = 0.25
     gamma: float = 2.0
+    mask_kind: str = "focal"  # the pixel loss: focal or bce (K-Net's and the official FashionFormer's)
 
 
 def dice_loss(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -70,19 +72,23 @@ class FashionFormerLoss:
         return [
             hungarian_match(mask_logits[b], target["masks"], None if class_logits is None else class_logits[b],
                             target["labels"], class_weight=w.classes, mask_weight=w.mask, dice_weight=w.dice,
-                            alpha=w.alpha, gamma=w.gamma)
+                            alpha=w.alpha, gamma=w.gamma, mask_kind=w.mask_kind)
             for b, target in enumerate(targets)
         ]
 
     def _masks(self, mask_logits, matches, targets):
-        """Summed focal and dice losses of the matched masks."""
+        """Summed pixel (focal or BCE, averaged over pixels) and dice losses of the matched masks."""
         w = self.weights
-        focal, dice = mask_logits.sum() * 0, mask_logits.sum() * 0
+        pixel, dice = mask_logits.sum() * 0, mask_logits.sum() * 0
         for b, ((rows, cols), target) in enumerate(zip(matches, targets)):
             predicted, truth = mask_logits[b, rows], target["masks"][cols]
-            focal = focal + sigmoid_focal_loss(predicted, truth, w.alpha, w.gamma, reduction="none").mean(1).sum()
+            if w.mask_kind == "bce":
+                per_pixel = F.binary_cross_entropy_with_logits(predicted, truth, reduction="none")
+            else:
+                per_pixel = sigmoid_focal_loss(predicted, truth, w.alpha, w.gamma, reduction="none")
+            pixel = pixel + per_pixel.mean(1).sum()
             dice = dice + dice_loss(predicted, truth).sum()
-        return focal, dice
+        return pixel, dice
 
     def _classes(self, class_logits, matches, targets):
         wanted = torch.zeros_like(class_logits)

@@ -6,6 +6,7 @@ low-resolution pixel an instance covers); the costs are linear in the targets, e
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 EPSILON = 1e-12
@@ -20,15 +21,25 @@ def focal_terms(logits: torch.Tensor, alpha: float, gamma: float) -> tuple[torch
     return positive, negative
 
 
+def bce_terms(logits: torch.Tensor, alpha: float, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-element binary cross-entropy if the target were 1, and if it were 0 (alpha, gamma unused)."""
+    return F.softplus(-logits), F.softplus(logits)
+
+
+# The mask pixel loss (`mask_loss` of the config) -> its per-element terms.
+PIXEL_TERMS = {"focal": focal_terms, "bce": bce_terms}
+
+
 def class_cost(class_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
     """(N, C) logits, (M,) labels -> (N, M): how much more the focal loss is if query n takes label m."""
     positive, negative = focal_terms(class_logits, alpha, gamma)
     return (positive - negative)[:, labels]
 
 
-def mask_cost(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
-    """(N, P) logits, (M, P) targets in 0..1 -> (N, M) focal loss averaged over the P pixels."""
-    positive, negative = focal_terms(mask_logits, alpha, gamma)
+def mask_cost(mask_logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
+              kind: str = "focal"):
+    """(N, P) logits, (M, P) targets in 0..1 -> (N, M) pixel loss (`kind`) averaged over the P pixels."""
+    positive, negative = PIXEL_TERMS[kind](mask_logits, alpha, gamma)
     # sum_p pos * t + neg * (1 - t) = (pos - neg) . t + sum_p neg
     return ((positive - negative) @ targets.T + negative.sum(1, keepdim=True)) / mask_logits.shape[1]
 
@@ -42,7 +53,7 @@ def dice_cost(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def hungarian_match(
     mask_logits: torch.Tensor, targets: torch.Tensor, class_logits: torch.Tensor | None = None,
     labels: torch.Tensor | None = None, *, class_weight: float = 1.0, mask_weight: float = 1.0,
-    dice_weight: float = 1.0, alpha: float = 0.25, gamma: float = 2.0,
+    dice_weight: float = 1.0, alpha: float = 0.25, gamma: float = 2.0, mask_kind: str = "focal",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(query indices, instance indices) of the cheapest one-to-one assignment.
 
@@ -50,7 +61,7 @@ def hungarian_match(
     classes) the cost is the masks' alone. Every instance gets a query when M <= N.
     """
     with torch.no_grad():
-        cost = mask_weight * mask_cost(mask_logits, targets, alpha, gamma)
+        cost = mask_weight * mask_cost(mask_logits, targets, alpha, gamma, mask_kind)
         cost = cost + dice_weight * dice_cost(mask_logits, targets)
         if class_logits is not None:
             cost = cost + class_weight * class_cost(class_logits, labels, alpha, gamma)

@@ -17,6 +17,7 @@ from pipeline.models.config import ModelConfig
 from pipeline.models.fashionformer.decoder import DECODERS, Decoder, StagePrediction
 from pipeline.models.fashionformer.encoder import PixelEncoder
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
+from pipeline.models.fashionformer.matcher import PIXEL_TERMS
 
 SIZE_DIVISOR = 32  # the canvas side is a multiple of the coarsest pyramid stride
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,7 +43,8 @@ class FashionFormerConfig(ModelConfig):
     mlr_modulation: bool = False  # rendered features also multiplied by the query (layered-attention paper, eq. 2)
     shared_attribute_query: bool = False  # the attribute stream starts from the object query itself
     class_loss_weight: float = 1.0
-    mask_loss_weight: float = 1.0  # focal loss on mask pixels
+    mask_loss_weight: float = 1.0  # the pixel loss on mask pixels
+    mask_loss: str = "focal"  # the pixel loss: focal | bce (sigmoid cross-entropy, the official configuration's)
     dice_loss_weight: float = 1.0
     class_prior: float = 0.01  # initial probability of every class
     attribute_prior: float = 0.01  # initial probability of every attribute
@@ -53,6 +55,8 @@ class FashionFormerConfig(ModelConfig):
             (self.decoder not in DECODERS, f"decoder must be one of {DECODERS}, not {self.decoder!r}"),
             (not 1 <= self.mlr_levels <= 4, "mlr_levels must be 1..4"),
             (self.mlr_modulation and not self.mlr, "mlr_modulation needs mlr"),
+            (self.mask_loss not in PIXEL_TERMS,
+             f"mask_loss must be one of {tuple(PIXEL_TERMS)}, not {self.mask_loss!r}"),
             (self.num_stages < 1, "num_stages must be >= 1"),
             (self.num_queries < 1, "num_queries must be >= 1"),
             (self.mask_stride not in (2, 4), "mask_stride must be 2 or 4"),
@@ -92,7 +96,7 @@ class FashionFormer(nn.Module):
         )
         self.loss = FashionFormerLoss(LossWeights(
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
-            c.attribute_loss, c.focal_alpha, c.focal_gamma,
+            c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss,
         ))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)

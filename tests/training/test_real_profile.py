@@ -1,0 +1,94 @@
+"""The real-data profile (profiles/real.yaml): params.yaml's schema, every section and config file
+parses through the project's loaders, and `make repro PROFILE=real` makes it the params.yaml DVC reads."""
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline import params
+from pipeline.models.config import portable
+from pipeline.models.factory import create_model, load_config
+from pipeline.training.config import model_entry, training_augment
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILE = ROOT / "profiles" / "real.yaml"
+REAL = params.load(PROFILE)
+EMBEDDED = params.load(ROOT / "params.yaml")
+
+
+def key_paths(mapping: dict, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in mapping.items():
+        paths.add(prefix + key)
+        if isinstance(value, dict):
+            paths |= key_paths(value, f"{prefix}{key}.")
+    return paths
+
+
+def test_the_profile_has_every_key_of_params_yaml():
+    # A knob added to params.yaml and forgotten here would silently take its code default.
+    embedded = {p for p in key_paths(EMBEDDED) if not p.startswith("models.") or p.count(".") == 1}
+    assert embedded - key_paths(REAL) == set()
+
+
+@pytest.mark.parametrize("name", sorted(REAL["models"]))
+def test_each_family_loads_with_its_own_crop_and_recipe(name):
+    entry = model_entry(REAL, name, PROFILE)
+    assert (ROOT / entry.config).is_file() and entry.config.parts[:2] == ("configs", "real")
+    config = load_config(ROOT / entry.config)
+    assert config.family == name
+    augment = training_augment(entry.train, config)
+    assert augment.image_size == (512 if name == "effdet_mask" else 1024)
+    assert entry.train.lr_reference_batch > 0 and entry.train.schedule == "step"
+
+
+def test_sections_hold_real_data_values():
+    entries = {name: model_entry(REAL, name, PROFILE) for name in REAL["models"]}
+    assert set(REAL["train"]["models"]) <= set(entries)
+    assert REAL["cache"]["max_size"] >= 1024 and REAL["folds"]["k"] == 5
+    assert sorted(REAL["train"]["folds"]) == list(range(REAL["folds"]["k"]))
+    for entry in entries.values():
+        assert entry.train.workers > 0 and entry.train.checkpoint_every >= 1000 and entry.train.validate_every > 0
+    assert entries["attribute_mask_rcnn"].train.optimizer == "sgd"
+    assert entries["fashionformer"].train.optimizer == "adamw"
+    assert entries["fashionformer"].train.backbone_lr_multiplier < 1
+    assert load_config(ROOT / entries["fashionformer"].config).mask_loss == "bce"
+    assert load_config(ROOT / entries["effdet_mask"].config).mask_head_channels == 256
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "real").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_real_config_builds(path):
+    config = load_config(path)
+    assert path.stem.startswith(config.family)
+    assert sum(p.numel() for p in create_model(portable(config)).parameters()) > 0
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                   capture_output=True)
+
+
+def test_make_profile_switch_copies_the_profile_and_keeps_local_edits(tmp_path):
+    for name in ("Makefile", "params.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "start")
+    make = ["make", "--no-print-directory", "profile"]
+
+    assert subprocess.run(make, cwd=tmp_path).returncode == 0  # no PROFILE: params.yaml untouched
+    assert (tmp_path / "params.yaml").read_bytes() == (ROOT / "params.yaml").read_bytes()
+    edited = (tmp_path / "params.yaml").read_text() + "# a local edit\n"
+    (tmp_path / "params.yaml").write_text(edited)
+    refused = subprocess.run([*make, "PROFILE=real"], cwd=tmp_path, capture_output=True, text=True)
+    assert refused.returncode != 0 and "uncommitted changes" in refused.stdout
+    assert (tmp_path / "params.yaml").read_text() == edited
+    git(tmp_path, "checkout", "params.yaml")
+    for _ in range(2):  # the second time params.yaml already is the profile
+        assert subprocess.run([*make, "PROFILE=real"], cwd=tmp_path, capture_output=True).returncode == 0
+        assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == REAL
+    missing = subprocess.run([*make, "PROFILE=nope"], cwd=tmp_path, capture_output=True, text=True)
+    assert missing.returncode != 0 and "no such profile" in missing.stdout
