@@ -13,14 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.models.backbones import normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.fashionformer.decoder import DECODERS, Decoder, StagePrediction
 from pipeline.models.fashionformer.encoder import PixelEncoder
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 
 SIZE_DIVISOR = 32  # the canvas side is a multiple of the coarsest pyramid stride
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -94,8 +93,9 @@ class FashionFormer(nn.Module):
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
             c.attribute_loss, c.focal_alpha, c.focal_gamma,
         ))
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
+        mean, std = normalisation(c.backbone)
+        self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(3, 1, 1), persistent=False)
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None):
         if self.training and targets is None:
