@@ -14,6 +14,21 @@ from torch import nn
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
 STRIDES = (4, 8, 16, 32)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalisation(name: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input mean and std timm's pretrained weights of backbone `name` were trained with.
+
+    Most ImageNet backbones use the ImageNet statistics; the TensorFlow-ported EfficientNet-Lite
+    and some others map pixels to -1..1 (mean = std = 0.5). With frozen batch norms a backbone fed
+    the other normalisation sees inputs 2.3x too wide.
+    """
+    cfg = timm.get_pretrained_cfg(name)
+    if cfg is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(cfg.mean), tuple(cfg.std)
 
 
 class TimmFPN(nn.Module):

@@ -56,3 +56,21 @@ def test_embedded_models_train_a_step_and_predict(name):
     for output, image in zip(outputs, images):
         assert output["masks"].shape[-2:] == image.shape[-2:]
         assert len(output["boxes"]) == len(output["scores"]) == len(output["labels"]) == len(output["masks"])
+
+
+# Where each family keeps the (mean, std) it normalises images with.
+NORMALISATION = {
+    "attribute_mask_rcnn": lambda m: (m.transform.image_mean, m.transform.image_std),
+    "effdet_mask": lambda m: (m.letterbox.mean.flatten().tolist(), m.letterbox.std.flatten().tolist()),
+    "fashionformer": lambda m: (m.mean.flatten().tolist(), m.std.flatten().tolist()),
+}
+
+
+@pytest.mark.parametrize("name", ["attribute_mask_rcnn_lite0", "effdet_mask_d0_lite0", "fashionformer_lite0",
+                                  "attribute_mask_rcnn_regnetx002"])
+def test_images_are_normalised_as_the_backbone_was_pretrained(name):
+    config = portable(load_config(ROOT / "configs" / f"{name}.yaml"))
+    mean, std = NORMALISATION[config.family](create_model(config))
+    expected = (0.5,) * 3 if "lite0" in name else (0.485, 0.456, 0.406)  # timm's tf_efficientnet_lite0, regnetx_002
+    assert mean == pytest.approx(expected)
+    assert std == pytest.approx((0.5,) * 3 if "lite0" in name else (0.229, 0.224, 0.225))

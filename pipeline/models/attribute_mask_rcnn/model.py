@@ -17,7 +17,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from pipeline.models.attribute_mask_rcnn.heads import AttributeHead, AttributeRoIHeads
 from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform
-from pipeline.models.backbones import TimmFPN
+from pipeline.models.backbones import TimmFPN, normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.losses import attribute_loss
 
@@ -88,9 +88,9 @@ class AttributeMaskRCNN(MaskRCNN):
             mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
             mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
         )
-        # Same resizing and normalisation; ground-truth masks resized and predictions pasted without shifts.
-        self.transform = SubpixelMaskTransform(c.min_size, c.max_size, self.transform.image_mean, self.transform.image_std,
-                                               c.letterbox)
+        # torchvision's resizing with the backbone's own normalisation; ground-truth masks resized and
+        # predictions pasted without shifts.
+        self.transform = SubpixelMaskTransform(c.min_size, c.max_size, *normalisation(c.backbone), c.letterbox)
         self.roi_heads = AttributeRoIHeads(
             self.roi_heads,
             AttributeHead(c.box_representation_size, c.attribute_hidden_size, c.num_attributes, c.attribute_prior),

@@ -22,10 +22,10 @@ from effdet import EfficientDet, get_efficientdet_config
 from effdet.anchors import AnchorLabeler, Anchors
 from effdet.config.model_config import efficientdet_model_param_dict
 from effdet.loss import DetectionLoss
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 
+from pipeline.models.backbones import normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.effdet_mask.detection import decode, matched_rois
 from pipeline.models.effdet_mask.heads import MaskAttributeHeads, TopDownLevel
@@ -98,7 +98,7 @@ class EffDetMask(nn.Module):
         if c.backbone_norm_frozen:
             body = freeze_batch_norm_2d(body)
         self.detector.backbone = body
-        self.letterbox = Letterbox(h.image_size[0], h.get("mean", IMAGENET_DEFAULT_MEAN), h.get("std", IMAGENET_DEFAULT_STD))
+        self.letterbox = Letterbox(h.image_size[0], *normalisation(h.backbone_name))
         self.anchors = Anchors.from_config(h)
         self.labeler = AnchorLabeler(self.anchors, h.num_classes, match_threshold=ANCHOR_MATCH_IOU)
         self.detection_loss = DetectionLoss(h)

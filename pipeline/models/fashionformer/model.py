@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.models.backbones import normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.fashionformer.decoder import DECODERS, Decoder, StagePrediction
 from pipeline.models.fashionformer.encoder import PixelEncoder
@@ -20,8 +21,6 @@ from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import PIXEL_TERMS
 
 SIZE_DIVISOR = 32  # the canvas side is a multiple of the coarsest pyramid stride
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,9 @@ class FashionFormer(nn.Module):
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
             c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss,
         ))
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(3, 1, 1), persistent=False)
+        mean, std = normalisation(c.backbone)
+        self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(3, 1, 1), persistent=False)
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None):
         if self.training and targets is None:
