@@ -54,6 +54,14 @@ def test_train_stage_depends_on_what_changes_the_weights_only():
     assert "pipeline/code_version.py" in train["deps"]
 
 
+def test_train_stage_depends_on_the_init_file_of_every_trained_config():
+    from pipeline.models.factory import load_config
+
+    inits = {load_config(ROOT / PARAMS["models"][m]["config"]).init for m in PARAMS["train"]["models"]} - {None}
+    assert inits <= {PARAMS["weights"]["out"]}  # the file the weights stage writes ...
+    assert "${weights.out}" in DVC["train"]["deps"]  # ... so that it runs first
+
+
 def test_cache_stage_depends_on_the_code_and_knobs_of_its_fingerprint():
     from dataclasses import fields
 
