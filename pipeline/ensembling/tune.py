@@ -362,7 +362,9 @@ def headlines(source: Path, records, ontology: Ontology, options: KaggleOptions,
                 kept = rows_table(apply_thresholds(rows, chosen, str(source)), [records[i] for i in images[local]],
                                   ontology, source)
                 _add(accumulators[name], records, images, local, kept, kept.line)
-    accumulators[("before", "all")] = Accumulator.merge([accumulators[("before", int(f))] for f in predicted])
+    # An empty accumulator first: a file without predictions has no predicted folds to pool.
+    accumulators[("before", "all")] = Accumulator.merge(
+        [Accumulator(ontology, options)] + [accumulators[("before", int(f))] for f in predicted])
     result = {}
     for name, accumulator in accumulators.items():
         metrics = accumulator.result().metrics()

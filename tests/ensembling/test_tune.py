@@ -75,6 +75,18 @@ def test_one_fold_of_predictions_is_tuned_but_not_cross_fitted(project, capsys):
     assert report["all_data"]["images"] == (folds.fold == 0).sum()
     assert load(root / "thresholds0.json").score > 0
 
+
+def test_a_file_without_predictions_is_tuned_to_no_thresholds(project):
+    """An undertrained model may predict nothing: tune still writes its files (nothing to learn)."""
+    root, params = project
+    (root / "empty.csv").write_text(",".join(HEADER) + "\n")
+    assert main(["--params", str(params), "tune", "--predictions", str(root / "empty.csv"),
+                 "--out", str(root / "thresholds_empty.json"), "--report", str(root / "report_empty.json")]) == 0
+    report = json.loads((root / "report_empty.json").read_text())
+    assert report["all_data"]["images"] == 0 and "after" not in report["cross_fitted"]
+    assert load(root / "thresholds_empty.json").attributes == {}
+
+
 def test_scorer_agrees_with_apply_thresholds_through_the_evaluator(project):
     root, params = project
     assert run_tune(root, params, "--metric", "ap_iou_f1") == 0
