@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline.data.deepfashion2_synth import Df2SynthConfig
 from pipeline.errors import InputError
@@ -15,8 +16,7 @@ from pipeline.errors import InputError
 @dataclass(frozen=True)
 class Df2Params:
     root: str = "data/deepfashion2_synthetic"   # synth-df2's output: train/ and validation/ in DF2's layout
-    train_cache: str = "cache/df2_train.h5"     # cache-df2 of <root>/train
-    validation_cache: str = "cache/df2_validation.h5"
+    cache_dir: str = "cache/df2"                # cache-df2 of <root>/<split>: <cache_dir>/<split>.h5
     cache_max_size: int = 192                   # longest image side in both caches
     model: str = "match_rcnn"                   # the name `train --model` and models/<name>/ use
     config: str = "configs/match_rcnn_lite0.yaml"
@@ -26,6 +26,10 @@ class Df2Params:
     gallery_threshold: float = 0.5              # lowest detection score of a gallery (shop) item
     report: str = "reports/df2_metrics.json"
     synth: Df2SynthConfig = field(default_factory=Df2SynthConfig)
+
+    def cache(self, split: str) -> Path:
+        """The cache file of `split` (train or validation)."""
+        return Path(self.cache_dir) / f"{split}.h5"
 
 
 def load_df2(settings: dict, path="params.yaml") -> Df2Params:

@@ -2,7 +2,7 @@
 
 The model's YAML (`configs/`) and training knobs come from params.yaml's `models.<NAME>`;
 outputs go to `models/<NAME>/fold<K>/` (`pipeline.layout`). A Match R-CNN (`df2.model`) trains on
-DeepFashion2's train split instead (`df2.train_cache`), which has no folds, into
+DeepFashion2's train split instead (`df2.cache_dir`/train.h5), which has no folds, into
 `models/<NAME>/deepfashion2/`. Either way the folder holds `model.pt` (final weights and a
 config that needs no other file), `train.json` (summary), `last.pt` (resumable), `runs.jsonl`
 (seconds and speed of each invocation), `dvclive/`, and with `validate_every` / `keep_checkpoints`
@@ -154,7 +154,8 @@ def fashionpedia_data(args, entry, model_config) -> TrainingData:
 
 
 def deepfashion2_data(args, entry, model_config) -> TrainingData:
-    """Every image of DeepFashion2's train split (`df2.train_cache`), consumer-shop pairs together."""
+    """Every image of DeepFashion2's train split (`df2.cache_dir`/train.h5), consumer-shop pairs together."""
+    from pipeline.code_version import source_hash
     from pipeline.data.deepfashion2_cache import Df2CacheReader
     from pipeline.data.deepfashion2_params import load_df2
     from pipeline.training.config import training_augment
@@ -163,13 +164,18 @@ def deepfashion2_data(args, entry, model_config) -> TrainingData:
     if args.fold is not None:
         raise InputError(f"{args.model} trains on DeepFashion2's train split, which has no folds: drop --fold",
                          args.params)
-    reader = Df2CacheReader(load_df2(params.load(args.params), args.params).train_cache)
+    reader = Df2CacheReader(load_df2(params.load(args.params), args.params).cache("train"))
     indices = list(range(len(reader)))
-    identity = {"cache": str(reader.attributes["fingerprint"]), "images": reader.index["image_id"].tolist()}
+    identity = {"cache": str(reader.attributes["fingerprint"]), "images": reader.index["image_id"].tolist(),
+                "reader": source_hash(DF2_SOURCE)}
     dataset = Df2TrainDataset(reader, indices, training_augment(entry.train, model_config), entry.train.seed)
     return TrainingData(f"{args.model} (DeepFashion2)", Path(args.out_dir or layout.df2_model_dir(args.model)),
                         identity, dataset, reader, indices)
 
+
+# The DeepFashion2 reading code, in a DeepFashion2 run's key beside TRAINING_SOURCE (kept out of that one,
+# which would change every Fashionpedia run's key); dvc.yaml's train-df2 stage depends on the same files.
+DF2_SOURCE = ("data/deepfashion2_cache.py", "data/deepfashion2.py", "data/deepfashion2_params.py")
 
 # The training data of the families that do not train on the Fashionpedia cache.
 TRAINING_DATA = {"match_rcnn": deepfashion2_data}
