@@ -24,6 +24,8 @@ class Df2Params:
     predictions: str = "predictions/df2"        # bbox.json, segm.json, keypoints.json, gallery_index/, retrieval.json
     query_threshold: float = 0.5                # lowest detection score of a query (consumer) item
     gallery_threshold: float = 0.5              # lowest detection score of a gallery (shop) item
+    threads: int = 1                            # torch CPU threads of predict-df2 and retrieve; 0: torch's
+                                                # default (one per core), many times slower on a busy CPU
     report: str = "reports/df2_metrics.json"
     synth: Df2SynthConfig = field(default_factory=Df2SynthConfig)
 

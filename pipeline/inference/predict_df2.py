@@ -47,6 +47,10 @@ def run(args) -> int:
     from pipeline.data.deepfashion2_params import load_df2
 
     df2 = load_df2(params.load(args.params), args.params)
+    if df2.threads:
+        import torch
+
+        torch.set_num_threads(df2.threads)
     weights = Path(args.weights or layout.df2_model_file(df2.model))
     summary = predict(weights, df2.cache("validation"), Path(df2.predictions), df2.gallery_threshold)
     print(f"predict-df2: {summary}")

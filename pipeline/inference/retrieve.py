@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
                         help="lowest detection score of a query item (default: %(default)s)")
     parser.add_argument("--gallery-threshold", type=float, default=0.5,
                         help="lowest detection score of a gallery item (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads; 0: torch's default, one per core (default: %(default)s)")
 
 
 @dataclass
@@ -141,6 +143,10 @@ def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshol
 
 
 def run(args) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     summary = retrieve(Path(args.weights), Path(args.cache), Path(args.index), Path(args.out), args.query_threshold,
                        args.gallery_threshold)
     print(f"retrieve: {summary}")

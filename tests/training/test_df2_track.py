@@ -52,14 +52,24 @@ def test_the_params_file_s_df2_section_loads_and_bad_keys_name_themselves():
 
 
 def test_chance_is_the_expected_hit_rate_of_a_random_gallery_order():
-    query = retrieval.Boxes(image=np.array([1, 1, 2]), box=np.zeros((3, 4)), category=np.array([1, 1, 1]),
-                            style=np.array([1, 0, 2]), pair_id=np.array([7, 7, 8]))
-    gallery = retrieval.Boxes(image=np.array([3, 4, 5, 6]), box=np.zeros((4, 4)), style=np.array([1, 2, 2, 1]),
-                              pair_id=np.array([7, 8, 8, 9]))
-    # query 1 has one match of 4 gallery items, query 3 two; the style-0 item does not count
-    assert report_df2.chance_top_k(query, gallery, 1) == pytest.approx((1 / 4 + 2 / 4) / 2)
-    assert report_df2.chance_top_k(query, gallery, 2) == pytest.approx((1 / 2 + (1 - 1 / 6)) / 2)
-    assert report_df2.chance_top_k(query, gallery, 5) == 1.0
+    query = retrieval.Boxes(image=np.array([1, 1, 2]), box=np.array([[0, 0, 10, 10]] * 3, float),
+                            category=np.array([1, 1, 1]), style=np.array([1, 0, 2]), pair_id=np.array([7, 7, 8]))
+    gallery = retrieval.Boxes(image=np.array([3, 4, 5, 6]), box=np.array([[0, 0, 10, 10]] * 4, float),
+                              style=np.array([1, 2, 2, 1]), pair_id=np.array([7, 8, 8, 9]))
+    # query item 1 has one true match of 4 gallery items, item 3 two; the style-0 item does not count
+    matches = report_df2.true_gallery_matches(query, gallery)
+    assert matches == [1, 2]
+    assert report_df2.chance_top_k(matches, 4, 1) == pytest.approx((1 / 4 + 2 / 4) / 2)
+    assert report_df2.chance_top_k(matches, 4, 2) == pytest.approx((1 / 2 + (1 - 1 / 6)) / 2)
+    assert report_df2.chance_top_k(matches, 4, 5) == 1.0
+    # The ranked gallery: detections on images 3 (two, one off target), 5 and 6; only image 1 has a query result.
+    results = retrieval.RetrievalResults(
+        query=retrieval.Boxes(image=np.array([1]), box=np.array([[0, 0, 10, 10]], float), category=np.array([1]),
+                              score=np.array([0.9])),
+        gallery_image=np.full((1, 20), -1), gallery_box=np.zeros((1, 20, 4)))
+    image_ids = np.array([3, 3, 5, 6])
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [1, 1, 10, 10], [0, 0, 10, 10]], float)
+    assert report_df2.ranked_gallery_matches(query, gallery, results, image_ids, boxes) == [1, 0]
 
 
 def test_train_predict_retrieve_report(track, monkeypatch, capsys):
@@ -93,5 +103,7 @@ def test_train_predict_retrieve_report(track, monkeypatch, capsys):
     for name in ("box", "mask", "landmark"):
         assert all(0 <= report[f"{name}_{key}"] <= 1 for key in ("AP", "AP50", "AP75"))
     for k in retrieval.TOP_K:
-        assert 0 <= report[f"retrieval_top{k}"] <= 1 and 0 < report[f"retrieval_top{k}_chance"] <= 1
-    assert report["retrieval_queries"] > 0 and report["gallery_items"] > 0
+        assert 0 <= report[f"retrieval_top{k}"] <= 1 and 0 <= report[f"retrieval_top{k}_chance"] <= 1
+        assert 0 < report[f"retrieval_top{k}_chance_true_gallery"] <= 1
+    assert report["retrieval_queries"] > 0 and report["true_gallery_items"] > 0
+    assert report["ranked_gallery_items"] == index["items"]
