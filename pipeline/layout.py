@@ -22,6 +22,15 @@ def model_file(model: str, fold: int) -> Path:
     return model_dir(model, fold) / "model.pt"
 
 
+def df2_model_dir(model: str) -> Path:
+    """`train`'s folder for a DeepFashion2 model (`df2.model`), trained on the whole train split."""
+    return MODELS / model / "deepfashion2"
+
+
+def df2_model_file(model: str) -> Path:
+    return df2_model_dir(model) / "model.pt"
+
+
 def predictions_dir(split: str) -> Path:
     """Every prediction file of a split; for oof, `report` scores each `<model>.csv` in it."""
     return PREDICTIONS / split

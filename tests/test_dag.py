@@ -84,3 +84,39 @@ def test_model_and_prediction_paths_are_the_layout_module_s():
             str(layout.fold_predictions(split, model, fold))]
         assert [next(iter(o)) for o in DVC[f"ensemble-{split}"]["outs"]] == [str(layout.ensemble_predictions(split))]
     assert [next(iter(o)) for o in DVC["gather"]["outs"]] == [str(layout.oof_predictions(model))]
+
+
+def test_deepfashion2_stages_follow_the_code():
+    """The DF2 track: train-df2's params and code are a run key's (plus DF2_SOURCE), its paths the layout's,
+    and every stage's file names are the commands' (predict-df2's outputs, report-df2's inputs)."""
+    from pipeline import layout
+    from pipeline.data.deepfashion2_params import Df2Params, load_df2
+    from pipeline.evaluation import report_df2
+    from pipeline.inference import predict_df2
+    from pipeline.training.config import TRAINING_SOURCE, WEIGHT_KNOBS
+    from pipeline.training.train import DF2_SOURCE
+
+    train = DVC["train-df2"]
+    assert set(train["params"]) == {f"train.{k}" for k in WEIGHT_KNOBS} | {
+        "train.processes", "df2.model", "df2.config", "df2.train", "df2.cache_dir"}
+    assert {f"pipeline/{part}" for part in TRAINING_SOURCE + DF2_SOURCE} <= set(train["deps"])
+    assert {"${df2.config}", "${weights.out}", "${df2.cache_dir}/train.h5"} <= set(train["deps"])
+    model = "${df2.model}"
+    assert [next(iter(o)) for o in train["outs"]] == [str(layout.df2_model_file(model))]
+    assert [next(iter(m)) for m in train["metrics"]] == [str(layout.df2_model_dir(model) / "train.json")]
+    for stage in ("predict-df2", "retrieve"):
+        assert str(layout.df2_model_file(model)) in DVC[stage]["deps"]
+    predicted = [f"${{df2.predictions}}/{task}.json" for task in report_df2.DETECTION]
+    index = f"${{df2.predictions}}/{predict_df2.INDEX}"
+    assert [next(iter(o)) for o in DVC["predict-df2"]["outs"]] == [*predicted, index]
+    assert predict_df2.INDEX == report_df2.INDEX and index in DVC["retrieve"]["deps"]
+    assert [next(iter(o)) for o in DVC["retrieve"]["outs"]] == [f"${{df2.predictions}}/{report_df2.RETRIEVAL}"]
+    assert {*predicted, f"${{df2.predictions}}/{report_df2.RETRIEVAL}"} <= set(DVC["report-df2"]["deps"])
+    assert [next(iter(m)) for m in DVC["report-df2"]["metrics"]] == ["${df2.report}"]
+    assert all(next(iter(o.values()))["persist"] for o in DVC["cache-df2"]["outs"])
+    # every key of the df2 section is a Df2Params field, and each stage's params name existing keys
+    assert set(PARAMS["df2"]) <= set(Df2Params.__dataclass_fields__) and load_df2(PARAMS)
+    for stage in ("synth-df2", "cache-df2", "train-df2", "predict-df2", "retrieve", "report-df2"):
+        for name in DVC[stage]["params"]:
+            if name.startswith("df2."):
+                assert name.split(".")[1] in Df2Params.__dataclass_fields__, (stage, name)

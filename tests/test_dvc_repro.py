@@ -43,6 +43,8 @@ def tiny(params: dict) -> None:
     params["train"]["augment"]["image_size"] = 128
     params["models"] = {MODEL: {"config": params["models"][MODEL]["config"], "train": {}}}
     params["tune"]["score_candidates"] = 2
+    params["df2"]["synth"].update(train_pairs=1, validation_pairs=1, min_size=96, max_size=128)
+    params["df2"].update(cache_max_size=128, train={"epochs": 1, "augment": {"image_size": 128, "hflip": 0.0}})
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def project(tmp_path_factory):
     edit_params(project, tiny)
     dvc(project, "init", "--no-scm", "-q")
     first = dvc(project, "repro")
-    assert {"synth", "cache", "folds", f"train@{MODEL}-0", "submit"} <= ran(first)
+    assert {"synth", "cache", "folds", f"train@{MODEL}-0", "submit", "synth-df2", "train-df2", "report-df2"} <= ran(first)
     return project
 
 
@@ -78,8 +80,9 @@ def test_dvc_reruns_only_what_changed(project):
         with open(project / path, "a") as stream:
             stream.write("\n# a comment changes the file's hash, not what the code does\n")
     output = dvc(project, "repro")
-    assert ran(output) <= {"synth", "cache", f"train@{MODEL}-0", f"train@{MODEL}-1"}  # synth: rle.py
-    assert output.count("already trained") == 2 and "up to date" in output
+    assert ran(output) <= {"synth", "cache", f"train@{MODEL}-0", f"train@{MODEL}-1",  # synth: rle.py
+                           "cache-df2@train", "cache-df2@validation", "train-df2"}
+    assert output.count("already trained") == 3 and "up to date" in output
 
     edit_params(project, lambda p: p["train"].update(folds=[0, 1, 2]))
     stages = ran(dvc(project, "repro"))

@@ -157,7 +157,7 @@ def build(out: str | Path, config: Df2SynthConfig) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--out", help="output directory, replaced atomically (default: data/deepfashion2_synthetic)")
+    parser.add_argument("--out", help="output directory, replaced atomically (default: params.yaml df2.root)")
     parser.add_argument("--train-pairs", type=int, help="consumer-shop pairs (outfits) in train")
     parser.add_argument("--validation-pairs", type=int, help="consumer-shop pairs (outfits) in validation")
     parser.add_argument("--seed", type=int, help="random seed; the same seed gives identical files")
@@ -166,14 +166,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    """Knobs: params.yaml's `deepfashion2: synth:` mapping (optional), then the flags."""
-    defaults = {"out": "data/deepfashion2_synthetic", **asdict(Df2SynthConfig())}
-    section = (params.load(args.params).get("deepfashion2") or {}).get("synth") or {}
-    unknown = sorted(set(section) - set(defaults))
-    if unknown:
-        raise InputError(f"deepfashion2.synth: unknown key {unknown[0]!r}", args.params)
-    settings = {**defaults, **section}
-    settings.update({key: getattr(args, key) for key in defaults if getattr(args, key, None) is not None})
+    """Knobs: params.yaml's `df2` section (`root`, `synth`), then the flags."""
+    from pipeline.data.deepfashion2_params import load_df2
+
+    section = load_df2(params.load(args.params), args.params)
+    settings = {"out": section.root, **asdict(section.synth)}
+    settings.update({key: getattr(args, key) for key in settings if getattr(args, key, None) is not None})
     out = settings.pop("out")
     print(f"synth-df2: {build(out, Df2SynthConfig(**settings).validate(args.params))}")
     return 0

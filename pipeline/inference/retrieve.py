@@ -39,6 +39,8 @@ def add_arguments(parser) -> None:
                         help="lowest detection score of a query item (default: %(default)s)")
     parser.add_argument("--gallery-threshold", type=float, default=0.5,
                         help="lowest detection score of a gallery item (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads; 0: torch's default, one per core (default: %(default)s)")
 
 
 @dataclass
@@ -76,22 +78,30 @@ def open_index(folder: Path, expected: dict) -> GalleryIndex | None:
 
 def build_index(folder: Path, model, reader, meta: dict, device) -> GalleryIndex:
     """Embed every detection scoring at least the threshold on the cache's shop photos; `index.json` last."""
-    from pipeline.inference.deepfashion2 import detected_items, predict_items
+    from pipeline.inference.deepfashion2 import predict_items
 
     shops = [i for i in range(len(reader)) if reader.index["source"][i] == 1]
-    items = detected_items(predict_items(model, reader, shops, device), "shop", meta["gallery_threshold"])
-    size = model.config.embedding_size
+    return write_index(folder, predict_items(model, reader, shops, device), meta, model.config.embedding_size)
+
+
+def write_index(folder: Path, images, meta: dict, size: int) -> GalleryIndex:
+    """The index of the shop photos among `images` (`deepfashion2.ImageItems`); `index.json` last."""
+    from pipeline.inference.deepfashion2 import detected_items
+
+    items = detected_items(images, "shop", meta["gallery_threshold"])
     arrays = {
         "embeddings": np.array([image.embeddings[k] for image, k in items], np.float32).reshape(-1, size),
         "image_ids": np.array([image.image_id for image, _ in items], np.int64),
         "boxes": np.array([image.boxes[k] for image, k in items], np.float64).reshape(-1, 4),
         "scores": np.array([image.scores[k] for image, k in items], np.float64),
     }
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / META).unlink(missing_ok=True)  # the old index is invalid from here on
     for name, array in arrays.items():
         with io.atomic_path(folder / f"{name}.npy", suffix=".npy") as tmp:
             np.save(tmp, array)
-    io.write_json(folder / META, {**meta, "items": len(items), "embedding_size": size, "shop_images": len(shops)})
+    shop_images = sum(image.source == "shop" for image in images)
+    io.write_json(folder / META, {**meta, "items": len(items), "embedding_size": size, "shop_images": shop_images})
     return open_index(folder, meta)
 
 
@@ -125,7 +135,6 @@ def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshol
     index = open_index(folder, meta)
     built = index is None
     if built:
-        folder.mkdir(parents=True, exist_ok=True)
         index = build_index(folder, model, reader, meta, device)
     entries = query_entries(model, reader, index, query_threshold, device)
     io.write_json(out, entries)
@@ -134,6 +143,10 @@ def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshol
 
 
 def run(args) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     summary = retrieve(Path(args.weights), Path(args.cache), Path(args.index), Path(args.out), args.query_threshold,
                        args.gallery_threshold)
     print(f"retrieve: {summary}")

@@ -138,10 +138,15 @@ class ModelEntry:
 
 
 def model_entry(params: dict, name: str, params_path: str | Path = "params.yaml") -> ModelEntry:
-    """The config file and training knobs of model `name` as params.yaml defines them."""
-    entry = (params.get("models") or {}).get(name)
+    """The config file and training knobs of model `name` as params.yaml defines them: an entry of
+    `models`, or the DeepFashion2 track's model (`df2.model`, `df2.config`, `df2.train`)."""
+    from pipeline.data.deepfashion2_params import load_df2
+
+    df2 = load_df2(params, params_path)
+    models = {**(params.get("models") or {}), df2.model: {"config": df2.config, "train": df2.train}}
+    entry = models.get(name)
     if entry is None:
-        known = ", ".join(params.get("models") or {}) or "none"
+        known = ", ".join(models)
         raise InputError(f"model {name!r} is not in params models (known: {known})", params_path)
     values = {**(params.get("train") or {}), **(entry.get("train") or {})}
     for key in ("models", "folds"):  # the DVC matrix lists live in the same section

@@ -1,7 +1,9 @@
 """`python -m pipeline train --model NAME --fold K`: train one model family on all folds but K.
 
 The model's YAML (`configs/`) and training knobs come from params.yaml's `models.<NAME>`;
-outputs go to `models/<NAME>/fold<K>/` (`pipeline.layout`): `model.pt` (final weights and a
+outputs go to `models/<NAME>/fold<K>/` (`pipeline.layout`). A Match R-CNN (`df2.model`) trains on
+DeepFashion2's train split instead (`df2.cache_dir`/train.h5), which has no folds, into
+`models/<NAME>/deepfashion2/`. Either way the folder holds `model.pt` (final weights and a
 config that needs no other file), `train.json` (summary), `last.pt` (resumable), `runs.jsonl`
 (seconds and speed of each invocation), `dvclive/`, and with `validate_every` / `keep_checkpoints`
 `best.pt` and `step<N>.pt` (model files like model.pt). With `train.processes` > 1 it starts that
@@ -17,6 +19,7 @@ import json
 import os
 import socket
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,7 +32,7 @@ SUMMARY = "train.json"
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, help="a model name under params.yaml `models`")
-    parser.add_argument("--fold", type=int, required=True, help="the validation fold to hold out")
+    parser.add_argument("--fold", type=int, help="the validation fold to hold out (not for DeepFashion2)")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (resumable later)")
     parser.add_argument("--out-dir", help="default: models/<model>/fold<K>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -94,7 +97,19 @@ def set_aside(out_dir: Path, key: str) -> None:
         print(f"{path}: another run's (key {(old or 'none')[:12]}, this run {key[:12]}): kept as {kept}")
 
 
-def validation(args, entry, model_config, reader):
+@dataclass
+class TrainingData:
+    """What a family trains on and where its run goes."""
+
+    name: str               # in messages: the model and fold
+    out_dir: Path
+    identity: dict          # the data's part of the run key
+    dataset: object         # a torch Dataset of (image, target) items
+    reader: object
+    indices: list
+
+
+def validation(args, entry, model_config, data: TrainingData):
     """The engine's `validate`: the first `validate_images` held-out images of --fold, scored as predict
     and the evaluator do; None when `validate_every` is 0."""
     import torch
@@ -106,6 +121,10 @@ def validation(args, entry, model_config, reader):
 
     if not entry.train.validate_every:
         return None
+    if model_config.family in TRAINING_DATA:
+        raise InputError(f"train.validate_every: held-out scores are for the Fashionpedia families, not "
+                         f"{model_config.family}", args.params)
+    reader = data.reader
     indices = fold_indices(reader, read_folds(folds_file(args.params)), args.fold, train=False)
     indices = indices[: entry.train.validate_images or None]
     root = params.data_root(args)
@@ -114,15 +133,52 @@ def validation(args, entry, model_config, reader):
                     model_config.attribute_threshold, kaggle_options(args), device)
 
 
-def training_data(args):
-    """(cache reader, indices of the images of every fold but --fold, the dataset's ontology)."""
+def fashionpedia_data(args, entry, model_config) -> TrainingData:
+    """The Kaggle-layout cache's images of every fold but --fold."""
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
     from pipeline.data.folds import fold_indices, folds_file, read_folds
+    from pipeline.training.config import training_augment
+    from pipeline.training.data import TrainDataset
 
+    if args.fold is None:
+        raise InputError(f"train --model {args.model} needs --fold", args.params)
     reader = open_reader(args, "train")
     indices = fold_indices(reader, read_folds(folds_file(args.params)), args.fold, train=True)
-    return reader, indices, ontology.load_for_dataset(params.data_root(args))
+    labels = ontology.load_for_dataset(params.data_root(args))
+    identity = {"cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
+                "categories": [c.id for c in labels.categories], "attributes": labels.attribute_ids.tolist()}
+    dataset = TrainDataset(reader, indices, labels, training_augment(entry.train, model_config), entry.train.seed)
+    return TrainingData(f"{args.model} fold {args.fold}", Path(args.out_dir or layout.model_dir(args.model, args.fold)),
+                        identity, dataset, reader, indices)
+
+
+def deepfashion2_data(args, entry, model_config) -> TrainingData:
+    """Every image of DeepFashion2's train split (`df2.cache_dir`/train.h5), consumer-shop pairs together."""
+    from pipeline.code_version import source_hash
+    from pipeline.data.deepfashion2_cache import Df2CacheReader
+    from pipeline.data.deepfashion2_params import load_df2
+    from pipeline.training.config import training_augment
+    from pipeline.training.df2_data import Df2TrainDataset
+
+    if args.fold is not None:
+        raise InputError(f"{args.model} trains on DeepFashion2's train split, which has no folds: drop --fold",
+                         args.params)
+    reader = Df2CacheReader(load_df2(params.load(args.params), args.params).cache("train"))
+    indices = list(range(len(reader)))
+    identity = {"cache": str(reader.attributes["fingerprint"]), "images": reader.index["image_id"].tolist(),
+                "reader": source_hash(DF2_SOURCE)}
+    dataset = Df2TrainDataset(reader, indices, training_augment(entry.train, model_config), entry.train.seed)
+    return TrainingData(f"{args.model} (DeepFashion2)", Path(args.out_dir or layout.df2_model_dir(args.model)),
+                        identity, dataset, reader, indices)
+
+
+# The DeepFashion2 reading code, in a DeepFashion2 run's key beside TRAINING_SOURCE (kept out of that one,
+# which would change every Fashionpedia run's key); dvc.yaml's train-df2 stage depends on the same files.
+DF2_SOURCE = ("data/deepfashion2_cache.py", "data/deepfashion2.py", "data/deepfashion2_params.py")
+
+# The training data of the families that do not train on the Fashionpedia cache.
+TRAINING_DATA = {"match_rcnn": deepfashion2_data}
 
 
 def run(args) -> int:
@@ -130,8 +186,7 @@ def run(args) -> int:
 
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import engine
-    from pipeline.training.config import model_entry, training_augment
-    from pipeline.training.data import TrainDataset
+    from pipeline.training.config import model_entry
 
     settings = params.load(args.params)
     entry = model_entry(settings, args.model, args.params)
@@ -143,17 +198,15 @@ def run(args) -> int:
                              f"{torch.cuda.device_count()} GPUs", args.params)
         return run_distributed(run, args, entry.train.processes)
     model_config = load_config(entry.config)
-    out_dir = Path(args.out_dir or layout.model_dir(args.model, args.fold))
+    data = TRAINING_DATA.get(model_config.family, fashionpedia_data)(args, entry, model_config)
+    out_dir = data.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    reader, indices, labels = training_data(args)
-    data = {"cache": str(reader.attributes["fingerprint"]), "images": [reader.image_ids[i] for i in indices],
-            "categories": [c.id for c in labels.categories], "attributes": labels.attribute_ids.tolist()}
     rank, world, _ = engine.distributed_setup()
-    key = run_key(model_config, entry.train, data, world)
+    key = run_key(model_config, entry.train, data.identity, world)
     if finished(out_dir, key):
         if rank == 0:
-            print(f"{args.model} fold {args.fold}: already trained (run key {key[:12]}), nothing to do -> {out_dir}")
+            print(f"{data.name}: already trained (run key {key[:12]}), nothing to do -> {out_dir}")
         return 0
     if rank == 0:
         set_aside(out_dir, key)
@@ -164,18 +217,16 @@ def run(args) -> int:
         torch.set_num_threads(entry.train.threads)
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
     model = create_model(model_config)
-    dataset = TrainDataset(reader, indices, labels, training_augment(entry.train, model_config), entry.train.seed)
-    validate = validation(args, entry, model_config, reader) if rank == 0 else None
+    validate = validation(args, entry, model_config, data) if rank == 0 else None
     start = time.perf_counter()
-    summary = engine.train(model, dataset, entry.train, out_dir, run_key=key, max_steps=args.max_steps,
+    summary = engine.train(model, data.dataset, entry.train, out_dir, run_key=key, max_steps=args.max_steps,
                            progress=not args.no_progress, validate=validate, model_info=model_info(model_config))
     seconds = time.perf_counter() - start
     if rank == 0:
         log_run(out_dir, summary, seconds, entry.train.batch_size * entry.train.accumulate * world)
         if summary["step"] >= summary["total_steps"]:
-            write_summary(out_dir, key, summary, args, images=len(indices), world=world)
-        print(f"{args.model} fold {args.fold}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s"
-              f" -> {out_dir}")
+            write_summary(out_dir, key, summary, args, images=len(data.indices), world=world)
+        print(f"{data.name}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s -> {out_dir}")
     return 0
 
 

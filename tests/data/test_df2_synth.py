@@ -88,9 +88,9 @@ def test_command_knobs_and_errors(tmp_path, capsys):
                  "--min-size", "128", "--max-size", "160"]) == 0
     assert "retrieval queries" in capsys.readouterr().out
     params = tmp_path / "params.yaml"
-    params.write_text("deepfashion2:\n  synth:\n    train_pair: 3\n")
+    params.write_text("df2:\n  synth:\n    train_pair: 3\n")
     assert main(["synth-df2", "--params", str(params), "--out", str(out)]) == 2
-    assert "deepfashion2.synth: unknown key 'train_pair'" in capsys.readouterr().err
+    assert "df2.synth: unknown key 'train_pair'" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
     assert main(["synth-df2", "--out", str(tmp_path / "other"), "--train-pairs", "1", "--validation-pairs", "1"]) == 2
