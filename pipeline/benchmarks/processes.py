@@ -43,13 +43,23 @@ def make_project(root: Path, images: int, params_file: str) -> dict:
     settings["data"]["root"] = str(data)
     settings["cache"]["dir"] = str(root / "cache")
     settings["folds"].update(k=2, out=str(root / "folds.csv"), report=str(root / "folds.json"))
-    for entry in settings["models"].values():
-        entry["config"] = str(Path(entry["config"]).resolve())
+    for name, entry in settings["models"].items():
+        entry["config"] = str(portable_copy(entry["config"], root / f"{name}.yaml"))
     (root / "params.yaml").write_text(yaml.safe_dump(settings))
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON result only
         if main(["--params", str(root / "params.yaml"), "folds"]) != 0:
             raise RuntimeError("folds failed")
     return settings
+
+
+def portable_copy(config_path: str, out: Path) -> Path:
+    """The model config without its `init` file: the pretrained values do not change the speed, and
+    the bench then runs before the `weights` stage has written the file."""
+    from pipeline.models.config import portable, to_mapping
+    from pipeline.models.factory import load_config
+
+    out.write_text(yaml.safe_dump(to_mapping(portable(load_config(config_path)))))
+    return out
 
 
 def images_per_second(root: Path, settings: dict, model: str, processes: int, batch: int, epochs: int) -> dict:

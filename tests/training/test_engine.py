@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from conftest import ROOT, write_tiny_project
+from pipeline.benchmarks.processes import portable_copy
 from pipeline.cli import main
 from pipeline.training import checkpoint, engine
 from pipeline.training.ema import EMA
@@ -141,7 +142,8 @@ def test_train_starts_its_own_ddp_processes(project, tmp_path, model):
     """
     out = tmp_path / "run"
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["models"][model]["config"]
-    command = train_command(with_train(project, tmp_path, {model: ROOT / shipped}, processes=2), out, model)
+    config = portable_copy(ROOT / shipped, tmp_path / "model.yaml")  # no `init` file: a clean clone has none
+    command = train_command(with_train(project, tmp_path, {model: config}, processes=2), out, model)
     result = subprocess.run(command, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Warning" not in result.stderr, result.stderr[-3000:]
