@@ -2,19 +2,31 @@
 
 Every row is validated; an error names the file and the line (header = line 1). With
 `on_error="skip"` bad rows are dropped and returned as a list of errors instead.
+
+`read_annotations` holds the whole file (the data stages need every image). The scoring stages
+(evaluate, report, tune) stream it instead: `index_annotations` validates it a chunk of rows at a
+time and keeps each image's id and size, `records_by_image_id` then yields one image's record at a
+time in the prediction files' order, so the masks of the real train.csv (several GB) are never all
+in memory.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
+import operator
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
-from pipeline.data import rle
+from pipeline.data import rle, sorted_csv
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 
 TRAIN_COLUMNS = ("ImageId", "EncodedPixels", "Height", "Width", "ClassId", "AttributesIds")
+CHUNK_ROWS = sorted_csv.CHUNK_ROWS  # ground-truth rows parsed at once by the streaming readers
 
 
 @dataclass
@@ -90,32 +102,112 @@ def read_annotations(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     frame = read_csv_strict(path, TRAIN_COLUMNS)
     records: dict[str, ImageRecord] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     errors: list[InputError] = []
     columns = [frame[c].tolist() for c in TRAIN_COLUMNS]
-    for line, (image_id, encoded, height, width, class_id, attributes) in enumerate(zip(*columns), 2):
+    for line, values in enumerate(zip(*columns), 2):
         try:
-            image_id = image_id.strip()
-            if not image_id:
-                raise ValueError("empty ImageId")
-            height = parse_int(height, "Height", 1)
-            width = parse_int(width, "Width", 1)
-            record = records.get(image_id)
-            if record is not None and (record.height, record.width) != (height, width):
-                raise ValueError(
-                    f"size {height}x{width} disagrees with {record.height}x{record.width} "
-                    f"given earlier for image {image_id}"
-                )
-            rle.parse(encoded, height, width)
-            instance = Instance(
-                parse_class_id(class_id, ontology), encoded.strip(), parse_attributes(attributes, ontology), line
-            )
+            image_id, height, width, instance = parse_row(values, ontology, sizes, line)
         except ValueError as error:  # RLEError is a ValueError
             error = InputError(str(error), path, line)
             if on_error == "raise":
                 raise error from None
             errors.append(error)
             continue
+        record = records.get(image_id)
         if record is None:
             record = records[image_id] = ImageRecord(image_id, height, width)
+            sizes[image_id] = (height, width)
         record.instances.append(instance)
     return list(records.values()), errors
+
+
+def parse_row(values: tuple[str, ...], ontology: Ontology, sizes: dict[str, tuple[int, int]],
+              line: int) -> tuple[str, int, int, Instance]:
+    """(ImageId, Height, Width, instance) of one row's TRAIN_COLUMNS cells; `sizes`: the size of
+    every image seen before. ValueError names what is wrong."""
+    image_id, encoded, height, width, class_id, attributes = values
+    image_id = image_id.strip()
+    if not image_id:
+        raise ValueError("empty ImageId")
+    height = parse_int(height, "Height", 1)
+    width = parse_int(width, "Width", 1)
+    known = sizes.get(image_id)
+    if known is not None and known != (height, width):
+        raise ValueError(f"size {height}x{width} disagrees with {known[0]}x{known[1]} given earlier for image {image_id}")
+    rle.parse(encoded, height, width)
+    instance = Instance(parse_class_id(class_id, ontology), encoded.strip(), parse_attributes(attributes, ontology), line)
+    return image_id, height, width, instance
+
+
+@dataclass
+class AnnotationIndex:
+    """What a ground-truth file holds per image, without its masks: read once (`index_annotations`),
+    then the records are streamed image by image (`records_by_image_id`)."""
+    path: Path
+    image_ids: list[str]              # first-appearance order: `read_annotations`'s record order
+    sizes: list[tuple[int, int]]      # (Height, Width) of each
+    in_id_order: bool                 # rows already come by ascending ImageId, each image's together
+
+    def sized_record(self, index: int) -> ImageRecord:
+        """Image `index`'s id and size only: for code that is handed the instances as a table."""
+        return ImageRecord(self.image_ids[index], *self.sizes[index])
+
+
+def index_annotations(path: str | Path, ontology: Ontology, rows: int = CHUNK_ROWS) -> AnnotationIndex:
+    """Validate every row as `read_annotations` does (InputError at the first bad one), `rows` at a
+    time, keeping each image's id and size only."""
+    sizes: dict[str, tuple[int, int]] = {}
+    in_order, last = True, ""
+    for chunk in sorted_csv.chunks(path, TRAIN_COLUMNS, rows):
+        columns = [chunk[c].tolist() for c in TRAIN_COLUMNS]
+        for line, values in zip(chunk.index + 2, zip(*columns)):
+            try:
+                image_id, height, width, _ = parse_row(values, ontology, sizes, int(line))
+            except ValueError as error:
+                raise InputError(str(error), path, int(line)) from None
+            in_order &= image_id >= last
+            last = image_id
+            sizes.setdefault(image_id, (height, width))
+    return AnnotationIndex(Path(path), list(sizes), list(sizes.values()), in_order)
+
+
+def records_by_image_id(index: AnnotationIndex, ontology: Ontology,
+                        rows: int = CHUNK_ROWS) -> Iterator[tuple[int, ImageRecord]]:
+    """(position in `index.image_ids`, record) by ascending ImageId, the order of prediction files,
+    each image's instances in file order. A file in another order is sorted on disk first (sorted
+    runs of `rows` rows, merged), so memory holds a few rows, never the file."""
+    position = {image_id: i for i, image_id in enumerate(index.image_ids)}
+    stream = _file_rows(index.path, rows) if index.in_id_order else _sorted_rows(index.path, rows)
+    for image_id, group in itertools.groupby(stream, key=operator.itemgetter(0)):
+        i = position[image_id]
+        # The rows were validated by `index_annotations`: only the values are taken here.
+        instances = [Instance(int(class_id), encoded.strip(), parse_attributes(attributes, ontology), line)
+                     for _, line, encoded, class_id, attributes in group]
+        yield i, ImageRecord(image_id, *index.sizes[i], instances)
+
+
+STREAM_COLUMNS = ["ImageId", "Line", "EncodedPixels", "ClassId", "AttributesIds"]
+MERGE_ROWS = 64  # rows read at once from each sorted run while merging
+
+
+def _file_rows(path: Path, rows: int, with_lines: bool = False) -> Iterator[tuple[str, int, str, str, str]]:
+    """(ImageId, line, EncodedPixels, ClassId, AttributesIds) of every row in file order; a sorted
+    run carries its rows' lines in its Line column."""
+    required = tuple(STREAM_COLUMNS) if with_lines else TRAIN_COLUMNS
+    for chunk in sorted_csv.chunks(path, required, rows):
+        lines = chunk["Line"].astype(int).tolist() if with_lines else (chunk.index + 2).tolist()
+        yield from zip(chunk["ImageId"].str.strip().tolist(), lines, chunk["EncodedPixels"].tolist(),
+                       chunk["ClassId"].tolist(), chunk["AttributesIds"].tolist())
+
+
+def _sorted_rows(path: Path, rows: int) -> Iterator[tuple[str, int, str, str, str]]:
+    """`_file_rows` by (ImageId, line): runs of `rows` rows sorted and written to a temporary
+    folder, then merged `MERGE_ROWS` rows of each at a time."""
+    with tempfile.TemporaryDirectory(prefix="ground-truth-runs-") as folder:
+        runs = []
+        for k, chunk in enumerate(sorted_csv.chunks(path, TRAIN_COLUMNS, rows)):
+            run = chunk.assign(ImageId=chunk["ImageId"].str.strip(), Line=chunk.index + 2)
+            runs.append(Path(folder) / f"{k}.csv")
+            run.sort_values(["ImageId", "Line"])[STREAM_COLUMNS].to_csv(runs[-1], index=False)
+        yield from heapq.merge(*(_file_rows(run, MERGE_ROWS, with_lines=True) for run in runs))

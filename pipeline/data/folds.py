@@ -44,10 +44,10 @@ def fold_indices(reader, folds: dict[str, int], fold: int, train: bool) -> list[
     return [i for i, image_id in enumerate(reader.image_ids) if (folds[image_id] != fold) == train]
 
 
-def folds_of_records(path: str | Path, records: list[ImageRecord]) -> np.ndarray:
-    """Fold of each ground-truth record (-1: an image the folds file leaves out)."""
+def folds_of_images(path: str | Path, image_ids: list[str]) -> np.ndarray:
+    """Fold of each ground-truth image (-1: an image the folds file leaves out)."""
     folds = read_folds(path)
-    return np.array([folds.get(r.image_id, -1) for r in records], np.int64)
+    return np.array([folds.get(image_id, -1) for image_id in image_ids], np.int64)
 
 
 def add_arguments(parser) -> None:

@@ -28,8 +28,8 @@ import numpy as np
 
 from pipeline import io, layout, params
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import read_annotations
-from pipeline.data.folds import folds_file, folds_of_records
+from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
+from pipeline.data.folds import folds_file, folds_of_images
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
 from pipeline.data.sorted_csv import header
 from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
@@ -65,8 +65,10 @@ class Scorer:
 
     def __init__(self, records, table: InstanceTable, probs, ontology: Ontology, metric: str,
                  options: KaggleOptions, pairs: Pairs | None = None, gt: InstanceTable | None = None):
-        """`probs`: (rows, attributes) probabilities, dense or scipy sparse; only the rows that
-        overlap a ground truth are ever read, so the others may be left out (zero)."""
+        """`records`: the images; their instances are read only when `gt` is not given (given, the
+        records may carry ids and sizes only). `probs`: (rows, attributes) probabilities, dense or
+        scipy sparse; only the rows that overlap a ground truth are ever read, so the others may be
+        left out (zero)."""
         from scipy import sparse
 
         self.records, self.table, self.ontology = records, table, ontology
@@ -241,10 +243,10 @@ def run(args) -> int:
     options = kaggle_options(args)
     gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
-    records, _ = read_annotations(gt_path, ontology)
+    index = index_annotations(gt_path, ontology)
     source = Path(cfg["predictions"])
-    table, gt, pairs, probs = matched(source, records, ontology)
-    fold_of_image = _folds(Path(cfg["folds"] or folds_file(args.params)), records)
+    table, gt, pairs, probs = matched(source, index, ontology)
+    fold_of_image = _folds(Path(cfg["folds"] or folds_file(args.params)), index.image_ids)
     predicted = np.unique(fold_of_image[table.image])
     predicted = predicted[predicted >= 0]  # images the folds file leaves out are never scored
 
@@ -255,7 +257,7 @@ def run(args) -> int:
         local, gt_local = np.full(len(table), -1), np.full(len(gt), -1)
         local[rows], gt_local[gt_rows] = np.arange(rows.size), np.arange(gt_rows.size)
         shared = pairs.select(local[pairs.pred] >= 0)
-        return ([records[i] for i in images], table.of_images(images), probs[rows], ontology, cfg["metric"], options,
+        return ([index.sized_record(i) for i in images], table.of_images(images), probs[rows], ontology, cfg["metric"], options,
                 Pairs(local[shared.pred], gt_local[shared.gt], shared.iou), gt.of_images(images))
 
     learned = {}
@@ -266,7 +268,7 @@ def run(args) -> int:
     scorer = Scorer(*subset(all_images))
     thresholds = tune(scorer, cfg)
     save(cfg["out"], thresholds)
-    scores = headlines(source, records, ontology, options, fold_of_image, predicted, learned, thresholds)
+    scores = headlines(source, index, ontology, options, fold_of_image, predicted, learned, thresholds)
     in_predicted_folds = int(np.isin(fold_of_image, predicted).sum())
     folds = [{"fold": fold, "tuned_on_images": in_predicted_folds - int((fold_of_image == fold).sum()),
               "images": int((fold_of_image == fold).sum()), "before": scores[("before", fold)],
@@ -296,17 +298,17 @@ def run(args) -> int:
     return 0
 
 
-def matched(source: Path, records, ontology: Ontology):
+def matched(source: Path, index: AnnotationIndex, ontology: Ontology):
     """(predictions, ground truth, their IoU >= 0.5 pairs, attribute probabilities) of every image,
-    read a chunk of images at a time. Masks are matched here once and then dropped: the tables
-    keep no runs, and only the rows that overlap a ground truth keep their probabilities (sparse)."""
+    read a chunk of images at a time beside the ground truth. Masks are matched here once and then
+    dropped: the tables keep no runs, and only the rows that overlap a ground truth keep their
+    probabilities (sparse)."""
     from scipy import sparse
 
     tables, gts, found, probs = [], [], [], []
     rows = gt_rows = 0
     has_scores = SCORES_COLUMN in header(source, PREDICTION_COLUMNS)
-    for images, frame, table in chunked_tables(source, records, ontology):
-        chunk_records = [records[i] for i in images]
+    for images, chunk_records, frame, table in chunked_tables(source, records_by_image_id(index, ontology), ontology):
         gt = ground_truth_table(chunk_records)
         pairs = overlapping_pairs(gt, table, [(r.height, r.width) for r in chunk_records], coco_ap.IOU_THRESHOLDS[0])
         paired = np.zeros(len(table), bool)
@@ -341,14 +343,14 @@ def _joined_tables(tables: list[InstanceTable]) -> InstanceTable:
     )
 
 
-def headlines(source: Path, records, ontology: Ontology, options: KaggleOptions, fold_of_image: np.ndarray,
+def headlines(source: Path, index: AnnotationIndex, ontology: Ontology, options: KaggleOptions, fold_of_image: np.ndarray,
               predicted: np.ndarray, learned: dict[int, Thresholds], thresholds: Thresholds) -> dict:
     """HEADLINE scores, in one pass over the file: ("before" | "after", fold) of each held-out fold
     under the thresholds learned without it, and ("before" | "after", "all") of all predicted folds'
     images under the all-data thresholds."""
     names = [("before", int(f)) for f in predicted] + [("after", f) for f in learned] + [("after", "all")]
     accumulators = {name: Accumulator(ontology, options) for name in names}
-    for images, frame, table in chunked_tables(source, records, ontology):
+    for images, records, frame, table in chunked_tables(source, records_by_image_id(index, ontology), ontology):
         chunk_folds = fold_of_image[images]
         for fold in predicted:
             local = np.flatnonzero(chunk_folds == fold)
@@ -358,9 +360,9 @@ def headlines(source: Path, records, ontology: Ontology, options: KaggleOptions,
         for name, chosen in [(("after", f), learned[f]) for f in learned] + [(("after", "all"), thresholds)]:
             local = np.flatnonzero(np.isin(chunk_folds, predicted) if name[1] == "all" else chunk_folds == name[1])
             if local.size:
-                rows = frame[frame["ImageId"].str.strip().isin({records[i].image_id for i in images[local]})]
-                kept = rows_table(apply_thresholds(rows, chosen, str(source)), [records[i] for i in images[local]],
-                                  ontology, source)
+                rows = frame[frame["ImageId"].str.strip().isin({records[j].image_id for j in local})]
+                kept = rows_table(apply_thresholds(rows, chosen, str(source)), [records[j] for j in local], ontology,
+                                  source)
                 _add(accumulators[name], records, images, local, kept, kept.line)
     # An empty accumulator first: a file without predictions has no predicted folds to pool.
     accumulators[("before", "all")] = Accumulator.merge(
@@ -374,11 +376,12 @@ def headlines(source: Path, records, ontology: Ontology, options: KaggleOptions,
 
 def _add(accumulator: Accumulator, records, images: np.ndarray, local: np.ndarray, table: InstanceTable,
          position: np.ndarray) -> None:
-    accumulator.add([records[i] for i in images[local]], table, image_index=images[local], position=position)
+    """Add the chunk's images `local` (`records`: the chunk's, `images`: their ground-truth indices)."""
+    accumulator.add([records[j] for j in local], table, image_index=images[local], position=position)
 
 
-def _folds(path: Path, records) -> np.ndarray:
+def _folds(path: Path, image_ids: list[str]) -> np.ndarray:
     """Fold per ground-truth image (-1: not in the folds file)."""
     if not path.exists():
         raise InputError("folds file not found: cross-fitting needs the folds stage's output", path)
-    return folds_of_records(path, records)
+    return folds_of_images(path, image_ids)

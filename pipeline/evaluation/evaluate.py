@@ -1,8 +1,9 @@
 """`python -m pipeline evaluate`: score a predictions CSV against a ground-truth CSV.
 
 Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file must be
-sorted by ImageId (as the pipeline writes it); it is read and scored a chunk of images at a time
-(`chunked_tables`, `Accumulator`), so memory does not grow with the file. The Kaggle score's two
+sorted by ImageId (as the pipeline writes it); it and the ground truth are read side by side and
+scored a chunk of images at a time (`records_by_image_id`, `chunked_tables`, `Accumulator`), so
+memory does not grow with either file. The Kaggle score's two
 unknowns come from params.yaml's `evaluate` section or the flags.
 """
 from __future__ import annotations
@@ -43,16 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
     from pipeline.data import ontology as ontology_lib
-    from pipeline.data.annotations import read_annotations
+    from pipeline.data.annotations import index_annotations, records_by_image_id
     from pipeline.evaluation.evaluator import Accumulator
     from pipeline.evaluation.predictions import chunked_tables
 
     options = kaggle_options(args)
     ontology = ontology_lib.load(args.labels)
-    records, _ = read_annotations(args.gt, ontology)
+    ground_truth = records_by_image_id(index_annotations(args.gt, ontology), ontology)
     accumulator = Accumulator(ontology, options)
-    for images, _, table in chunked_tables(args.pred, records, ontology):
-        accumulator.add([records[i] for i in images], table, image_index=images, position=table.line)
+    for images, records, _, table in chunked_tables(args.pred, ground_truth, ontology):
+        accumulator.add(records, table, image_index=images, position=table.line)
     evaluation = accumulator.result()
     metrics = evaluation.metrics()
     if args.out:

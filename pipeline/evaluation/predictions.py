@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -87,43 +87,51 @@ def _parse_score(value: str) -> float:
     return score
 
 
-def chunked_tables(path: str | Path, records: list[ImageRecord], ontology: Ontology,
-                   transform: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                   chunk_images: int = CHUNK_IMAGES) -> Iterator[tuple[np.ndarray, pd.DataFrame, InstanceTable]]:
+def chunked_tables(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]], ontology: Ontology,
+                   chunk_images: int = CHUNK_IMAGES) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame, InstanceTable]]:
     """Every ground-truth image with its predictions, `chunk_images` images at a time, from a file
-    sorted by ImageId (`sorted_csv`): (indices of the chunk's records, its rows as read, their table).
+    sorted by ImageId (`sorted_csv`): (the chunk's ground-truth indices, its records, its rows as
+    read, their table).
 
-    The table's `image` indexes the chunk's records, its `line` is the file's line. `transform`
-    (e.g. tuned thresholds) is applied to the rows before they are parsed. Images come in ImageId
-    order; images without predictions come too (their ground truth still counts).
+    `ground_truth`: (index, record) by ascending ImageId (`annotations.records_by_image_id`, or
+    `in_image_id_order` of records in memory); the two are walked side by side, so neither is ever
+    whole in memory. The table's `image` indexes the chunk's records, its `line` is the file's line.
+    Images without predictions come too (their ground truth still counts).
     """
     columns = header(path, PREDICTION_COLUMNS)
-    order = sorted(range(len(records)), key=lambda i: records[i].image_id)
-    index_of = {record.image_id: i for i, record in enumerate(records)}
-    images, frames, next_image = [], [], 0
-    for image_id, frame in image_groups(path, PREDICTION_COLUMNS):
-        index = index_of.get(image_id)
-        if index is None:
-            raise InputError(f"image {image_id} is not in the ground truth", path, int(frame.index[0]) + 2)
-        while order[next_image] != index:  # ground-truth images without predictions
-            images.append(order[next_image])
-            next_image += 1
+    predictions = image_groups(path, PREDICTION_COLUMNS)
+    pending = next(predictions, None)
+    images, records, frames = [], [], []
+    for index, record in ground_truth:
+        if pending is not None and pending[0] < record.image_id:
+            _not_in_ground_truth(pending, path)
+        if pending is not None and pending[0] == record.image_id:
+            frames.append(pending[1])
+            pending = next(predictions, None)
         images.append(index)
-        frames.append(frame)
-        next_image += 1
+        records.append(record)
         if len(images) >= chunk_images:
-            yield _chunk(images, frames, records, ontology, path, columns, transform)
-            images, frames = [], []
-    images += order[next_image:]
+            yield _chunk(images, records, frames, ontology, path, columns)
+            images, records, frames = [], [], []
+    if pending is not None:
+        _not_in_ground_truth(pending, path)
     if images:
-        yield _chunk(images, frames, records, ontology, path, columns, transform)
+        yield _chunk(images, records, frames, ontology, path, columns)
 
 
-def _chunk(images, frames, records, ontology, path, columns, transform):
+def in_image_id_order(records: list[ImageRecord]) -> list[tuple[int, ImageRecord]]:
+    """Records in memory as `chunked_tables` takes them: (index, record) by ascending ImageId."""
+    return sorted(enumerate(records), key=lambda pair: pair[1].image_id)
+
+
+def _not_in_ground_truth(group: tuple[str, pd.DataFrame], path) -> None:
+    image_id, frame = group
+    raise InputError(f"image {image_id} is not in the ground truth", path, int(frame.index[0]) + 2)
+
+
+def _chunk(images, records, frames, ontology, path, columns):
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=columns)
-    if transform is not None:
-        frame = transform(frame)
-    return np.array(images, np.int64), frame, rows_table(frame, [records[i] for i in images], ontology, path)
+    return np.array(images, np.int64), records, frame, rows_table(frame, records, ontology, path)
 
 
 def rows_table(frame: pd.DataFrame, records: list[ImageRecord], ontology: Ontology, path: str | Path) -> InstanceTable:

@@ -8,9 +8,9 @@ predicted folds together, and writes:
 - `plots/pr_curves.csv` + `.png`: AP_IoU precision-recall curves per supercategory (pooled);
 - `plots/per_category.csv` + `.png`: per-category AP_IoU and AP_IoU+F1 (pooled).
 Folds without any prediction are left out (a model trained on some folds only). Without a folds
-file every image is one fold. Each file (sorted by ImageId) is read once, a chunk of images at a
-time, into one `Accumulator` per fold; the pooled score merges them, so memory holds the
-detections' outcomes, not the predictions.
+file every image is one fold. Each file (sorted by ImageId) is read once beside the ground truth, a
+chunk of images at a time, into one `Accumulator` per fold; the pooled score merges them, so memory
+holds the detections' outcomes, not the predictions or the ground-truth masks.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import pandas as pd
 
 from pipeline import io, layout, params
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import read_annotations
-from pipeline.data.folds import folds_file, folds_of_records
+from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
+from pipeline.data.folds import folds_file, folds_of_images
 from pipeline.data.ontology import GROUPS
 from pipeline.errors import InputError
 from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
@@ -56,14 +56,14 @@ def run(args) -> int:
     options = kaggle_options(args)
     gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
-    records, _ = read_annotations(gt_path, ontology)
-    fold_of_image = _folds(cfg["folds"] or folds_file(args.params), records)
+    index = index_annotations(gt_path, ontology)
+    fold_of_image = _folds(cfg["folds"] or folds_file(args.params), index.image_ids)
     models = list(cfg["models"]) or sorted(p.stem for p in Path(cfg["predictions_dir"]).glob("*.csv"))
 
     report, pooled = {}, {}
     for model in models:
         path = Path(cfg["predictions_dir"]) / f"{model}.csv"
-        folds, pooled[model] = _evaluate(path, records, fold_of_image, ontology, options)
+        folds, pooled[model] = _evaluate(path, index, fold_of_image, ontology, options)
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
@@ -77,18 +77,20 @@ def run(args) -> int:
     return 0
 
 
-def _folds(path: str, records) -> np.ndarray:
+def _folds(path: str, image_ids: list[str]) -> np.ndarray:
     """Fold of each ground-truth image, -1 for images the folds file leaves out; all 0 without a file."""
     if not Path(path).exists():
-        return np.zeros(len(records), np.int64)
-    return folds_of_records(path, records)
+        return np.zeros(len(image_ids), np.int64)
+    return folds_of_images(path, image_ids)
 
 
-def _evaluate(path: Path, records, fold_of_image: np.ndarray, ontology, options) -> tuple[list[dict], Evaluation]:
-    """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass."""
+def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options
+              ) -> tuple[list[dict], Evaluation]:
+    """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass
+    over the predictions and the ground truth."""
     accumulators = {int(f): Accumulator(ontology, options) for f in np.unique(fold_of_image[fold_of_image >= 0])}
     predicted = set()
-    for images, _, table in chunked_tables(path, records, ontology):
+    for images, records, _, table in chunked_tables(path, records_by_image_id(index, ontology), ontology):
         if table.score is None:
             raise InputError("no Score column: cross-validation AP needs confidences", path, 1)
         chunk_folds = fold_of_image[images]
@@ -96,7 +98,7 @@ def _evaluate(path: Path, records, fold_of_image: np.ndarray, ontology, options)
         for fold, accumulator in accumulators.items():
             local = np.flatnonzero(chunk_folds == fold)
             if local.size:
-                accumulator.add([records[i] for i in images[local]], table.of_images(local), image_index=images[local],
+                accumulator.add([records[i] for i in local], table.of_images(local), image_index=images[local],
                                 position=table.line[np.isin(table.image, local)])
     kept = sorted(predicted - {-1})
     folds = [{"fold": f, "images": accumulators[f].images, **_headline(accumulators[f].result())} for f in kept]

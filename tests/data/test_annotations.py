@@ -1,11 +1,12 @@
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 from pipeline.cli import main
 from pipeline.data import ontology
-from pipeline.data.annotations import read_annotations
+from pipeline.data.annotations import index_annotations, read_annotations, records_by_image_id
 from pipeline.errors import InputError
 
 HEADER = "ImageId,EncodedPixels,Height,Width,ClassId,AttributesIds\n"
@@ -80,3 +81,35 @@ def test_cli_exits_2_with_one_line_and_no_traceback(tmp_path):
 def test_cli_missing_file(tmp_path, capsys):
     assert main(["folds", "--root", str(tmp_path)]) == 2
     assert "train.csv: file not found" in capsys.readouterr().err
+
+
+# Rows of image b split around a's, ids out of order: the streaming reader sorts them on disk.
+UNSORTED = "b,1 1,2,2,23,\na,1 3,4,5,0,115\nc,2 2,3,3,1,\nb,3 1,2,2,6,\"115,136\"\na,5 2,4,5,31,\n"
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5000])
+def test_streamed_records_come_by_image_id_as_read_whole(tmp_path, rows):
+    path = write(tmp_path, UNSORTED)
+    records, _ = read_annotations(path, ontology.load())
+    index = index_annotations(path, ontology.load(), rows=rows)
+    assert index.image_ids == [r.image_id for r in records] and not index.in_id_order
+    assert index.sizes == [(r.height, r.width) for r in records]
+    streamed = list(records_by_image_id(index, ontology.load(), rows=rows))
+    assert streamed == sorted(enumerate(records), key=lambda pair: pair[1].image_id)
+    assert [i.line for i in streamed[1][1].instances] == [2, 5]  # b: its file lines, in file order
+
+
+def test_a_sorted_file_is_streamed_as_it_is(tmp_path, monkeypatch):
+    path = write(tmp_path, GOOD)
+    index = index_annotations(path, ontology.load(), rows=1)
+    assert index.in_id_order
+    # No sorted runs to write for a file in ImageId order.
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", None)
+    assert [r for _, r in records_by_image_id(index, ontology.load(), rows=1)] == read_annotations(path, ontology.load())[0]
+
+
+def test_a_bad_row_in_a_later_chunk_names_file_and_line(tmp_path):
+    path = write(tmp_path, UNSORTED + "d,1 1,2,2,0,\nd,1 1,3,2,0,\n")
+    with pytest.raises(InputError, match="size 3x2 disagrees with 2x2") as caught:
+        index_annotations(path, ontology.load(), rows=2)
+    assert str(caught.value).startswith(f"{path}:8: ")

@@ -40,7 +40,7 @@ def test_chunks_in_any_order_equal_one_call(seed):
 
 def test_a_sorted_file_read_in_chunks_scores_as_the_whole_frame(tmp_path):
     from pipeline.errors import InputError
-    from pipeline.evaluation.predictions import chunked_tables
+    from pipeline.evaluation.predictions import chunked_tables, in_image_id_order
 
     records, frame = random_case(3, ONTOLOGY, images=12)
     # Some ground-truth images without any prediction, at the start, middle and end.
@@ -50,8 +50,9 @@ def test_a_sorted_file_read_in_chunks_scores_as_the_whole_frame(tmp_path):
     whole = evaluate(records, predictions_table(frame, records, ONTOLOGY), ONTOLOGY).metrics()
     accumulator = Accumulator(ONTOLOGY)
     seen = []
-    for images, _, table in chunked_tables(tmp_path / "pred.csv", records, ONTOLOGY, chunk_images=4):
-        accumulator.add([records[i] for i in images], table, image_index=images, position=table.line)
+    for images, chunk, _, table in chunked_tables(tmp_path / "pred.csv", in_image_id_order(records), ONTOLOGY,
+                                                  chunk_images=4):
+        accumulator.add(chunk, table, image_index=images, position=table.line)
         seen += images.tolist()
     assert sorted(seen) == list(range(len(records)))
     got = accumulator.result().metrics()
@@ -59,4 +60,4 @@ def test_a_sorted_file_read_in_chunks_scores_as_the_whole_frame(tmp_path):
     assert got == whole
     frame.iloc[:3].assign(ImageId="zz").to_csv(tmp_path / "unknown.csv", index=False)
     with pytest.raises(InputError, match="unknown.csv:2: image zz is not in the ground truth"):
-        list(chunked_tables(tmp_path / "unknown.csv", records, ONTOLOGY))
+        list(chunked_tables(tmp_path / "unknown.csv", in_image_id_order(records), ONTOLOGY))

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipeline.cli import main
@@ -126,3 +127,44 @@ def test_bad_input_prints_no_traceback(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {pred}:2: RLE has an odd number of values (3)"
     assert "Traceback" not in done.stderr
+
+
+def test_ground_truth_is_read_in_chunks_and_scores_as_read_whole(tmp_path, capsys, monkeypatch):
+    from pipeline.data import sorted_csv
+    from pipeline.data.annotations import read_annotations
+    from pipeline.evaluation.evaluator import evaluate
+    from pipeline.evaluation.predictions import predictions_table
+    from random_cases import ONTOLOGY, random_case
+
+    records, frame = random_case(5, ONTOLOGY, images=12)
+    rows = [(r.image_id, i.rle, r.height, r.width, i.class_id, ",".join(map(str, i.attributes)))
+            for r in records[::-1] for i in r.instances]  # not in ImageId order: sorted runs are merged
+    gt = tmp_path / "gt.csv"
+    pd.DataFrame(rows, columns=["ImageId", "EncodedPixels", "Height", "Width", "ClassId", "AttributesIds"]).to_csv(
+        gt, index=False)
+    frame.sort_values("ImageId", kind="stable").to_csv(tmp_path / "pred.csv", index=False)
+    (tmp_path / "params.yaml").write_text("{}\n")
+    records, _ = read_annotations(gt, ONTOLOGY)
+    whole = evaluate(records, predictions_table(frame, records, ONTOLOGY), ONTOLOGY).metrics()
+
+    read, chunks = [], sorted_csv.chunks
+
+    def two_rows_at_a_time(path, required, rows=sorted_csv.CHUNK_ROWS):
+        for chunk in chunks(path, required, 2):
+            read.append((Path(path).name, len(chunk)))
+            yield chunk
+
+    monkeypatch.setattr(sorted_csv, "chunks", two_rows_at_a_time)
+    assert _evaluate(gt, tmp_path / "pred.csv", "--out", str(tmp_path / "metrics.json")) == 0
+    got = json.loads((tmp_path / "metrics.json").read_text())
+    assert got.pop("kaggle") == pytest.approx(whole.pop("kaggle"), abs=1e-12)
+    assert got == json.loads(json.dumps(whole))
+    assert sum(1 for name, _ in read if name == "gt.csv") >= len(rows) // 2  # every pass by 2 rows
+    assert max(size for _, size in read) <= 2
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(gt.read_text() + f"{records[0].image_id},1 2 3,{records[0].height},{records[0].width},0,\n")
+    capsys.readouterr()
+    assert _evaluate(bad, tmp_path / "pred.csv") == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {bad}:{len(rows) + 2}: RLE has an odd number of values (3)\n"
