@@ -1,16 +1,17 @@
 """The evaluator against pycocotools' COCOeval and the official FPEval, on the same files.
 
-Builds a set the size of Fashionpedia's validation split (1,158 images, ~9k instances, ~30k scored
-predictions) in memory: portrait images of 800-1024 x 550-800 px, elliptic masks (one run per
-column, the run count of real garment masks) sized by supercategory, classes drawn with a
-Zipf-like skew that puts garment parts and shoes first, 1-6 attributes per instance of a category
-with attributes. Predictions are 1-3 jittered copies of each ground truth with perturbed
+Builds one set per `--images` size (default: the embedded run's 128 images and a 400-image case;
+Fashionpedia's validation split has 1,158 images, ~9k instances, ~30k scored predictions):
+portrait images of 800-1024 x 550-800 px, elliptic masks (one run per column, the run count of real
+garment masks) sized by supercategory, classes drawn with a Zipf-like skew that puts garment parts
+and shoes first, 1-6 attributes per instance of a category with attributes. Predictions are 1-3 jittered copies of each ground truth with perturbed
 attributes, plus unrelated masks, all with random scores.
 
-Timed: ours is the whole `python -m pipeline evaluate` command, a process of its own from start-up
-and imports to the metrics JSON, from the two CSVs (predictions sorted by ImageId). The references
-are timed from COCO-format JSON files on disk (loading, evaluate, accumulate, summarize); the
-CSV-to-JSON conversion they need is not counted, which favours them.
+Timed, per size and side by side, as whole commands, each a process of its own from start-up and
+imports: ours is `python -m pipeline evaluate` from the two CSVs (predictions sorted by ImageId) to
+the metrics JSON; each reference loads COCO-format JSON files and evaluates, accumulates and
+summarises (`reference_runners.headline`). The CSV-to-JSON conversion the references need is not
+counted, which favours them.
 """
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ RADIUS = {"outerwear": (0.15, 0.4), "accessory": (0.03, 0.12), "part": (0.01, 0.
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--images", type=int, default=1158, help="images (default: %(default)s, Fashionpedia val)")
+    parser.add_argument("--images", type=int, nargs="+", default=[128, 400],
+                        help="one case per size, timed side by side (default: %(default)s: the embedded run's "
+                             "128 training images and a 400-image case; Fashionpedia val has 1158)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-fpeval", action="store_true", help="time pycocotools only (FPEval takes minutes)")
 
@@ -105,15 +108,36 @@ def build_set(images: int, ontology: Ontology, seed: int) -> tuple[pd.DataFrame,
     return gt, predictions
 
 
-def _timed(function):
+# A reference evaluator as a command of its own, as `evaluate` is timed: start-up, its imports,
+# loading the JSON files, evaluate, accumulate, summarize; it prints its headline AP.
+REFERENCE = "import sys\nfrom pipeline.evaluation.reference_runners import headline\nprint(headline(*sys.argv[1:]))"
+
+
+def _command(argv: list[str], cwd: Path) -> tuple[str, float]:
+    """(stdout, wall seconds) of a Python process run in `cwd` (a folder without params.yaml)."""
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     start = time.perf_counter()
-    result = function()
-    return result, time.perf_counter() - start
+    done = subprocess.run([sys.executable, *argv], cwd=cwd, env=environment, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(argv[:3])} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout, seconds
 
 
 def run(args) -> dict:
     ontology = ontology_lib.load()
-    gt, predictions = build_set(args.images, ontology, args.seed)
+    return {
+        "image_size": "800-1024 x 550-800 px",
+        "timing": "whole commands, each a process of its own from start-up and imports: ours from the two "
+                  "CSVs, the references from COCO-format JSON files (the conversion is not counted)",
+        "cases": [case(images, ontology, args) for images in args.images],
+    }
+
+
+def case(images: int, ontology: Ontology, args) -> dict:
+    """One set of `images` images: the three commands side by side on the same files."""
+    gt, predictions = build_set(images, ontology, args.seed)
+    references = ("pycocotools",) if args.skip_fpeval else ("pycocotools", "fpeval")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         gt_csv, pred_csv, out = tmp / "gt.csv", tmp / "pred.csv", tmp / "metrics.json"
@@ -124,38 +148,26 @@ def run(args) -> dict:
         gt_json, results_json = tmp / "gt.json", tmp / "results.json"
         gt_json.write_text(json.dumps(dataset))
         results_json.write_text(json.dumps(results))
-        del dataset, results
+        del dataset, results, records
 
-        # The command as users run it; in the temporary folder, so that no params.yaml applies.
-        command = [sys.executable, "-m", "pipeline", "evaluate", "--gt", str(gt_csv), "--pred", str(pred_csv),
-                   "--out", str(out)]
-        environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        done, ours = _timed(lambda: subprocess.run(command, cwd=tmp, env=environment, capture_output=True, text=True))
-        if done.returncode:
-            raise RuntimeError(f"evaluate failed: {done.stderr.strip()[-500:]}")
+        _, ours = _command(["-m", "pipeline", "evaluate", "--gt", str(gt_csv), "--pred", str(pred_csv),
+                            "--out", str(out)], tmp)
         metrics = json.loads(out.read_text())
-
-        def from_files(runner):
-            return runner(json.loads(gt_json.read_text()), json.loads(results_json.read_text()))
-
-        coco, coco_seconds = _timed(lambda: from_files(reference.run_cocoeval))
-        seconds = {"ours": ours, "pycocotools": coco_seconds}
-        differences = {"ap_iou_vs_pycocotools": abs(metrics["ap_iou"] - coco.stats[0])}
-        if not args.skip_fpeval:
-            fpeval, seconds["fpeval"] = _timed(lambda: from_files(reference.run_fpeval))
-            differences["ap_iou_f1_vs_fpeval"] = abs(metrics["ap_iou_f1"] - fpeval.results["AP"])
-    result = {
-        "images": args.images,
+        seconds, headline = {"ours": ours}, {}
+        for name in references:
+            text, seconds[name] = _command(["-c", REFERENCE, name, str(gt_json), str(results_json)], tmp)
+            headline[name] = float(text.split()[-1])
+    differences = {"ap_iou_vs_pycocotools": abs(metrics["ap_iou"] - headline["pycocotools"])}
+    if "fpeval" in headline:
+        differences["ap_iou_f1_vs_fpeval"] = abs(metrics["ap_iou_f1"] - headline["fpeval"])
+    return {
+        "images": images,
         "gt_instances": len(gt),
         "predictions": len(predictions),
-        "image_size": "800-1024 x 550-800 px",
         "seconds": seconds,
-        "speedup_vs_pycocotools": seconds["pycocotools"] / seconds["ours"],
+        **{f"speedup_vs_{name}": seconds[name] / seconds["ours"] for name in references},
         "abs_difference": differences,
         "ap_iou": metrics["ap_iou"],
         "ap_iou_f1": metrics["ap_iou_f1"],
         "kaggle": metrics["kaggle"],
     }
-    if "fpeval" in seconds:
-        result["speedup_vs_fpeval"] = seconds["fpeval"] / seconds["ours"]
-    return result

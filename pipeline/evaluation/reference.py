@@ -1,17 +1,13 @@
-"""The reference evaluators on our inputs: pycocotools' COCOeval (segm) and Fashionpedia's FPEval.
+"""Our inputs for the reference evaluators, pycocotools' COCOeval (segm) and Fashionpedia's FPEval
+(`reference_runners` runs them).
 
 Used by the tests (to check the evaluator number for number) and by `bench evaluate`. The
 conversion fixes what the CSV layout leaves open: image ids 1..N in the ground truth's image order,
 annotation and result ids in file order, areas as mask pixel counts, all 46 categories and all
-ontology attributes declared. Neither reference accepts an empty result list. The runners
-consume their inputs: the references write into them.
+ontology attributes declared. Neither reference accepts an empty result list.
 """
 from __future__ import annotations
 
-import contextlib
-import io
-
-import numpy as np
 from pycocotools import mask as coco_mask
 
 from pipeline.data.annotations import ImageRecord
@@ -57,34 +53,3 @@ def _annotation(table: InstanceTable, row: int, records: list[ImageRecord]) -> d
         "segmentation": coco_rles(table, [row], record.height, record.width)[0],
         "attribute_ids": list(table.attributes[row]),
     }
-
-
-def run_cocoeval(dataset: dict, results: list):
-    """COCOeval(segm) with default parameters, evaluated, accumulated and summarised."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    return _run(COCO, COCOeval, dataset, results)
-
-
-def run_fpeval(dataset: dict, results: list):
-    """The official FPEval(segm) with default parameters, evaluated, accumulated and summarised."""
-    if "float" not in np.__dict__:
-        np.float = float  # fashionpedia 1.1 still uses the alias numpy 1.24 removed
-    from fashionpedia.fp import Fashionpedia
-    from fashionpedia.fp_eval import FPEval
-
-    return _run(Fashionpedia, FPEval, dataset, results)
-
-
-def _run(dataset_class, evaluator_class, dataset: dict, results: list):
-    """Both references modify their inputs (pass fresh ones) and print progress (swallowed)."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = dataset_class()
-        ground_truth.dataset = dataset
-        ground_truth.createIndex()
-        evaluator = evaluator_class(ground_truth, ground_truth.loadRes(results), "segm")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return evaluator

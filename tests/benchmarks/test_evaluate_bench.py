@@ -3,11 +3,14 @@ import json
 from pipeline.cli import main
 
 
-def test_bench_evaluate_times_all_three_on_the_same_files(capsys):
-    assert main(["bench", "evaluate", "--images", "4"]) == 0
+def test_bench_evaluate_times_all_three_commands_at_each_size(capsys):
+    assert main(["bench", "evaluate", "--images", "3", "5"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["images"] == 4 and result["gt_instances"] > 0 and result["predictions"] > result["gt_instances"]
-    assert set(result["seconds"]) == {"ours", "pycocotools", "fpeval"}
-    assert result["speedup_vs_fpeval"] == result["seconds"]["fpeval"] / result["seconds"]["ours"]
-    # The timings only count if all three gave the same numbers.
-    assert all(difference < 1e-9 for difference in result["abs_difference"].values())
+    assert [case["images"] for case in result["cases"]] == [3, 5]
+    for case in result["cases"]:
+        assert case["gt_instances"] > 0 and case["predictions"] > case["gt_instances"]
+        assert set(case["seconds"]) == {"ours", "pycocotools", "fpeval"}
+        assert case["speedup_vs_fpeval"] == case["seconds"]["fpeval"] / case["seconds"]["ours"]
+        # The timings only count if all three gave the same numbers.
+        assert all(difference < 1e-9 for difference in case["abs_difference"].values())
+    assert result["cases"][0]["gt_instances"] < result["cases"][1]["gt_instances"]

@@ -10,6 +10,7 @@ from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, Instance, read_annotations
 from pipeline.data.ontology import GROUPS
 from pipeline.evaluation import reference
+from pipeline.evaluation.reference_runners import run_cocoeval, run_fpeval
 from pipeline.evaluation.evaluator import evaluate
 from pipeline.evaluation.predictions import predictions_table, read_predictions
 
@@ -22,8 +23,8 @@ AREAS = ("all", "small", "medium", "large")
 def _both(records, frame, ontology):
     predictions = predictions_table(frame, records, ontology)
     ours = evaluate(records, predictions, ontology)
-    coco = reference.run_cocoeval(*reference.coco_inputs(records, predictions, ontology))
-    fpeval = reference.run_fpeval(*reference.coco_inputs(records, predictions, ontology))
+    coco = run_cocoeval(*reference.coco_inputs(records, predictions, ontology))
+    fpeval = run_fpeval(*reference.coco_inputs(records, predictions, ontology))
     return ours, coco, fpeval
 
 
