@@ -31,7 +31,7 @@ from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import TRAIN_COLUMNS, read_annotations
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
 from pipeline.evaluation import reference
-from pipeline.evaluation.predictions import read_predictions
+from pipeline.scoring.predictions import read_predictions
 
 # Most frequent first (Zipf weights 1/rank): sleeves, shoes, necklines, tops, pants, pockets, ...
 CLASS_ORDER = (31, 23, 33, 1, 6, 32, 10, 4, 35, 28, 8, 0, 29, 14, 24, 13, 7, 36, 19, 2, 9, 22, 21,

@@ -158,7 +158,7 @@ def predict_seconds(model, config, samples, ontology, device, detections: int) -
 
     from pipeline.benchmarks.inference import forced_detections
     from pipeline.benchmarks.predict import SampleReader, Stretched
-    from pipeline.inference.predict import predict
+    from pipeline.training.predict import predict
     from pipeline.models.factory import create_model
 
     forced = forced_detections(config, detections)

@@ -76,7 +76,7 @@ def stretched(masks: np.ndarray) -> np.ndarray:
 def time_inference(model, images, ontology, threshold: float) -> tuple[float, int]:
     import torch
 
-    from pipeline.inference.postprocess import rows_for_image
+    from pipeline.data.prediction_rows import rows_for_image
     from pipeline.training.data import image_to_tensor
 
     model.eval()

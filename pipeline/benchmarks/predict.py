@@ -74,7 +74,7 @@ def run(args) -> dict:
 
     from pipeline.benchmarks.inference import chosen_configs, sample_image
     from pipeline.data import ontology as ontology_lib
-    from pipeline.inference.predict import predict
+    from pipeline.training.predict import predict
     from pipeline.models.factory import create_model
 
     labels = ontology_lib.load()

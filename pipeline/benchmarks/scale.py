@@ -115,7 +115,7 @@ def build(base: Path, work: Path, repeats: int, args, rng_seed: int = 0) -> None
 
 
 def gt_size(path: Path) -> tuple[int, int]:
-    from pipeline.submission.images import image_size
+    from pipeline.data.images import image_size
 
     return image_size(path)
 

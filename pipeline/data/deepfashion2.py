@@ -57,6 +57,8 @@ DIFFICULTIES = {
     "viewpoint": ("no_wear", "frontal", "side_or_back"),
 }
 IMAGE_KEYS = ("source", "pair_id")
+# Consumer-to-shop retrieval ranks the gallery 20 deep per query item (the protocol's top-20).
+RANKS = 20
 
 
 @dataclass(frozen=True)

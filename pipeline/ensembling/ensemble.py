@@ -34,8 +34,8 @@ from pipeline.ensembling.inputs import (ImageDetections, image_detections, image
 from pipeline.ensembling.masks import iou_matrix
 from pipeline.ensembling.nms import KERNELS, greedy_nms, matrix_nms
 from pipeline.errors import InputError
-from pipeline.inference.postprocess import COLUMNS
-from pipeline.submission.images import image_size
+from pipeline.data.prediction_rows import COLUMNS
+from pipeline.data.images import image_size
 
 METHODS = ("fusion", "nms", "matrix_nms")
 DEFAULTS = {"models": [], "weights": {}, "method": "fusion", "iou_threshold": 0.5, "vote_threshold": 0.5,

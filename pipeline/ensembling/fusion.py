@@ -20,7 +20,7 @@ from pipeline.data.ontology import Ontology
 from pipeline.ensembling.inputs import ImageDetections
 from pipeline.ensembling.masks import iou_matrix, weighted_vote
 from pipeline.ensembling.nms import score_order
-from pipeline.inference.postprocess import format_attribute_scores
+from pipeline.data.prediction_rows import format_attribute_scores
 
 
 def clusters(weighted_score: np.ndarray, source: np.ndarray, iou: np.ndarray, threshold: float) -> list[np.ndarray]:

@@ -26,10 +26,10 @@ from pipeline.data.annotations import ImageRecord
 from pipeline.data.cache import split_files
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
-from pipeline.evaluation.instances import InstanceTable
-from pipeline.evaluation.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
-from pipeline.inference.postprocess import ATTRIBUTE_SCORES_COLUMN as SCORES_COLUMN
-from pipeline.inference.postprocess import parse_attribute_scores
+from pipeline.scoring.instances import InstanceTable
+from pipeline.scoring.predictions import PREDICTION_COLUMNS, SCORE_COLUMN, predictions_table
+from pipeline.data.prediction_rows import ATTRIBUTE_SCORES_COLUMN as SCORES_COLUMN
+from pipeline.data.prediction_rows import parse_attribute_scores
 
 IMAGE_FOLDERS = {"oof": "train", "test": "test"}  # ensemble split -> dataset split
 

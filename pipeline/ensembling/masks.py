@@ -11,8 +11,8 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from pipeline.data import rle
-from pipeline.evaluation.instances import InstanceTable
-from pipeline.evaluation.masks import coco_rles
+from pipeline.scoring.instances import InstanceTable
+from pipeline.scoring.masks import coco_rles
 
 
 def iou_matrix(table: InstanceTable, height: int, width: int) -> np.ndarray:

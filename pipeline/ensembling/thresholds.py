@@ -20,8 +20,8 @@ import pandas as pd
 
 from pipeline import io
 from pipeline.errors import InputError
-from pipeline.inference.postprocess import ATTRIBUTE_SCORES_COLUMN as SCORES_COLUMN
-from pipeline.inference.postprocess import parse_attribute_scores
+from pipeline.data.prediction_rows import ATTRIBUTE_SCORES_COLUMN as SCORES_COLUMN
+from pipeline.data.prediction_rows import parse_attribute_scores
 
 
 @dataclass

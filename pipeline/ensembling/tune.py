@@ -35,14 +35,13 @@ from pipeline.data.sorted_csv import header
 from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
 from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, save
 from pipeline.errors import InputError
-from pipeline.evaluation import coco_ap
-from pipeline.evaluation.attributes import attribute_matrix, set_f1
-from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
-from pipeline.evaluation.evaluator import Accumulator, evaluate
-from pipeline.evaluation.instances import InstanceTable, ground_truth_table
-from pipeline.evaluation.kaggle_score import KaggleOptions, kaggle_sums
-from pipeline.evaluation.masks import Pairs, overlapping_pairs
-from pipeline.evaluation.predictions import PREDICTION_COLUMNS, chunked_tables, rows_table
+from pipeline.scoring import coco_ap
+from pipeline.scoring.attributes import attribute_matrix, set_f1
+from pipeline.scoring.evaluator import Accumulator, evaluate
+from pipeline.scoring.instances import InstanceTable, ground_truth_table
+from pipeline.scoring.kaggle_score import KaggleOptions, add_kaggle_arguments, kaggle_options, kaggle_sums
+from pipeline.scoring.masks import Pairs, overlapping_pairs
+from pipeline.scoring.predictions import PREDICTION_COLUMNS, chunked_tables, rows_table
 
 METRICS = ("kaggle", "ap_iou_f1", "ap_iou")
 HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")

@@ -23,7 +23,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from pipeline.data.deepfashion2 import CATEGORIES, CATEGORY_BY_ID, DIFFICULTIES, NUM_SLOTS, Annotation
-from pipeline.evaluation import coco_ap
+from pipeline.scoring import coco_ap
 from pipeline.errors import InputError
 
 TASKS = ("bbox", "segm", "keypoints")

@@ -3,34 +3,16 @@
 Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file must be
 sorted by ImageId (as the pipeline writes it); it and the ground truth are read side by side and
 scored a chunk of images at a time (`records_by_image_id`, `chunked_tables`, `Accumulator`), so
-memory does not grow with either file. The Kaggle score's two
-unknowns come from params.yaml's `evaluate` section or the flags.
+memory does not grow with either file. The Kaggle score's two unknowns come from params.yaml's
+`evaluate` section or the flags (`kaggle_score.kaggle_options`).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
-from pipeline import io, params
-from pipeline.errors import InputError
-from pipeline.evaluation.kaggle_score import DENOMINATORS, THRESHOLD_RULES, KaggleOptions
-
-DEFAULTS = {"kaggle_denominator": "tp_fp_fn", "kaggle_thresholds": "strict"}
-
-
-def add_kaggle_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kaggle-denominator", choices=DENOMINATORS,
-                        help="Kaggle score per threshold: TP/(TP+FP+FN) or TP/(TP+FP) (default: params evaluate)")
-    parser.add_argument("--kaggle-thresholds", choices=THRESHOLD_RULES,
-                        help="hits need IoU/F1 > t (strict) or >= t (default: params evaluate)")
-
-
-def kaggle_options(args: argparse.Namespace) -> KaggleOptions:
-    cfg = params.section(args, "evaluate", DEFAULTS)
-    try:
-        return KaggleOptions(cfg["kaggle_denominator"], cfg["kaggle_thresholds"])
-    except ValueError as error:
-        raise InputError(f"evaluate: {error}", args.params) from None
+from pipeline import io
+from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +27,8 @@ def run(args) -> int:
     # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
     from pipeline.data import ontology as ontology_lib
     from pipeline.data.annotations import index_annotations, records_by_image_id
-    from pipeline.evaluation.evaluator import Accumulator
-    from pipeline.evaluation.predictions import chunked_tables
+    from pipeline.scoring.evaluator import Accumulator
+    from pipeline.scoring.predictions import chunked_tables
 
     options = kaggle_options(args)
     ontology = ontology_lib.load(args.labels)

@@ -12,8 +12,8 @@ from pycocotools import mask as coco_mask
 
 from pipeline.data.annotations import ImageRecord
 from pipeline.data.ontology import Ontology
-from pipeline.evaluation.instances import InstanceTable, ground_truth_table
-from pipeline.evaluation.masks import coco_rles
+from pipeline.scoring.instances import InstanceTable, ground_truth_table
+from pipeline.scoring.masks import coco_rles
 
 
 def coco_inputs(records: list[ImageRecord], predictions: InstanceTable, ontology: Ontology) -> tuple[dict, list]:

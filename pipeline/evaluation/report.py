@@ -26,9 +26,9 @@ from pipeline.data.annotations import AnnotationIndex, index_annotations, record
 from pipeline.data.folds import folds_file, folds_of_images
 from pipeline.data.ontology import GROUPS
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluate import add_kaggle_arguments, kaggle_options
-from pipeline.evaluation.evaluator import Accumulator, Evaluation
-from pipeline.evaluation.predictions import chunked_tables
+from pipeline.scoring.evaluator import Accumulator, Evaluation
+from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
+from pipeline.scoring.predictions import chunked_tables
 
 DEFAULTS = {
     "models": [],  # empty: every <predictions_dir>/*.csv

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.data.deepfashion2 import CATEGORIES, CATEGORY_BY_ID
+from pipeline.data.deepfashion2 import CATEGORIES, CATEGORY_BY_ID, RANKS
 from pipeline.errors import InputError
 from pipeline.evaluation.deepfashion2 import box_iou, group_pairs
 
 TOP_K = (1, 5, 10, 15, 20)
-RANKS = 20
 HIT_IOU = 0.5
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
-from pipeline.evaluation.retrieval import RANKS
+from pipeline.data.deepfashion2 import RANKS
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pipeline import io, layout, params
 from pipeline.data.sorted_csv import aligned_image_groups
 from pipeline.errors import InputError
-from pipeline.inference.postprocess import COLUMNS
+from pipeline.data.prediction_rows import COLUMNS
 
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True)

@@ -20,7 +20,8 @@ from pipeline import io, params
 from pipeline.data import cache, resize
 from pipeline.errors import InputError
 from pipeline.inference import overlay
-from pipeline.inference.predict import load_model, predict
+from pipeline.inference.predict import load_model
+from pipeline.training.predict import predict
 
 DEFAULTS = {"score_threshold": 0.3, "max_instances": 20, "max_size": None}
 

@@ -8,13 +8,11 @@ image's original size. params.yaml `predict.tta` sets test-time augmentation (`t
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-
-import pandas as pd
 
 from pipeline import io, layout, params
 from pipeline.errors import InputError
-from pipeline.inference.postprocess import COLUMNS, rows_for_image
 
 DEFAULTS = {"tta": {"hflip": False, "scales": [1.0], "merge_iou": 0.55, "max_detections": None},
             "batch_size": 1, "fp16": True}
@@ -53,51 +51,15 @@ def tta_config(args):
     return config_from_params({**DEFAULTS["tta"], **tta} if isinstance(tta, dict) else tta, args.params)
 
 
-def predict(model, reader, indices, ontology, attribute_threshold: float, device="cpu", tta=None,
-            batch_size: int = 1, fp16: bool = True) -> pd.DataFrame:
-    """Predictions for reader images `indices` as a DataFrame of COLUMNS sorted by ImageId; `tta`: a
-    TTAConfig or None.
-
-    `batch_size` images go through the model at once (without TTA; with it, image by image). On
-    CUDA, `fp16` runs the model under float16 autocast, and masks are pasted and thresholded on
-    the GPU (`paste_rle_tensor`): only each mask's binary window comes back to the CPU.
-    """
-    import contextlib
-
-    import torch
-
-    model.to(device)
-    on_gpu = torch.device(device).type == "cuda"
-    precision = torch.autocast("cuda", dtype=torch.float16) if on_gpu and fp16 else contextlib.nullcontext()
-    # Rows sorted by ImageId: every prediction file is, so later stages read it image by image.
-    order = sorted(indices, key=lambda i: reader.image_ids[i])
-    rows = []
-    with torch.inference_mode(), precision:
-        for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            for i, output in zip(batch, _outputs(model, reader, batch, device, tta)):
-                output = {k: v if k == "masks" and on_gpu else v.float().cpu().numpy() for k, v in output.items()}
-                rows += rows_for_image(reader.image_ids[i], output, tuple(reader.orig_sizes[i].tolist()), ontology,
-                                       attribute_threshold)
-    return pd.DataFrame(rows, columns=list(COLUMNS))
-
-
-def _outputs(model, reader, batch, device, tta) -> list[dict]:
-    from pipeline.inference.tta import predict_with_tta
-    from pipeline.training.data import image_to_tensor
-
-    images = [image_to_tensor(reader.image(i)).to(device) for i in batch]
-    if tta is None:
-        return model(images)
-    return [predict_with_tta(model, image, tta) for image in images]
-
-
 def run(args) -> int:
     import torch
 
     from pipeline.data import ontology
     from pipeline.data.cache import open_reader
     from pipeline.data.folds import fold_indices, folds_file, read_folds
+
+    from pipeline.inference.tta import predict_with_tta
+    from pipeline.training.predict import predict
 
     tta = tta_config(args)
     weights = Path(args.weights or layout.model_file(args.model, args.fold))
@@ -114,8 +76,8 @@ def run(args) -> int:
     cfg = params.section(args, "predict", DEFAULTS)
     if isinstance(cfg["batch_size"], bool) or not isinstance(cfg["batch_size"], int) or cfg["batch_size"] < 1:
         raise InputError(f"predict: batch_size must be an integer >= 1, got {cfg['batch_size']!r}", args.params)
-    frame = predict(model, reader, indices, labels, config.attribute_threshold, device, tta, int(cfg["batch_size"]),
-                    bool(cfg["fp16"]))
+    frame = predict(model, reader, indices, labels, config.attribute_threshold, device,
+                    functools.partial(predict_with_tta, config=tta), int(cfg["batch_size"]), bool(cfg["fp16"]))
     out = Path(args.out or layout.fold_predictions(args.split, args.model, args.fold))
     io.write_csv(out, frame)
     print(f"{args.model} fold {args.fold} {args.split}: {len(frame)} predictions for {len(indices)} images "

@@ -2,32 +2,17 @@
 
 The list is the test cache's (`pipeline.data.cache.split_files`): the ImageIds of
 `sample_submission.csv` when the dataset has one (Kaggle scores exactly those), else every
-`test/*.jpg`. Sizes come from the JPEG headers through PIL, which reads no pixel data, so listing
-Kaggle's 3,200 test photos takes seconds. PIL's size is the stored pixel grid, EXIF rotation
-ignored, the grid Kaggle's RLE masks refer to (as in `pipeline.data.resize`).
+`test/*.jpg`. Sizes come from the JPEG headers (`pipeline.data.images.image_size`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from pipeline.data.annotations import read_csv_strict
 from pipeline.data.cache import split_files
+from pipeline.data.images import image_size
 from pipeline.data.resize import target_size
 from pipeline.errors import InputError
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file from its header."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except FileNotFoundError:
-        raise InputError("image file not found", path) from None
-    except (UnidentifiedImageError, OSError):
-        raise InputError("cannot read the image header (corrupt, truncated or not an image)", path) from None
-    return height, width
 
 
 def submission_images(root: str | Path) -> dict[str, tuple[int, int]]:

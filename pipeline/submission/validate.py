@@ -26,7 +26,7 @@ from pipeline.data import rle
 from pipeline.data.annotations import parse_attributes, parse_class_id
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
-from pipeline.evaluation.predictions import PREDICTION_COLUMNS
+from pipeline.scoring.predictions import PREDICTION_COLUMNS
 from pipeline.submission import write
 from pipeline.submission.images import submission_images, submission_size
 

@@ -43,8 +43,8 @@ from pipeline.data.ontology import Ontology
 from pipeline.ensembling.thresholds import apply_thresholds
 from pipeline.ensembling.thresholds import load as load_thresholds
 from pipeline.errors import InputError
-from pipeline.evaluation.instances import InstanceTable
-from pipeline.evaluation.predictions import PREDICTION_COLUMNS, predictions_table
+from pipeline.scoring.instances import InstanceTable
+from pipeline.scoring.predictions import PREDICTION_COLUMNS, predictions_table
 from pipeline.submission.images import submission_images, submission_size
 
 DEFAULTS = {"predictions": str(layout.ensemble_predictions("test")), "out": "submissions/submission.csv",

@@ -116,8 +116,8 @@ def validation(args, entry, model_config, data: TrainingData):
 
     from pipeline.data import ontology
     from pipeline.data.folds import fold_indices, folds_file, read_folds
-    from pipeline.evaluation.evaluate import kaggle_options
-    from pipeline.inference.validation import held_out
+    from pipeline.scoring.kaggle_score import kaggle_options
+    from pipeline.training.validation import held_out
 
     if not entry.train.validate_every:
         return None

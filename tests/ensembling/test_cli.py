@@ -7,8 +7,8 @@ from pipeline.cli import main
 from pipeline.data.annotations import read_annotations
 from pipeline.ensembling.inputs import open_prediction_file
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluator import evaluate_frames
-from pipeline.inference.postprocess import COLUMNS
+from pipeline.scoring.evaluator import evaluate_frames
+from pipeline.data.prediction_rows import COLUMNS
 
 from ensembling_cases import HEADER, LABELS, noisy_copy, tiny_project
 

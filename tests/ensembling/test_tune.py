@@ -9,7 +9,7 @@ from pipeline.cli import main
 from pipeline.data.annotations import read_annotations
 from pipeline.ensembling import tune as tune_module
 from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, load, save
-from pipeline.evaluation.evaluator import evaluate_frames
+from pipeline.scoring.evaluator import evaluate_frames
 
 from ensembling_cases import HEADER, LABELS, noisy_copy, tiny_project
 
@@ -154,9 +154,9 @@ class FullEvaluationScorer:
     """Yesterday's scorer, kept as the reference: one whole evaluator call per candidate."""
 
     def __init__(self, records, table, probs, ontology, metric, options):
-        from pipeline.evaluation import coco_ap
-        from pipeline.evaluation.instances import ground_truth_table
-        from pipeline.evaluation.masks import overlapping_pairs
+        from pipeline.scoring import coco_ap
+        from pipeline.scoring.instances import ground_truth_table
+        from pipeline.scoring.masks import overlapping_pairs
 
         self.records, self.table, self.probs, self.ontology, self.metric, self.options = (
             records, table, probs, ontology, metric, options)
@@ -170,8 +170,8 @@ class FullEvaluationScorer:
     def __call__(self, keep, attribute_cutoffs):
         import numpy as np
 
-        from pipeline.evaluation.evaluator import evaluate
-        from pipeline.evaluation.instances import InstanceTable
+        from pipeline.scoring.evaluator import evaluate
+        from pipeline.scoring.instances import InstanceTable
 
         rows = np.flatnonzero(keep)
         renumber = np.full(len(self.table), -1)
@@ -193,8 +193,8 @@ def test_incremental_scorer_tunes_as_a_whole_evaluation_per_candidate(project, m
     import numpy as np
 
     from pipeline.ensembling.inputs import attribute_vector
-    from pipeline.evaluation.kaggle_score import KaggleOptions
-    from pipeline.evaluation.predictions import predictions_table
+    from pipeline.scoring.kaggle_score import KaggleOptions
+    from pipeline.scoring.predictions import predictions_table
 
     root, _ = project
     records, _ = read_annotations(root / "data" / "train.csv", LABELS)

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluation.evaluator import Accumulator, evaluate
-from pipeline.evaluation.predictions import predictions_table
+from pipeline.scoring.evaluator import Accumulator, evaluate
+from pipeline.scoring.predictions import predictions_table
 
 from random_cases import ONTOLOGY, random_case
 
@@ -40,7 +40,7 @@ def test_chunks_in_any_order_equal_one_call(seed):
 
 def test_a_sorted_file_read_in_chunks_scores_as_the_whole_frame(tmp_path):
     from pipeline.errors import InputError
-    from pipeline.evaluation.predictions import chunked_tables, in_image_id_order
+    from pipeline.scoring.predictions import chunked_tables, in_image_id_order
 
     records, frame = random_case(3, ONTOLOGY, images=12)
     # Some ground-truth images without any prediction, at the start, middle and end.

@@ -11,8 +11,8 @@ from pipeline.data.annotations import ImageRecord, Instance, read_annotations
 from pipeline.data.ontology import GROUPS
 from pipeline.evaluation import reference
 from pipeline.evaluation.reference_runners import run_cocoeval, run_fpeval
-from pipeline.evaluation.evaluator import evaluate
-from pipeline.evaluation.predictions import predictions_table, read_predictions
+from pipeline.scoring.evaluator import evaluate
+from pipeline.scoring.predictions import predictions_table, read_predictions
 
 from random_cases import ONTOLOGY, random_case
 

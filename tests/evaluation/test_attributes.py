@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from pipeline.evaluation.attributes import attribute_matrix, fpeval_f1, set_f1
+from pipeline.scoring.attributes import attribute_matrix, fpeval_f1, set_f1
 
 from random_cases import ONTOLOGY
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluation import coco_ap
+from pipeline.scoring import coco_ap
 
 GRID = np.round(np.arange(0.40, 1.0001, 0.05), 2)  # values on and between the thresholds
 

@@ -132,8 +132,8 @@ def test_bad_input_prints_no_traceback(tmp_path):
 def test_ground_truth_is_read_in_chunks_and_scores_as_read_whole(tmp_path, capsys, monkeypatch):
     from pipeline.data import sorted_csv
     from pipeline.data.annotations import read_annotations
-    from pipeline.evaluation.evaluator import evaluate
-    from pipeline.evaluation.predictions import predictions_table
+    from pipeline.scoring.evaluator import evaluate
+    from pipeline.scoring.predictions import predictions_table
     from random_cases import ONTOLOGY, random_case
 
     records, frame = random_case(5, ONTOLOGY, images=12)

@@ -7,9 +7,9 @@ import pytest
 
 from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, Instance
-from pipeline.evaluation.evaluator import evaluate
-from pipeline.evaluation.kaggle_score import KaggleOptions
-from pipeline.evaluation.predictions import predictions_table
+from pipeline.scoring.evaluator import evaluate
+from pipeline.scoring.kaggle_score import KaggleOptions
+from pipeline.scoring.predictions import predictions_table
 
 from random_cases import ONTOLOGY, random_case
 

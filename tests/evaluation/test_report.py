@@ -5,7 +5,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.data.annotations import TRAIN_COLUMNS, read_annotations
-from pipeline.evaluation.evaluator import evaluate_frames
+from pipeline.scoring.evaluator import evaluate_frames
 
 from random_cases import ONTOLOGY, random_case
 

@@ -14,7 +14,7 @@ from pipeline.data.cache import CacheConfig
 from pipeline.data.cache_build import build_cache
 from pipeline.data.folds import read_folds
 from pipeline.data.ontology import load as load_ontology
-from pipeline.evaluation.evaluator import evaluate_frames
+from pipeline.scoring.evaluator import evaluate_frames
 from pipeline.data.annotations import read_annotations
 
 MODEL = "attribute_mask_rcnn"

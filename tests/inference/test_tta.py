@@ -1,5 +1,6 @@
 """Test-time augmentation: identity view, flip and scale undone, merging, and real families through predict()."""
 from dataclasses import replace
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,11 +10,11 @@ import torch
 from conftest import ROOT
 from pipeline.data import rle
 from pipeline.data.ontology import load as load_ontology
+from pipeline.data.prediction_rows import COLUMNS
 from pipeline.errors import InputError
-from pipeline.inference.postprocess import COLUMNS
-from pipeline.inference.predict import predict
 from pipeline.inference.tta import TTAConfig, config_from_params, enlarged_input, predict_with_tta
 from pipeline.models.factory import create_model, load_config
+from pipeline.training.predict import predict
 
 NUM_ATTRIBUTES = 294
 
@@ -126,14 +127,14 @@ def test_a_real_family_with_flip_and_two_scales_through_predict(family):
     image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
     reader, ontology = OneImageReader(image, (96, 128)), load_ontology()  # pasted 1:1
     plain = predict(model, reader, [0], ontology, 0.5)
-    assert predict(model, reader, [0], ontology, 0.5, tta=TTAConfig()).equals(plain)
+    assert predict(model, reader, [0], ontology, 0.5, forward=partial(predict_with_tta, config=TTAConfig())).equals(plain)
     tta = TTAConfig(hflip=True, scales=[0.8, 1.25])
     with torch.inference_mode():
         merged = predict_with_tta(model, torch.from_numpy(image).permute(2, 0, 1).float() / 255, tta)
     count = len(merged["scores"])
     assert 0 < count <= 20 and merged["masks"].shape == (count, 1, 96, 128)
     assert merged["attributes"].shape == (count, NUM_ATTRIBUTES) and merged["scores"].max() <= 1
-    frame = predict(model, reader, [0], ontology, 0.5, tta=tta)
+    frame = predict(model, reader, [0], ontology, 0.5, forward=partial(predict_with_tta, config=tta))
     assert list(frame.columns) == list(COLUMNS)
     assert len(frame) == int((merged["masks"] >= 0.5).flatten(1).any(1).sum())  # empty masks are dropped
     assert frame.ClassId.between(0, 45).all() and frame.Score.between(0, 1).all()

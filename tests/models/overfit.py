@@ -12,8 +12,8 @@ from pipeline import params as params_lib
 from pipeline.data import ontology
 from pipeline.data.annotations import read_annotations
 from pipeline.data.cache_reader import CacheReader
-from pipeline.evaluation.evaluator import evaluate_frames
-from pipeline.inference.predict import predict
+from pipeline.scoring.evaluator import evaluate_frames
+from pipeline.training.predict import predict
 from pipeline.models.factory import create_model, load_config
 from pipeline.training import engine
 from pipeline.training.config import model_entry

@@ -12,7 +12,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from pipeline.data import rle
-from pipeline.evaluation.instances import InstanceTable
+from pipeline.scoring.instances import InstanceTable
 
 
 @dataclass

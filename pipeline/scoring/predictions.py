@@ -19,7 +19,7 @@ from pipeline.data.annotations import ImageRecord, parse_attributes, parse_class
 from pipeline.data.sorted_csv import header, image_groups
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
-from pipeline.evaluation.instances import InstanceTable
+from pipeline.scoring.instances import InstanceTable
 
 PREDICTION_COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds")
 SCORE_COLUMN = "Score"

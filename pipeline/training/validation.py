@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pipeline.data.annotations import ImageRecord, read_annotations
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluator import evaluate_frames
-from pipeline.evaluation.kaggle_score import KaggleOptions
-from pipeline.inference.predict import predict
+from pipeline.scoring.evaluator import evaluate_frames
+from pipeline.scoring.kaggle_score import KaggleOptions
+from pipeline.training.predict import predict
 
 SCORES = ("ap_iou", "ap_iou_50", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
 

@@ -13,12 +13,12 @@ import pandas as pd
 
 from pipeline.data.annotations import ImageRecord
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, GROUPS, Ontology
-from pipeline.evaluation import coco_ap
-from pipeline.evaluation.attributes import attribute_matrix, fpeval_f1, set_f1
-from pipeline.evaluation.instances import InstanceTable, ground_truth_table
-from pipeline.evaluation.kaggle_score import KaggleOptions, kaggle_sums
-from pipeline.evaluation.masks import Pairs, overlapping_pairs
-from pipeline.evaluation.predictions import predictions_table
+from pipeline.scoring import coco_ap
+from pipeline.scoring.attributes import attribute_matrix, fpeval_f1, set_f1
+from pipeline.scoring.instances import InstanceTable, ground_truth_table
+from pipeline.scoring.kaggle_score import KaggleOptions, kaggle_sums
+from pipeline.scoring.masks import Pairs, overlapping_pairs
+from pipeline.scoring.predictions import predictions_table
 
 AREAS = tuple(coco_ap.AREA_RANGES)
 IOU_50, IOU_75 = 0, 5  # positions of 0.50 and 0.75 in the IoU thresholds
