@@ -70,6 +70,19 @@ def split_files(root: str | Path, split: str) -> tuple[Path, Path | None]:
     raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
 
 
+def file_digest(path: str | Path, digest=None):
+    """`digest` (default a new SHA-256) updated with a file's bytes, read a MiB at a time; InputError
+    if the file is missing. Call `.hexdigest()` on the result for the file's own hash."""
+    digest = hashlib.sha256() if digest is None else digest
+    try:
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise InputError("file not found", path) from None
+    return digest
+
+
 def fingerprint(root: str | Path, split: str, config: CacheConfig) -> str:
     """Hash of the split's CSV bytes, its image files' names and sizes, `config`, the format and
     the code that writes the cache (`CACHE_SOURCE`: comments and docstrings do not count).
@@ -81,12 +94,7 @@ def fingerprint(root: str | Path, split: str, config: CacheConfig) -> str:
     digest.update(json.dumps({"format": FORMAT_VERSION, "split": split, **config.identity(),
                               "code": source_hash(CACHE_SOURCE)}).encode())
     if csv_path is not None:
-        try:
-            with open(csv_path, "rb") as stream:
-                for block in iter(lambda: stream.read(1 << 20), b""):
-                    digest.update(block)
-        except FileNotFoundError:
-            raise InputError("file not found", csv_path) from None
+        file_digest(csv_path, digest)
     if not image_dir.is_dir():
         raise InputError("image folder not found", image_dir)
     with os.scandir(image_dir) as entries:

@@ -53,9 +53,9 @@ class GalleryIndex:
 
 def identity(weights: Path, reader, gallery_threshold: float) -> dict:
     """What an index depends on: the model file's bytes, the cache and the gallery threshold."""
-    from pipeline.training.train import file_digest
+    from pipeline.data.cache import file_digest
 
-    return {"format": INDEX_FORMAT, "model_sha256": file_digest(weights),
+    return {"format": INDEX_FORMAT, "model_sha256": file_digest(weights).hexdigest(),
             "cache_fingerprint": str(reader.attributes["fingerprint"]), "gallery_threshold": gallery_threshold}
 
 

@@ -38,30 +38,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    return digest.hexdigest()
-
-
 def run_key(model_config, train_config, data: dict, world: int) -> str:
     """Hash of what changes the trained weights: the model config (files by content), the weight
     knobs, the data (`data`: cache fingerprint, images, label ids), the global batch layout and
     the training source code. Paths, worker counts, logging and checkpoint intervals are not in it.
     """
     from pipeline.code_version import source_hash
+    from pipeline.data.cache import file_digest
     from pipeline.models.config import FILE_KEYS, to_mapping
     from pipeline.training.config import TRAINING_SOURCE
 
     model = to_mapping(model_config)
     for key in FILE_KEYS:
         if model[key] is not None:
-            model[key] = {"sha256": file_digest(model[key])}
+            model[key] = {"sha256": file_digest(model[key]).hexdigest()}
     return hashlib.sha256(json.dumps({
         "model": model, "train": train_config.weight_knobs(), "data": data,
         "processes": world,  # the sampler splits an epoch over the processes

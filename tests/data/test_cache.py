@@ -345,3 +345,18 @@ def test_on_error_skip_leaves_bad_rows_out_and_reports_them(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped" in err and "train.csv:3:" in err and "1 bad row(s) skipped" in err
     assert CacheReader(out / "train.h5")[0].class_ids.tolist() == [0, 31]
+
+
+def test_file_digest_hashes_the_bytes_in_blocks_and_feeds_a_given_digest(tmp_path):
+    import hashlib
+
+    from pipeline.data.cache import file_digest
+
+    path = tmp_path / "weights.bin"
+    data = bytes(range(256)) * 8193  # more than two 1 MiB blocks
+    path.write_bytes(data)
+    assert file_digest(path).hexdigest() == hashlib.sha256(data).hexdigest()
+    fed = hashlib.sha256(b"prefix")
+    assert file_digest(path, fed) is fed and fed.hexdigest() == hashlib.sha256(b"prefix" + data).hexdigest()
+    with pytest.raises(InputError, match="file not found"):
+        file_digest(tmp_path / "missing.bin")
