@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.data.annotations import ImageRecord, read_annotations
+from pipeline.data.annotations import ImageRecord, index_annotations, records_by_image_id
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.evaluator import evaluate_frames
@@ -36,9 +36,13 @@ class HeldOut:
 
 def held_out(reader, indices: list[int], ground_truth_csv, ontology: Ontology, attribute_threshold: float,
              kaggle_options: KaggleOptions, device: str) -> HeldOut:
-    """A HeldOut of reader images `indices`, with their records read from `ground_truth_csv`."""
-    records = {record.image_id: record for record in read_annotations(ground_truth_csv, ontology)[0]}
+    """A HeldOut of reader images `indices`, with their records read from `ground_truth_csv` (streamed:
+    only those images' records are kept, not the whole file's)."""
     image_ids = [reader.image_ids[i] for i in indices]
+    wanted = set(image_ids)
+    index = index_annotations(ground_truth_csv, ontology)
+    records = {record.image_id: record for _, record in records_by_image_id(index, ontology)
+               if record.image_id in wanted}
     missing = [image_id for image_id in image_ids if image_id not in records]
     if missing:
         raise InputError(f"image {missing[0]} of the cache is not in the ground truth", ground_truth_csv)
