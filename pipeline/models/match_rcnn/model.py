@@ -22,7 +22,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from pipeline.data.deepfashion2 import CATEGORIES
 from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform, letterbox_placement
-from pipeline.models.backbones import TimmFPN
+from pipeline.models.backbones import TimmFPN, normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.match_rcnn.heads import LandmarkPredictor, MatchHead, MatchRoIHeads, spread_landmarks
 
@@ -155,8 +155,7 @@ class MatchRCNN(MaskRCNN):
             mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
             mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
         )
-        self.transform = LandmarkTransform(c.min_size, c.max_size, self.transform.image_mean, self.transform.image_std,
-                                           c.letterbox)
+        self.transform = LandmarkTransform(c.min_size, c.max_size, *normalisation(c.backbone), c.letterbox)
         landmark_layers = (c.landmark_head_channels,) * c.landmark_head_layers
         self.roi_heads = MatchRoIHeads(
             self.roi_heads,
