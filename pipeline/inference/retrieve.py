@@ -118,8 +118,9 @@ def query_entries(model, reader, index: GalleryIndex, query_threshold: float, de
     return retrieval_entries(queries, ranked, index.image_ids, index.boxes)
 
 
-def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,
-             gallery_threshold: float) -> str:
+def open_match_rcnn(weights: Path, cache: Path, command: str):
+    """(model, config, cache reader, device) of a command running a match_rcnn model file over a
+    DeepFashion2 cache; a model of another family is an input error naming `command`."""
     import torch
 
     from pipeline.data.deepfashion2_cache import Df2CacheReader
@@ -127,9 +128,13 @@ def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshol
 
     model, config = load_model(weights)
     if config.family != "match_rcnn":
-        raise InputError(f"retrieve needs a match_rcnn model, not {config.family}", weights)
-    reader = Df2CacheReader(cache)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+        raise InputError(f"{command} needs a match_rcnn model, not {config.family}", weights)
+    return model, config, Df2CacheReader(cache), "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,
+             gallery_threshold: float) -> str:
+    model, _, reader, device = open_match_rcnn(weights, cache, "retrieve")
     start = time.perf_counter()
     meta = identity(weights, reader, gallery_threshold)
     index = open_index(folder, meta)

@@ -62,11 +62,15 @@ class MatchRCNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.num_classes != len(CATEGORIES):
-            raise ValueError(f"num_classes must be {len(CATEGORIES)} (DeepFashion2's categories own the 294 "
-                             f"landmark slots), not {self.num_classes}")
-        if self.pair_negatives_per_positive < 1:
-            raise ValueError(f"pair_negatives_per_positive must be at least 1, not {self.pair_negatives_per_positive}")
+        problems = [
+            (self.num_classes != len(CATEGORIES), f"num_classes must be {len(CATEGORIES)} (DeepFashion2's categories "
+                                                  f"own the 294 landmark slots), not {self.num_classes}"),
+            (self.pair_negatives_per_positive < 1,
+             f"pair_negatives_per_positive must be at least 1, not {self.pair_negatives_per_positive}"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
 
     @property
     def loss_weights(self) -> dict[str, float]:
