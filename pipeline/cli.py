@@ -26,7 +26,8 @@ COMMANDS = (
      "Train one model family on all folds but one (a DeepFashion2 model: on its train split)."),
     ("predict", "pipeline.inference.predict", "Scored predictions of one fold's model on out-of-fold or test images."),
     ("infer", "pipeline.inference.infer",
-     "Predict photos with trained model(s): instance listing, overlay PNG and CSV per photo."),
+     "Predict photos with trained model(s): instance listing, overlay PNG and CSV per photo (a Match R-CNN: "
+     "landmarks drawn, items as JSON, shop matches from a gallery index)."),
     ("predict-df2", "pipeline.inference.predict_df2",
      "The DeepFashion2 model on the validation split: official bbox/segm/keypoints results, gallery index."),
     ("retrieve", "pipeline.inference.retrieve",

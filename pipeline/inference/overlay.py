@@ -1,4 +1,5 @@
-"""Instances drawn on their image: semi-transparent coloured masks, outlines and a text label each.
+"""Instances drawn on their image: semi-transparent coloured masks, outlines, landmarks as dots and a
+text label each.
 
 Used by `infer` for predictions and by the notebooks for ground truth, so both look alike: a
 category keeps its colour everywhere, which makes predictions and ground truth easy to compare.
@@ -22,11 +23,13 @@ LABEL_ATTRIBUTES = 3  # attribute names shown in a label; the printed listing ha
 
 @dataclass
 class Instance:
-    """One instance to draw: a {0,1} mask at the image's size and the text to write on it."""
+    """One instance to draw: a {0,1} mask at the image's size, the text to write on it and, for
+    DeepFashion2 items, the (K, 2) x, y of the landmarks to mark."""
 
     mask: np.ndarray
     class_id: int
     label: str
+    landmarks: np.ndarray | None = None
 
 
 def category_colour(class_id: int) -> tuple[int, int, int]:
@@ -69,7 +72,10 @@ def draw(image: np.ndarray, instances: Sequence[Instance]) -> np.ndarray:
         canvas[mask] = (canvas[mask] * (1 - MASK_OPACITY) + colour * MASK_OPACITY).astype(np.uint8)
         contours, _ = cv2.findContours(np.ascontiguousarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(canvas, contours, -1, tuple(int(c) for c in colour), thickness, cv2.LINE_AA)
-    for instance in reversed(instances):  # labels after all masks, so no mask covers a label
+    for instance in reversed(instances):  # dots after all masks, so no mask covers a landmark
+        if instance.landmarks is not None:
+            draw_landmarks(canvas, instance.landmarks, category_colour(instance.class_id), thickness + 1)
+    for instance in reversed(instances):  # labels after all masks and dots
         put_label(canvas, instance)
     return canvas
 
@@ -88,8 +94,21 @@ def put_label(canvas: np.ndarray, instance: Instance) -> None:
     y = int(max(rows[0], text_height + baseline))
     colour = category_colour(instance.class_id)
     cv2.rectangle(canvas, (x, y - text_height - baseline), (x + text_width, y), colour, cv2.FILLED)
-    ink = (0, 0, 0) if 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 128 else (255, 255, 255)
-    cv2.putText(canvas, instance.label, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, weight, cv2.LINE_AA)
+    cv2.putText(canvas, instance.label, (x, y - baseline), cv2.FONT_HERSHEY_SIMPLEX, scale, ink(colour), weight,
+                cv2.LINE_AA)
+
+
+def draw_landmarks(canvas: np.ndarray, points: np.ndarray, colour: tuple[int, int, int], radius: int) -> None:
+    """(K, 2) x, y `points` as dots of `colour`, ringed in black or white (whichever stands out) so that
+    they show on their own mask, which has the same colour."""
+    for x, y in np.round(points).astype(int).tolist():
+        cv2.circle(canvas, (x, y), radius + 1, ink(colour), cv2.FILLED, cv2.LINE_AA)
+        cv2.circle(canvas, (x, y), radius, colour, cv2.FILLED, cv2.LINE_AA)
+
+
+def ink(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black on light colours, white on dark ones."""
+    return (0, 0, 0) if 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 128 else (255, 255, 255)
 
 
 def write_png(path, image: np.ndarray) -> None:

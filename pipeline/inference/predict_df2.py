@@ -20,19 +20,10 @@ def add_arguments(parser) -> None:
 
 
 def predict(weights: Path, cache: Path, out: Path, gallery_threshold: float) -> str:
-    import torch
-
-    from pipeline.data.deepfashion2_cache import Df2CacheReader
-    from pipeline.errors import InputError
     from pipeline.inference.deepfashion2 import detection_results, predict_items
-    from pipeline.inference.predict import load_model
-    from pipeline.inference.retrieve import identity, write_index
+    from pipeline.inference.retrieve import identity, open_match_rcnn, write_index
 
-    model, config = load_model(weights)
-    if config.family != "match_rcnn":
-        raise InputError(f"predict-df2 needs a match_rcnn model, not {config.family}", weights)
-    reader = Df2CacheReader(cache)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, config, reader, device = open_match_rcnn(weights, cache, "predict-df2")
     start = time.perf_counter()
     images = predict_items(model, reader, range(len(reader)), device)
     results = detection_results(images)

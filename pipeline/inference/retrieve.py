@@ -11,6 +11,7 @@ are then ranked against the whole gallery by the match network's similarity: exh
 matrix products over blocks of the memory-mapped gallery (`deepfashion2.rank_gallery`), since the
 learned similarity w . (a - b)^2 is no metric a nearest-neighbour library could index as it is.
 The output is the official retrieval results JSON that `evaluate-df2 --task retrieval` reads.
+`infer --gallery-index DIR` queries the same index with single photos (`read_index`, `top_matches`).
 """
 from __future__ import annotations
 
@@ -67,13 +68,69 @@ def open_index(folder: Path, expected: dict) -> GalleryIndex | None:
         return None
     if {k: meta.get(k) for k in expected} != expected:
         return None
+    return index_arrays(folder, meta)
+
+
+def index_arrays(folder: Path, meta: dict) -> GalleryIndex | None:
+    """The arrays of the index in `folder`, memory-mapped, when they are as `meta` (its index.json) says."""
     try:
         arrays = {name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in ARRAYS}
     except (FileNotFoundError, ValueError):
         return None
-    if any(len(a) != meta["items"] for a in arrays.values()):
+    if any(len(a) != meta.get("items") for a in arrays.values()) or arrays["embeddings"].shape[1:] != (
+            meta.get("embedding_size"),):
         return None
     return GalleryIndex(**arrays)
+
+
+def read_index(folder: Path, weights: Path, embedding_size: int) -> GalleryIndex:
+    """The index in `folder` for queries by the model file `weights` (infer): an index that is missing,
+    malformed, or built by another model or for embeddings of another size is an input error."""
+    from pipeline.training.train import file_digest
+
+    path = folder / META
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError("no gallery index here (retrieve and predict-df2 write one)", path) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"not valid JSON ({error})", path) from None
+    meta = meta if isinstance(meta, dict) else {}
+    problems = [
+        (meta.get("format") != INDEX_FORMAT, f"not a gallery index of format {INDEX_FORMAT}"),
+        (meta.get("embedding_size") != embedding_size,
+         f"embeddings of size {meta.get('embedding_size')}, the model's are {embedding_size}: another model built it"),
+        (meta.get("model_sha256") != file_digest(weights), f"built by another model file, not {weights}"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise InputError(message, path)
+    index = index_arrays(folder, meta)
+    if index is None:
+        raise InputError(f"the arrays ({', '.join(f'{a}.npy' for a in ARRAYS)}) are missing or not as index.json "
+                         "says", folder)
+    return index
+
+
+def top_matches(similarity, queries: np.ndarray, index: GalleryIndex, k: int) -> list[list[dict]]:
+    """The `k` gallery items most similar to each query embedding, best first: image_id, item (the
+    detection's number in its shop photo, from 1, best scored first, as the index lists them), box
+    (original image pixels) and similarity (the match network's probability of the same product)."""
+    import torch
+
+    from pipeline.inference.deepfashion2 import rank_gallery
+
+    if not len(index.embeddings):
+        return [[] for _ in queries]
+    ids, matches = index.image_ids, []
+    for query, rows in zip(queries, rank_gallery(similarity, queries, index.embeddings, k)):
+        gallery = torch.from_numpy(np.array(index.embeddings[rows], np.float32))
+        with torch.no_grad():
+            probabilities = similarity(torch.from_numpy(query[None]), gallery)[0].sigmoid().tolist()
+        matches.append([{"image_id": int(ids[row]), "item": int((ids[:row] == ids[row]).sum()) + 1,
+                         "box": index.boxes[row].tolist(), "similarity": probability}
+                        for row, probability in zip(rows.tolist(), probabilities)])
+    return matches
 
 
 def build_index(folder: Path, model, reader, meta: dict, device) -> GalleryIndex:
@@ -118,8 +175,9 @@ def query_entries(model, reader, index: GalleryIndex, query_threshold: float, de
     return retrieval_entries(queries, ranked, index.image_ids, index.boxes)
 
 
-def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,
-             gallery_threshold: float) -> str:
+def open_match_rcnn(weights: Path, cache: Path, command: str):
+    """(model, config, cache reader, device) of a command running a match_rcnn model file over a
+    DeepFashion2 cache; a model of another family is an input error naming `command`."""
     import torch
 
     from pipeline.data.deepfashion2_cache import Df2CacheReader
@@ -127,9 +185,13 @@ def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshol
 
     model, config = load_model(weights)
     if config.family != "match_rcnn":
-        raise InputError(f"retrieve needs a match_rcnn model, not {config.family}", weights)
-    reader = Df2CacheReader(cache)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+        raise InputError(f"{command} needs a match_rcnn model, not {config.family}", weights)
+    return model, config, Df2CacheReader(cache), "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,
+             gallery_threshold: float) -> str:
+    model, _, reader, device = open_match_rcnn(weights, cache, "retrieve")
     start = time.perf_counter()
     meta = identity(weights, reader, gallery_threshold)
     index = open_index(folder, meta)

@@ -66,6 +66,9 @@ def test_random_model_writes_rows_and_overlay_at_the_photo_size(random_model, tm
         assert f"{photo} ({size[1]}x{size[0]}): {len(rows)} instances" in printed
 
 
+FAKE_CONFIG = SimpleNamespace(family="attribute_mask_rcnn", attribute_threshold=0.5)
+
+
 class FakeModel(torch.nn.Module):
     """Two fixed detections on whatever it is given; remembers the input's size."""
 
@@ -87,7 +90,7 @@ class FakeModel(torch.nn.Module):
 
 def test_printed_names_scores_and_size_handling(tmp_path, monkeypatch, capsys):
     fake = FakeModel()
-    monkeypatch.setattr(infer, "load_model", lambda path: (fake, SimpleNamespace(attribute_threshold=0.5)))
+    monkeypatch.setattr(infer, "load_model", lambda path: (fake, FAKE_CONFIG))
     photo = write_photo(tmp_path / "photo.jpg", 100, 200)
     assert main(["infer", str(photo), "--weights", "any.pt", "--out", str(tmp_path / "out"), "--max-size", "64"]) == 0
     assert fake.input_size == (32, 64)  # shrunk as the cache shrinks: longest side 64
@@ -104,7 +107,7 @@ def test_printed_names_scores_and_size_handling(tmp_path, monkeypatch, capsys):
 
 def test_several_weights_are_fused(tmp_path, monkeypatch, capsys):
     models = {"a.pt": FakeModel(0.9), "b.pt": FakeModel(0.5)}
-    monkeypatch.setattr(infer, "load_model", lambda path: (models[path], SimpleNamespace(attribute_threshold=0.5)))
+    monkeypatch.setattr(infer, "load_model", lambda path: (models[path], FAKE_CONFIG))
     photo = write_photo(tmp_path / "photo.jpg", 100, 200)
     assert main(["infer", str(photo), "--weights", "a.pt", "b.pt", "--out", str(tmp_path)]) == 0
     rows = read_rows(tmp_path / "photo.csv")

@@ -63,11 +63,12 @@ NORMALISATION = {
     "attribute_mask_rcnn": lambda m: (m.transform.image_mean, m.transform.image_std),
     "effdet_mask": lambda m: (m.letterbox.mean.flatten().tolist(), m.letterbox.std.flatten().tolist()),
     "fashionformer": lambda m: (m.mean.flatten().tolist(), m.std.flatten().tolist()),
+    "match_rcnn": lambda m: (m.transform.image_mean, m.transform.image_std),
 }
 
 
 @pytest.mark.parametrize("name", ["attribute_mask_rcnn_lite0", "effdet_mask_d0_lite0", "fashionformer_lite0",
-                                  "attribute_mask_rcnn_regnetx002"])
+                                  "attribute_mask_rcnn_regnetx002", "match_rcnn_lite0", "match_rcnn_lite0_192"])
 def test_images_are_normalised_as_the_backbone_was_pretrained(name):
     config = portable(load_config(ROOT / "configs" / f"{name}.yaml"))
     mean, std = NORMALISATION[config.family](create_model(config))

@@ -33,16 +33,15 @@ class AttributeHead(nn.Module):
         return self.logits(torch.relu(self.hidden(representation)))
 
 
-class AttributeRoIHeads(RoIHeads):
-    """torchvision's box and mask heads, unchanged, plus `AttributeHead` on the box representation."""
+class GraftedRoIHeads(RoIHeads):
+    """torchvision's box and mask heads, unchanged, with room for more heads on the same RoIs.
 
-    def __init__(
-        self,
-        heads: RoIHeads,
-        attribute_head: AttributeHead,
-        attribute_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        attribute_loss_weight: float = 1.0,
-    ):
+    The parent's forward keeps the RoIs it samples in training and their matches to itself; this
+    class remembers them, so that a subclass's `extra_losses` can train its heads on them.
+    Subclasses define `extra_losses` (training) and `extend_detections` (inference).
+    """
+
+    def __init__(self, heads: RoIHeads):
         """Take over the parts and settings of `heads` as `MaskRCNN` built them."""
         super().__init__(
             heads.box_roi_pool,
@@ -60,13 +59,9 @@ class AttributeRoIHeads(RoIHeads):
             heads.mask_head,
             heads.mask_predictor,
         )
-        self.attribute_head = attribute_head
-        self.attribute_loss = attribute_loss
-        self.attribute_loss_weight = attribute_loss_weight
         self._samples = None
 
     def select_training_samples(self, proposals, targets):
-        # The parent's forward keeps the sampled RoIs and their matches to itself; remember them.
         samples = super().select_training_samples(proposals, targets)
         self._samples = samples
         return samples
@@ -74,18 +69,49 @@ class AttributeRoIHeads(RoIHeads):
     def forward(self, features, proposals, image_shapes, targets=None):
         result, losses = super().forward(features, proposals, image_shapes, targets)
         if self.training:
-            sampled_proposals, matched_idxs, labels, _ = self._samples
-            self._samples = None
-            rois, attribute_targets = _annotated_positives(sampled_proposals, matched_idxs, labels, targets)
-            logits = self._attribute_logits(features, rois, image_shapes)
-            loss = self.attribute_loss(logits, torch.cat(attribute_targets))
-            losses["loss_attributes"] = self.attribute_loss_weight * loss
+            samples, self._samples = self._samples, None
+            losses.update(self.extra_losses(features, samples, image_shapes, targets))
         else:
-            boxes = [r["boxes"] for r in result]
-            probabilities = self._attribute_logits(features, boxes, image_shapes).sigmoid()
-            for r, p in zip(result, probabilities.split([len(b) for b in boxes])):
-                r["attributes"] = p
+            self.extend_detections(features, result, image_shapes)
         return result, losses
+
+    def extra_losses(self, features, samples, image_shapes, targets) -> dict[str, torch.Tensor]:
+        """The added heads' losses; `samples`: the parent's (RoIs, matched ground-truth indices, labels,
+        regression targets) per image."""
+        raise NotImplementedError
+
+    def extend_detections(self, features, result, image_shapes) -> None:
+        """Add the added heads' outputs to each image's detections in `result`."""
+        raise NotImplementedError
+
+
+class AttributeRoIHeads(GraftedRoIHeads):
+    """torchvision's box and mask heads, unchanged, plus `AttributeHead` on the box representation."""
+
+    def __init__(
+        self,
+        heads: RoIHeads,
+        attribute_head: AttributeHead,
+        attribute_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        attribute_loss_weight: float = 1.0,
+    ):
+        super().__init__(heads)
+        self.attribute_head = attribute_head
+        self.attribute_loss = attribute_loss
+        self.attribute_loss_weight = attribute_loss_weight
+
+    def extra_losses(self, features, samples, image_shapes, targets):
+        sampled_proposals, matched_idxs, labels, _ = samples
+        rois, attribute_targets = _annotated_positives(sampled_proposals, matched_idxs, labels, targets)
+        logits = self._attribute_logits(features, rois, image_shapes)
+        loss = self.attribute_loss(logits, torch.cat(attribute_targets))
+        return {"loss_attributes": self.attribute_loss_weight * loss}
+
+    def extend_detections(self, features, result, image_shapes):
+        boxes = [r["boxes"] for r in result]
+        probabilities = self._attribute_logits(features, boxes, image_shapes).sigmoid()
+        for r, p in zip(result, probabilities.split([len(b) for b in boxes])):
+            r["attributes"] = p
 
     def _attribute_logits(self, features, boxes, image_shapes) -> torch.Tensor:
         pooled = self.box_roi_pool(features, boxes, image_shapes)

@@ -50,6 +50,36 @@ class AttributeMaskRCNNConfig(ModelConfig):
     letterbox: int = 0
 
 
+def mask_rcnn_arguments(config: AttributeMaskRCNNConfig) -> dict:
+    """torchvision `MaskRCNN` keyword arguments, besides the backbone, from the fields Attribute-Mask R-CNN
+    and Match R-CNN share: resizing, anchors, RPN, box and mask RoI pools, heads and predictors."""
+    c = config
+    mask_layers = (c.mask_head_channels,) * c.mask_head_layers
+    return dict(
+        min_size=c.min_size,
+        max_size=c.max_size,
+        rpn_anchor_generator=AnchorGenerator(
+            tuple((size,) for size in c.anchor_sizes), (c.anchor_aspect_ratios,) * len(c.anchor_sizes)
+        ),
+        rpn_pre_nms_top_n_train=c.rpn_proposals_train,
+        rpn_post_nms_top_n_train=c.rpn_proposals_train,
+        rpn_pre_nms_top_n_test=c.rpn_proposals_test,
+        rpn_post_nms_top_n_test=c.rpn_proposals_test,
+        rpn_batch_size_per_image=c.rpn_batch_size_per_image,
+        box_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=7, sampling_ratio=2),
+        box_head=TwoMLPHead(c.fpn_channels * 7 * 7, c.box_representation_size),
+        box_predictor=FastRCNNPredictor(c.box_representation_size, c.num_classes + 1),
+        box_score_thresh=c.score_threshold,
+        box_nms_thresh=c.nms_threshold,
+        box_detections_per_img=c.detections_per_image,
+        box_batch_size_per_image=c.roi_batch_size_per_image,
+        box_positive_fraction=c.roi_positive_fraction,
+        mask_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.mask_roi_size, sampling_ratio=2),
+        mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
+        mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
+    )
+
+
 class AttributeMaskRCNN(MaskRCNN):
     """`model(images, targets)` -> losses in training; `model(images)` -> detections in eval.
 
@@ -61,33 +91,7 @@ class AttributeMaskRCNN(MaskRCNN):
 
     def __init__(self, config: AttributeMaskRCNNConfig):
         c = config
-        backbone = TimmFPN(c.backbone, c.fpn_channels, c.backbone_norm_frozen)
-        box_pool = MultiScaleRoIAlign(FEATURE_LEVELS, output_size=7, sampling_ratio=2)
-        mask_layers = (c.mask_head_channels,) * c.mask_head_layers
-        super().__init__(
-            backbone,
-            min_size=c.min_size,
-            max_size=c.max_size,
-            rpn_anchor_generator=AnchorGenerator(
-                tuple((size,) for size in c.anchor_sizes), (c.anchor_aspect_ratios,) * len(c.anchor_sizes)
-            ),
-            rpn_pre_nms_top_n_train=c.rpn_proposals_train,
-            rpn_post_nms_top_n_train=c.rpn_proposals_train,
-            rpn_pre_nms_top_n_test=c.rpn_proposals_test,
-            rpn_post_nms_top_n_test=c.rpn_proposals_test,
-            rpn_batch_size_per_image=c.rpn_batch_size_per_image,
-            box_roi_pool=box_pool,
-            box_head=TwoMLPHead(c.fpn_channels * 7 * 7, c.box_representation_size),
-            box_predictor=FastRCNNPredictor(c.box_representation_size, c.num_classes + 1),
-            box_score_thresh=c.score_threshold,
-            box_nms_thresh=c.nms_threshold,
-            box_detections_per_img=c.detections_per_image,
-            box_batch_size_per_image=c.roi_batch_size_per_image,
-            box_positive_fraction=c.roi_positive_fraction,
-            mask_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.mask_roi_size, sampling_ratio=2),
-            mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
-            mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
-        )
+        super().__init__(TimmFPN(c.backbone, c.fpn_channels, c.backbone_norm_frozen), **mask_rcnn_arguments(c))
         # torchvision's resizing with the backbone's own normalisation; ground-truth masks resized and
         # predictions pasted without shifts.
         self.transform = SubpixelMaskTransform(c.min_size, c.max_size, *normalisation(c.backbone), c.letterbox)

@@ -24,6 +24,7 @@ from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads, heatmaps_to_keypoints, keypoints_to_heatmap
 
 from pipeline.data.deepfashion2 import CATEGORIES, NUM_SLOTS
+from pipeline.models.attribute_mask_rcnn.heads import GraftedRoIHeads
 
 MAX_LANDMARKS = max(c.landmarks for c in CATEGORIES)
 # Indexed by torchvision's label (= DeepFashion2 category_id 1..13; row 0, background, unused).
@@ -141,42 +142,25 @@ def sample_pairs(shop: torch.Tensor, pair_ids: torch.Tensor, styles: torch.Tenso
     return consumer_rows[chosen], shop_rows[chosen], positive[chosen].float()
 
 
-class MatchRoIHeads(RoIHeads):
+class MatchRoIHeads(GraftedRoIHeads):
     """torchvision's box and mask heads, unchanged, plus the landmark stream and the match network."""
 
     def __init__(self, heads: RoIHeads, landmark_roi_pool, landmark_head: nn.Module,
                  landmark_predictor: LandmarkPredictor, match_roi_pool, match_head: MatchHead,
                  negatives_per_positive: int):
-        """Take over the parts and settings of `heads` as `MaskRCNN` built them."""
-        super().__init__(
-            heads.box_roi_pool, heads.box_head, heads.box_predictor,
-            heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
-            heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
-            heads.box_coder.weights, heads.score_thresh, heads.nms_thresh, heads.detections_per_img,
-            heads.mask_roi_pool, heads.mask_head, heads.mask_predictor,
-        )
+        super().__init__(heads)
         # Not torchvision's keypoint attributes: the parent would run its own 294-slot keypoint branch.
         self.landmark_roi_pool, self.landmark_head, self.landmark_predictor = (
             landmark_roi_pool, landmark_head, landmark_predictor)
         self.match_roi_pool, self.match_head = match_roi_pool, match_head
         self.negatives_per_positive = negatives_per_positive
-        self._samples = None
 
-    def select_training_samples(self, proposals, targets):
-        # The parent's forward keeps the sampled RoIs and their matches to itself; remember them.
-        samples = super().select_training_samples(proposals, targets)
-        self._samples = samples
-        return samples
+    def extra_losses(self, features, samples, image_shapes, targets):
+        sampled, matched_idxs, labels, _ = samples
+        return {"loss_landmarks": self._landmark_loss(features, sampled, matched_idxs, labels, image_shapes, targets),
+                "loss_pair": self._pair_loss(features, image_shapes, targets)}
 
-    def forward(self, features, proposals, image_shapes, targets=None):
-        result, losses = super().forward(features, proposals, image_shapes, targets)
-        if self.training:
-            sampled, matched_idxs, labels, _ = self._samples
-            self._samples = None
-            losses["loss_landmarks"] = self._landmark_loss(features, sampled, matched_idxs, labels, image_shapes,
-                                                           targets)
-            losses["loss_pair"] = self._pair_loss(features, image_shapes, targets)
-            return result, losses
+    def extend_detections(self, features, result, image_shapes):
         boxes = [r["boxes"] for r in result]
         labels = torch.cat([r["labels"] for r in result])
         counts = [len(b) for b in boxes]
@@ -185,7 +169,6 @@ class MatchRoIHeads(RoIHeads):
         for r, b, logits, e in zip(result, boxes, landmarks.split(counts), embeddings.split(counts)):
             r["landmarks"] = landmarks_from_heatmaps(logits, b)
             r["embeddings"] = e
-        return result, losses
 
     def _landmark_logits(self, features, boxes, labels, image_shapes) -> torch.Tensor:
         pooled = self.landmark_roi_pool(features, boxes, image_shapes)

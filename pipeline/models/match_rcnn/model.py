@@ -14,19 +14,15 @@ from dataclasses import dataclass
 
 import torch
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
 from pipeline.data.deepfashion2 import CATEGORIES
+from pipeline.models.attribute_mask_rcnn.model import FEATURE_LEVELS, mask_rcnn_arguments
 from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform, letterbox_placement
-from pipeline.models.backbones import TimmFPN
+from pipeline.models.backbones import TimmFPN, normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.match_rcnn.heads import LandmarkPredictor, MatchHead, MatchRoIHeads, spread_landmarks
-
-FEATURE_LEVELS = ["0", "1", "2", "3"]  # the FPN levels RoIs are pooled from (strides 4..32)
 
 
 @dataclass(frozen=True)
@@ -66,11 +62,15 @@ class MatchRCNNConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.num_classes != len(CATEGORIES):
-            raise ValueError(f"num_classes must be {len(CATEGORIES)} (DeepFashion2's categories own the 294 "
-                             f"landmark slots), not {self.num_classes}")
-        if self.pair_negatives_per_positive < 1:
-            raise ValueError(f"pair_negatives_per_positive must be at least 1, not {self.pair_negatives_per_positive}")
+        problems = [
+            (self.num_classes != len(CATEGORIES), f"num_classes must be {len(CATEGORIES)} (DeepFashion2's categories "
+                                                  f"own the 294 landmark slots), not {self.num_classes}"),
+            (self.pair_negatives_per_positive < 1,
+             f"pair_negatives_per_positive must be at least 1, not {self.pair_negatives_per_positive}"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise ValueError(message)
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -129,34 +129,8 @@ class MatchRCNN(MaskRCNN):
 
     def __init__(self, config: MatchRCNNConfig):
         c = config
-        backbone = TimmFPN(c.backbone, c.fpn_channels, c.backbone_norm_frozen)
-        mask_layers = (c.mask_head_channels,) * c.mask_head_layers
-        super().__init__(
-            backbone,
-            min_size=c.min_size,
-            max_size=c.max_size,
-            rpn_anchor_generator=AnchorGenerator(
-                tuple((size,) for size in c.anchor_sizes), (c.anchor_aspect_ratios,) * len(c.anchor_sizes)
-            ),
-            rpn_pre_nms_top_n_train=c.rpn_proposals_train,
-            rpn_post_nms_top_n_train=c.rpn_proposals_train,
-            rpn_pre_nms_top_n_test=c.rpn_proposals_test,
-            rpn_post_nms_top_n_test=c.rpn_proposals_test,
-            rpn_batch_size_per_image=c.rpn_batch_size_per_image,
-            box_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=7, sampling_ratio=2),
-            box_head=TwoMLPHead(c.fpn_channels * 7 * 7, c.box_representation_size),
-            box_predictor=FastRCNNPredictor(c.box_representation_size, c.num_classes + 1),
-            box_score_thresh=c.score_threshold,
-            box_nms_thresh=c.nms_threshold,
-            box_detections_per_img=c.detections_per_image,
-            box_batch_size_per_image=c.roi_batch_size_per_image,
-            box_positive_fraction=c.roi_positive_fraction,
-            mask_roi_pool=MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.mask_roi_size, sampling_ratio=2),
-            mask_head=MaskRCNNHeads(c.fpn_channels, mask_layers, dilation=1),
-            mask_predictor=MaskRCNNPredictor(mask_layers[-1], mask_layers[-1], c.num_classes + 1),
-        )
-        self.transform = LandmarkTransform(c.min_size, c.max_size, self.transform.image_mean, self.transform.image_std,
-                                           c.letterbox)
+        super().__init__(TimmFPN(c.backbone, c.fpn_channels, c.backbone_norm_frozen), **mask_rcnn_arguments(c))
+        self.transform = LandmarkTransform(c.min_size, c.max_size, *normalisation(c.backbone), c.letterbox)
         landmark_layers = (c.landmark_head_channels,) * c.landmark_head_layers
         self.roi_heads = MatchRoIHeads(
             self.roi_heads,
