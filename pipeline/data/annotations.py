@@ -134,9 +134,11 @@ def parse_row(values: tuple[str, ...], ontology: Ontology, sizes: dict[str, tupl
     width = parse_int(width, "Width", 1)
     known = sizes.get(image_id)
     if known is not None and known != (height, width):
-        raise ValueError(f"size {height}x{width} disagrees with {known[0]}x{known[1]} given earlier for image {image_id}")
+        raise ValueError(f"size {height}x{width} disagrees with {known[0]}x{known[1]} given earlier "
+                         f"for image {image_id}")
     rle.parse(encoded, height, width)
-    instance = Instance(parse_class_id(class_id, ontology), encoded.strip(), parse_attributes(attributes, ontology), line)
+    instance = Instance(parse_class_id(class_id, ontology), encoded.strip(), parse_attributes(attributes, ontology),
+                        line)
     return image_id, height, width, instance
 
 

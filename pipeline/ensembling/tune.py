@@ -256,8 +256,8 @@ def run(args) -> int:
         local, gt_local = np.full(len(table), -1), np.full(len(gt), -1)
         local[rows], gt_local[gt_rows] = np.arange(rows.size), np.arange(gt_rows.size)
         shared = pairs.select(local[pairs.pred] >= 0)
-        return ([index.sized_record(i) for i in images], table.of_images(images), probs[rows], ontology, cfg["metric"], options,
-                Pairs(local[shared.pred], gt_local[shared.gt], shared.iou), gt.of_images(images))
+        return ([index.sized_record(i) for i in images], table.of_images(images), probs[rows], ontology, cfg["metric"],
+                options, Pairs(local[shared.pred], gt_local[shared.gt], shared.iou), gt.of_images(images))
 
     learned = {}
     for fold in predicted if predicted.size > 1 else ():  # one fold: nothing to tune on but itself
@@ -342,8 +342,9 @@ def _joined_tables(tables: list[InstanceTable]) -> InstanceTable:
     )
 
 
-def headlines(source: Path, index: AnnotationIndex, ontology: Ontology, options: KaggleOptions, fold_of_image: np.ndarray,
-              predicted: np.ndarray, learned: dict[int, Thresholds], thresholds: Thresholds) -> dict:
+def headlines(source: Path, index: AnnotationIndex, ontology: Ontology, options: KaggleOptions,
+              fold_of_image: np.ndarray, predicted: np.ndarray, learned: dict[int, Thresholds],
+              thresholds: Thresholds) -> dict:
     """HEADLINE scores, in one pass over the file: ("before" | "after", fold) of each held-out fold
     under the thresholds learned without it, and ("before" | "after", "all") of all predicted folds'
     images under the all-data thresholds."""

@@ -86,7 +86,7 @@ def index_arrays(folder: Path, meta: dict) -> GalleryIndex | None:
 def read_index(folder: Path, weights: Path, embedding_size: int) -> GalleryIndex:
     """The index in `folder` for queries by the model file `weights` (infer): an index that is missing,
     malformed, or built by another model or for embeddings of another size is an input error."""
-    from pipeline.training.train import file_digest
+    from pipeline.data.cache import file_digest
 
     path = folder / META
     try:
@@ -100,7 +100,8 @@ def read_index(folder: Path, weights: Path, embedding_size: int) -> GalleryIndex
         (meta.get("format") != INDEX_FORMAT, f"not a gallery index of format {INDEX_FORMAT}"),
         (meta.get("embedding_size") != embedding_size,
          f"embeddings of size {meta.get('embedding_size')}, the model's are {embedding_size}: another model built it"),
-        (meta.get("model_sha256") != file_digest(weights), f"built by another model file, not {weights}"),
+        (meta.get("model_sha256") != file_digest(weights).hexdigest(),
+         f"built by another model file, not {weights}"),
     ]
     for bad, message in problems:
         if bad:
