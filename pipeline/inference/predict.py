@@ -76,8 +76,10 @@ def run(args) -> int:
     cfg = params.section(args, "predict", DEFAULTS)
     if isinstance(cfg["batch_size"], bool) or not isinstance(cfg["batch_size"], int) or cfg["batch_size"] < 1:
         raise InputError(f"predict: batch_size must be an integer >= 1, got {cfg['batch_size']!r}", args.params)
-    frame = predict(model, reader, indices, labels, config.attribute_threshold, device,
-                    functools.partial(predict_with_tta, config=tta), int(cfg["batch_size"]), bool(cfg["fp16"]))
+    # A single plain view goes through the model `batch_size` images at a time; TTA image by image.
+    forward = None if tta.views() == [(1.0, False)] else functools.partial(predict_with_tta, config=tta)
+    frame = predict(model, reader, indices, labels, config.attribute_threshold, device, forward,
+                    int(cfg["batch_size"]), bool(cfg["fp16"]))
     out = Path(args.out or layout.fold_predictions(args.split, args.model, args.fold))
     io.write_csv(out, frame)
     print(f"{args.model} fold {args.fold} {args.split}: {len(frame)} predictions for {len(indices)} images "

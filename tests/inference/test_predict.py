@@ -15,6 +15,7 @@ from pipeline.data.cache_build import build_cache
 from pipeline.data.folds import read_folds
 from pipeline.data.ontology import load as load_ontology
 from pipeline.scoring.evaluator import evaluate_frames
+from pipeline.training import predict as training_predict
 from pipeline.data.annotations import read_annotations
 
 MODEL = "attribute_mask_rcnn"
@@ -69,9 +70,18 @@ def test_batched_prediction_writes_the_same_file(trained, monkeypatch, tmp_path)
         predict = {"tta": {"hflip": False, "scales": [1.0]}, "batch_size": batch_size}
         (tmp_path / f"{batch_size}.yaml").write_text(yaml.safe_dump({**yaml.safe_load(params.read_text()),
                                                                       "predict": predict}))
+    calls = []  # (images in the model call, plain call without TTA) per call
+    outputs = training_predict._outputs
+
+    def counted(model, reader, batch, device, forward):
+        calls.append((len(batch), forward is None))
+        return outputs(model, reader, batch, device, forward)
+
+    monkeypatch.setattr(training_predict, "_outputs", counted)
     for path, out in ((tmp_path / "1.yaml", "one.csv"), (tmp_path / "2.yaml", "two.csv")):
         assert main(["--params", str(path), "predict", "--model", MODEL, "--fold", "0", "--split", "test",
                      "--out", str(tmp_path / out)]) == 0
+    assert calls == [(1, True), (1, True), (2, True)]  # 2 test images: one by one, then both at once
     one, two = read(tmp_path / "one.csv"), read(tmp_path / "two.csv")
     assert len(one) > 0 and one.ImageId.tolist() == sorted(one.ImageId)
     assert two.drop(columns="Score").equals(one.drop(columns="Score"))
