@@ -28,6 +28,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from pipeline.data import deepfashion2 as df2
+from pipeline.data.images import image_size
 from pipeline.evaluation import df2_reference
 
 TASKS = ("bbox", "segm", "keypoints")
@@ -97,7 +98,7 @@ def write_set(root: Path, images: int, seed: int) -> tuple[Path, Path, Path]:
         for _ in range(int(rng.integers(2, 7))):
             results.append(result_near(rng, image_id, random_item(rng, height, width), height, width, 30))
     annotations = df2.read_annotations(root / "annos")
-    sizes = [df2.image_size(df2.image_path(root / "image", a.image_id)) for a in annotations]
+    sizes = [image_size(df2.image_path(root / "image", a.image_id)) for a in annotations]
     (root / "gt_coco.json").write_text(json.dumps(df2.to_coco(annotations, sizes)))
     (root / "results.json").write_text(json.dumps(results))
     return root / "annos", root / "gt_coco.json", root / "results.json"

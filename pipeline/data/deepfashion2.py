@@ -228,20 +228,6 @@ def image_path(image_dir: str | Path, image_id: int) -> Path:
     return Path(image_dir) / f"{image_id:06d}.jpg"
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the image header (the annotations do not hold it)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except FileNotFoundError:
-        raise InputError("image file not found", path) from None
-    except (OSError, UnidentifiedImageError) as error:
-        raise InputError(f"cannot read image ({error})", path) from None
-    return height, width
-
-
 def slot_keypoints(item: Item, visible_only: bool = False) -> list[float]:
     """The item's landmarks in its category's block of the 294 slots, zeros elsewhere (882 floats);
     `visible_only` zeroes the occluded (v = 1) ones too."""

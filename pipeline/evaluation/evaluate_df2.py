@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline import io
 from pipeline.data import deepfashion2 as df2
+from pipeline.data.images import image_size
 from pipeline.errors import InputError
 from pipeline.evaluation import deepfashion2, retrieval
 
@@ -38,7 +39,7 @@ def evaluate_detection(task: str, annos: str | Path, results_path: str | Path, i
     sizes = None
     if task == "segm":
         image_dir = Path(images) if images else Path(annos).parent / "image"
-        sizes = [df2.image_size(df2.image_path(image_dir, a.image_id)) for a in annotations]
+        sizes = [image_size(df2.image_path(image_dir, a.image_id)) for a in annotations]
     ground_truth = deepfashion2.GroundTruth.from_annotations(annotations, sizes, visible_only)
     results = deepfashion2.read_results(df2.load_json(Path(results_path)), results_path, ground_truth, task)
     metrics = deepfashion2.evaluate(ground_truth, results, task).metrics()

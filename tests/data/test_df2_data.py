@@ -14,6 +14,7 @@ from pipeline.data import resize
 from pipeline.data.cache import CacheConfig
 from pipeline.data.cache_reader import UnusableCache
 from pipeline.data.deepfashion2_cache import Df2CacheReader, build_cache, fingerprint
+from pipeline.data.images import image_size
 from pipeline.errors import InputError
 
 
@@ -131,7 +132,7 @@ def test_cache_holds_every_field_at_cache_resolution(example, tmp_path, max_size
     assert len(reader) == len(annotations)
     for i, annotation in enumerate(annotations):
         sample = reader[i]
-        orig_size = df2.image_size(df2.image_path(example / "image", annotation.image_id))
+        orig_size = image_size(df2.image_path(example / "image", annotation.image_id))
         size = resize.target_size(*orig_size, max_size)
         scale = np.array([size[1] / orig_size[1], size[0] / orig_size[0]])
         assert sample.image.shape == (*size, 3) and sample.orig_size == orig_size
@@ -207,8 +208,8 @@ def test_a_fashionpedia_cache_is_refused(tmp_path):
 
 
 def test_image_size_reads_the_header(tmp_path):
-    Image.new("RGB", (30, 20)).save(tmp_path / "000001.jpg")
-    assert df2.image_size(tmp_path / "000001.jpg") == (20, 30)
-    (tmp_path / "000002.jpg").write_bytes(b"not a jpeg")
-    with pytest.raises(InputError, match="cannot read image"):
-        df2.image_size(tmp_path / "000002.jpg")
+    Image.new("RGB", (30, 20)).save(df2.image_path(tmp_path, 1))
+    assert image_size(df2.image_path(tmp_path, 1)) == (20, 30)
+    df2.image_path(tmp_path, 2).write_bytes(b"not a jpeg")
+    with pytest.raises(InputError, match="cannot read the image header"):
+        image_size(df2.image_path(tmp_path, 2))

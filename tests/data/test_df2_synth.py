@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.data import deepfashion2 as df2
+from pipeline.data.images import image_size
 from pipeline.data import deepfashion2_scene as scene
 from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
 
@@ -54,7 +55,7 @@ def test_the_dataset_reads_back_in_the_official_layout(dataset):
         sources = [a.source for a in annotations]
         assert sources == sorted(sources, key=("user", "shop").index)  # consumer photos first
         for annotation in annotations:
-            assert df2.image_size(df2.image_path(dataset / split / "image", annotation.image_id))
+            assert image_size(df2.image_path(dataset / split / "image", annotation.image_id))
             viewpoints = {item.difficulty[3] for item in annotation.items}
             assert viewpoints <= ({1} if annotation.source == "shop" else {2, 3})
         shop = [a for a in annotations if a.source == "shop"]

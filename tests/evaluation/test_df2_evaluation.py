@@ -8,6 +8,7 @@ from pycocotools.cocoeval import COCOeval
 
 from pipeline.cli import main
 from pipeline.data import deepfashion2 as df2
+from pipeline.data.images import image_size
 from pipeline.evaluation import deepfashion2, df2_reference
 from df2_cases import in_branch, random_case
 
@@ -59,7 +60,7 @@ def test_example_breakdowns_are_complete(example, capsys):
 
 def test_conversion_equals_the_official_gt_coco(example):
     annotations = df2.read_annotations(example / "annos")
-    sizes = [df2.image_size(df2.image_path(example / "image", a.image_id)) for a in annotations]
+    sizes = [image_size(df2.image_path(example / "image", a.image_id)) for a in annotations]
     converted = json.loads(json.dumps(df2.to_coco(annotations, sizes)))
     assert converted == json.loads((example / "gt_coco.json").read_text())
 
