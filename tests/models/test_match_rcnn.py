@@ -218,13 +218,30 @@ def test_pairs_are_consumer_shop_with_same_pair_id_and_style():
 
 def test_similarity_matrix_equals_the_pairwise_similarity_net():
     torch.manual_seed(0)
-    head = MatchHead(8, 8, 4, 16)
+    head = MatchHead(16, 8, 4)
     queries, gallery = torch.randn(5, 16), torch.randn(7, 16)
     matrix = head.logit_matrix(queries, gallery)
     pairwise = head.pair_logits(queries.repeat_interleave(7, 0), gallery.repeat(5, 1)).view(5, 7)
     assert torch.allclose(matrix, pairwise, atol=1e-4)
     ranked = rank_gallery(head.logit_matrix, queries.numpy(), gallery.numpy(), ranks=4, block=3)
     assert np.array_equal(ranked, torch.argsort(pairwise, dim=1, descending=True, stable=True)[:, :4].numpy())
+
+
+@pytest.mark.parametrize("scale", [-3.0, 0.0, 3.0])
+def test_similarity_is_a_weighted_distance_whatever_the_weights(scale):
+    """Whatever the fc's parameters, the logit falls as two items move apart in any dimension, so an
+    item is its own best match."""
+    torch.manual_seed(0)
+    head = MatchHead(16, 8, 4)
+    with torch.no_grad():
+        head.similarity.weight.copy_(torch.randn(1, 16) * scale)
+    items = torch.randn(9, 16)
+    matrix = head.logit_matrix(items, items)
+    assert torch.equal(matrix.argmax(dim=1), torch.arange(9))
+    assert (head.distance_weights() < 0).all()
+    moved = items.clone()
+    moved[:, 3] += 1.0
+    assert (head.pair_logits(items, moved) < head.pair_logits(items, items)).all()
 
 
 def test_pair_loss_decreases(tiny_config):
@@ -235,7 +252,7 @@ def test_pair_loss_decreases(tiny_config):
     features = {name: torch.randn(2, channels, 32 // 2**k, 40 // 2**k) for k, name in enumerate(["0", "1", "2", "3"])}
     _, targets = consumer_and_shop()
     targets[1]["styles"] = torch.tensor([1, 2])  # two shop products: one match, one negative per consumer item
-    optimizer = torch.optim.AdamW(heads.match_head.parameters(), lr=1e-2)
+    optimizer = torch.optim.AdamW(heads.match_head.parameters(), lr=2e-3)  # train.lr
     values = []
     for _ in range(15):
         loss = heads._pair_loss(features, [(128, 160)] * 2, targets)

@@ -12,6 +12,10 @@ Match network (the paper's MN): a feature extractor (4 convs, global average poo
 on each item's RoI features, and a similarity net: (a - b)^2 -> fc -> sigmoid, the probability
 that two items are the same product. Training embeds the ground-truth items and scores the
 consumer-shop pairs of the batch with binary cross-entropy: positives share pair_id and style > 0.
+Two choices make what it learns hold for products it never saw, which on the embedded set
+(a few hundred pairs) ranked them at chance without them: the fc's output is a residual on the
+pooled RoI feature, starting at zero, and the similarity fc's weights are held negative, so the
+logit is a bias minus a weighted squared distance.
 
 Everything runs inside `RoIHeads.forward`, in the resized image frame, before boxes are scaled back.
 """
@@ -103,27 +107,38 @@ def landmarks_from_heatmaps(logits: torch.Tensor, boxes: torch.Tensor) -> torch.
 class MatchHead(nn.Module):
     """MN's feature extractor (4 convs, pooling, fc) and its similarity net ((a - b)^2, fc, sigmoid)."""
 
-    def __init__(self, in_channels: int, channels: int, layers: int, embedding_size: int):
+    def __init__(self, in_channels: int, channels: int, layers: int):
         super().__init__()
         convs = []
         for k in range(layers):
             convs += [nn.Conv2d(in_channels if k == 0 else channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*convs)
-        self.embed = nn.Linear(channels, embedding_size)
-        self.similarity = nn.Linear(embedding_size, 1)
+        self.embed = nn.Linear(channels, in_channels)
+        nn.init.zeros_(self.embed.weight)
+        nn.init.zeros_(self.embed.bias)
+        self.similarity = nn.Linear(in_channels, 1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) RoI features -> (N, embedding_size) item features."""
-        return self.embed(self.convs(features).mean(dim=(2, 3)))
+        """(N, C, S, S) RoI features -> (N, C) item features: the pooled RoI feature plus the fc's residual.
+
+        The fc starts at zero, so training starts from the distance between pooled (pretrained) features,
+        which already tells garments apart by colour and texture, and learns corrections to it."""
+        return features.mean(dim=(2, 3)) + self.embed(self.convs(features).mean(dim=(2, 3)))
+
+    def distance_weights(self) -> torch.Tensor:
+        """The fc's weights on (a - b)^2, held negative (-softplus of the parameter): items closer in any
+        dimension are more alike. A free sign lets a few training pairs reward difference in some
+        dimensions, a rule that holds only for the training products."""
+        return -F.softplus(self.similarity.weight[0])
 
     def pair_logits(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Similarity logits of the pairs (a[i], b[i])."""
-        return self.similarity((a - b) ** 2)[:, 0]
+        return (a - b) ** 2 @ self.distance_weights() + self.similarity.bias[0]
 
     def logit_matrix(self, queries: torch.Tensor, gallery: torch.Tensor) -> torch.Tensor:
         """(Q, G) similarity logits of every query against every gallery item, without (Q, G, D) tensors:
         w . (a - b)^2 = w . a^2 - 2 (w * a) . b + w . b^2."""
-        w, bias = self.similarity.weight[0], self.similarity.bias[0]
+        w, bias = self.distance_weights(), self.similarity.bias[0]
         return (queries**2 @ w)[:, None] - 2 * (queries * w) @ gallery.T + (gallery**2 @ w)[None] + bias
 
 

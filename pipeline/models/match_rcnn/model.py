@@ -50,7 +50,6 @@ class MatchRCNNConfig(ModelConfig):
     match_head_channels: int = 256
     match_head_layers: int = 4
     match_roi_size: int = 14
-    embedding_size: int = 256
     pair_negatives_per_positive: int = 3  # negatives sampled per positive pair of a batch
     nms_threshold: float = 0.5
     # The paper's lambda_1..5 (its values are unpublished: 1 each here).
@@ -71,6 +70,11 @@ class MatchRCNNConfig(ModelConfig):
         for bad, message in problems:
             if bad:
                 raise ValueError(message)
+
+    @property
+    def embedding_size(self) -> int:
+        """An item's embedding is its pooled RoI feature plus the match network's residual (MatchHead)."""
+        return self.fpn_channels
 
     @property
     def loss_weights(self) -> dict[str, float]:
@@ -138,7 +142,7 @@ class MatchRCNN(MaskRCNN):
             KeypointRCNNHeads(c.fpn_channels, landmark_layers),
             LandmarkPredictor(landmark_layers[-1]),
             MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.match_roi_size, sampling_ratio=2),
-            MatchHead(c.fpn_channels, c.match_head_channels, c.match_head_layers, c.embedding_size),
+            MatchHead(c.fpn_channels, c.match_head_channels, c.match_head_layers),
             c.pair_negatives_per_positive,
         )
         self.config = config
