@@ -204,8 +204,8 @@ def infer_items(model, path: str, photo: Photo, index, cfg: dict, args, device) 
 
     items = photo_items(model, photo, cfg, device)
     if index is not None:
-        size = model.config.embedding_size
-        embeddings = np.array([item["embedding"] for item in items], np.float32).reshape(-1, size)
+        dim = model.config.embedding_size
+        embeddings = np.array([item["embedding"] for item in items], np.float32).reshape(-1, dim)
         for item, matches in zip(items, top_matches(model.similarity_logits, embeddings, index, int(cfg["top"]))):
             item["matches"] = matches
     out, stem, size = Path(args.out), photo.image_ids[0], photo.original.shape[:2]

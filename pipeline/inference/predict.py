@@ -4,7 +4,8 @@
 `predictions/oof/<NAME>/fold<K>.csv`; `test` predicts the test cache with fold K's model into
 `predictions/test/<NAME>/fold<K>.csv`. Columns: the submission's plus `Score`; masks at each
 image's original size. params.yaml `predict.tta` sets test-time augmentation (`tta.py`),
-`predict.batch_size` the images per model call and `predict.fp16` float16 autocast on CUDA.
+`predict.batch_size` the images per model call, `predict.fp16` float16 autocast on CUDA and
+`predict.threads` torch's CPU threads (0: its default).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pipeline import io, layout, params
 from pipeline.errors import InputError
 
 DEFAULTS = {"tta": {"hflip": False, "scales": [1.0], "merge_iou": 0.55, "max_detections": None},
-            "batch_size": 1, "fp16": True}
+            "batch_size": 1, "fp16": True, "threads": 0}
 
 
 def add_arguments(parser) -> None:
@@ -74,8 +75,11 @@ def run(args) -> int:
     labels = ontology.load_for_dataset(params.data_root(args))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = params.section(args, "predict", DEFAULTS)
-    if isinstance(cfg["batch_size"], bool) or not isinstance(cfg["batch_size"], int) or cfg["batch_size"] < 1:
-        raise InputError(f"predict: batch_size must be an integer >= 1, got {cfg['batch_size']!r}", args.params)
+    for key, least in (("batch_size", 1), ("threads", 0)):
+        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < least:
+            raise InputError(f"predict: {key} must be an integer >= {least}, got {cfg[key]!r}", args.params)
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
     # A single plain view goes through the model `batch_size` images at a time; TTA image by image.
     forward = None if tta.views() == [(1.0, False)] else functools.partial(predict_with_tta, config=tta)
     frame = predict(model, reader, indices, labels, config.attribute_threshold, device, forward,

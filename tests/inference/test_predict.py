@@ -88,6 +88,24 @@ def test_batched_prediction_writes_the_same_file(trained, monkeypatch, tmp_path)
     assert (two.Score.astype(float) - one.Score.astype(float)).abs().max() < 1e-4
 
 
+def test_predict_threads_sets_torch_threads_and_a_bad_value_exits_2(trained, monkeypatch, tmp_path, capsys):
+    import torch
+
+    root, params = trained
+    monkeypatch.chdir(root)
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    settings = yaml.safe_load(params.read_text())
+    for threads, status in ((1, 0), (0, 0), (-1, 2), ("two", 2)):
+        path = tmp_path / f"{threads}.yaml"
+        path.write_text(yaml.safe_dump({**settings, "predict": {**settings.get("predict", {}), "threads": threads}}))
+        assert main(["--params", str(path), "predict", "--model", MODEL, "--fold", "0", "--split", "test",
+                     "--out", str(tmp_path / "out.csv")]) == status
+    assert calls == [1]  # 0 leaves torch's default
+    err = capsys.readouterr().err
+    assert "predict: threads must be an integer >= 0, got -1" in err and "got 'two'" in err
+
+
 def test_gather_refuses_a_missing_fold(trained, monkeypatch, capsys):
     root, params = trained
     monkeypatch.chdir(root)
