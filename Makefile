@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 
 PROFILE ?=
 
-.PHONY: repro profile test venv lock clean
+.PHONY: repro profile test test-slow venv lock clean
 
 repro: $(STAMP) profile
 	dvc repro
@@ -27,6 +27,10 @@ endif
 
 test: $(STAMP)
 	python -m pytest
+
+# The drills marked slow (minutes each, left out of `make test`'s 20 minutes); CI runs them after it.
+test-slow: $(STAMP)
+	python -m pytest -m slow
 
 venv: $(STAMP)
 

@@ -324,7 +324,8 @@ def test_overfits_tiny_set(tmp_path):
 def test_multi_layer_attention_overfits_tiny_set(tmp_path):
     """The layered-attention decoder on the same drill, on the embedded run's RegNetX-200MF config
     with stride-2 masks (cheaper than ResNet-18). Measured through this function with 1 thread, on
-    2 cores shared with other jobs (load ~8): 300 steps 0.871 / 0.818 in 936 s; at stride 4,
+    2 cores shared with other jobs (load ~8): 300 steps 0.871 / 0.818 in 936 s (with nothing else
+    running, through `make test-slow`: 0.887 / 0.727 in 178 s); at stride 4,
     300 steps 0.659 / 0.565, 200 steps at lr 3e-3 0.625 / 0.531, 150 steps 0.542 / 0.486.
     """
     start = time.perf_counter()
