@@ -183,7 +183,6 @@ def test_model_uses_the_configured_attribute_loss(tiny_config):
     ({"shared_attribute_query": False}, lambda m: all(s.query.shape == (10, 32) for s in m.decoder.attributes)),
     ({"num_stages": 1}, lambda m: len(m.decoder.segmentation) == len(m.decoder.attributes) == 1),
     ({"num_stages": 3}, lambda m: len(m.decoder.segmentation) == len(m.decoder.attributes) == 3),
-    ({"decoder": "masked_attention", "mlr": False}, lambda m: m.decoder.context is not None),
     ({"decoder": "multi_layer_attention", "mlr_modulation": True},
      lambda m: len(m.decoder.context.project) == 4 and m.decoder.attributes[0].rendering.modulate is not None),
     ({"decoder": "multi_layer_attention", "mlr": False}, lambda m: m.decoder.attributes[0].rendering is None),
@@ -213,17 +212,6 @@ def test_multi_layer_rendering_reads_only_its_levels():
     before = rendering(masks, pyramid, queries)
     assert torch.equal(before, rendering(masks, pyramid[:2] + [p + 1 for p in pyramid[2:]], queries))
     assert not torch.allclose(before, rendering(masks, [pyramid[0], pyramid[1] + 1] + pyramid[2:], queries))
-
-
-def test_masked_attention_copes_with_empty_masks(tiny_config):
-    torch.manual_seed(0)
-    model = create_model(dataclasses.replace(tiny_config, decoder="masked_attention")).eval()
-    fused, pyramid = model.encoder(torch.rand(1, 3, 64, 64))
-    stage = model.decoder.segmentation[0]
-    queries = torch.randn(1, 10, 32)
-    empty = torch.full((1, 10, *fused.shape[-2:]), -10.0)  # no query has a pixel yet: each attends everywhere
-    _, class_logits, mask_logits = stage(queries, empty, fused, model.decoder.context(pyramid))
-    assert torch.isfinite(class_logits).all() and torch.isfinite(mask_logits).all()
 
 
 def test_render_is_the_probability_weighted_mean_at_each_scale():

@@ -60,10 +60,7 @@ class DynamicConv(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention of queries (B, N, D) over keys/values (B, T, D), residual + LayerNorm.
-
-    `blocked` (B, N, T) bool marks pairs a query may not attend to.
-    """
+    """Multi-head attention of queries (B, N, D) over keys/values (B, T, D), residual + LayerNorm."""
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -73,15 +70,12 @@ class Attention(nn.Module):
         self.project = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, queries: torch.Tensor, memory: torch.Tensor | None = None,
-                blocked: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         memory = queries if memory is None else memory
         b, n, d = queries.shape
         q = self.query(queries).view(b, n, self.heads, -1).transpose(1, 2)
         k, v = self.key_value(memory).view(b, memory.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         logits = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
-        if blocked is not None:
-            logits = logits.masked_fill(blocked[:, None], float("-inf"))
         attended = (logits.softmax(-1) @ v).transpose(1, 2).reshape(b, n, d)
         return self.norm(queries + self.project(attended))
 

@@ -2,10 +2,9 @@
 
 Segmentation stream, per stage: group X_fuse under each query's (binarised) mask, update the
 query by dynamic convolution, self-attention and FFN, predict class logits and new masks
-(refined query . X_fuse) for the next stage. Two other segmentation streams replace grouping +
-dynamic convolution: `decoder: multi_layer_attention`, the layered-attention paper's internal and
-external attention over mask predictions (`pipeline.models.fashionformer.layered`), and
-`decoder: masked_attention`, Mask2Former-style attention over pixels (`...fashionformer.masked`).
+(refined query . X_fuse) for the next stage. `decoder: multi_layer_attention` replaces grouping +
+dynamic convolution with the layered-attention paper's internal and external attention over mask
+predictions (`pipeline.models.fashionformer.layered`).
 
 Attribute stream, per stage: an attribute query (a learnable one added to the object query; or,
 shared, one made from the object query) is updated from the instance's features by its own
@@ -27,7 +26,6 @@ from pipeline.models.fashionformer.blocks import (
     Attention, DynamicConv, FeedForward, group, linear_norm_relu, predict_masks, prediction_head,
 )
 from pipeline.models.fashionformer.layered import LayeredAttentionStage, LayeredFeatures
-from pipeline.models.fashionformer.masked import MaskedAttentionStage, PyramidMemory
 
 
 class StagePrediction(NamedTuple):
@@ -118,9 +116,8 @@ class AttributeStage(nn.Module):
 
 # Per decoder variant: its segmentation stage and what the stages read besides X_fuse, made once
 # from the pyramid (None: the pyramid itself, which the FashionFormer stage does not read).
-STAGES = {"fashionformer": SegmentationStage, "multi_layer_attention": LayeredAttentionStage,
-          "masked_attention": MaskedAttentionStage}
-CONTEXTS = {"fashionformer": None, "multi_layer_attention": LayeredFeatures, "masked_attention": PyramidMemory}
+STAGES = {"fashionformer": SegmentationStage, "multi_layer_attention": LayeredAttentionStage}
+CONTEXTS = {"fashionformer": None, "multi_layer_attention": LayeredFeatures}
 DECODERS = tuple(STAGES)
 
 

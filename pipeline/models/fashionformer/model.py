@@ -36,7 +36,7 @@ class FashionFormerConfig(ModelConfig):
     num_stages: int = 3
     num_heads: int = 8
     ffn_dim: int = 2048
-    decoder: str = "fashionformer"  # or multi_layer_attention (the layered-attention paper's), masked_attention
+    decoder: str = "fashionformer"  # or multi_layer_attention (the layered-attention paper's)
     mlr: bool = True  # multi-layer rendering of the attribute features; off: X_fuse only
     mlr_levels: int = 4  # pyramid levels X1..X<mlr_levels> the masks are rendered on
     mlr_modulation: bool = False  # rendered features also multiplied by the query (layered-attention paper, eq. 2)
