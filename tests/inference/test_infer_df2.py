@@ -74,7 +74,7 @@ def test_a_shop_photo_finds_its_own_items_first_in_the_gallery(project, tmp_path
             matches = item["matches"]
             assert len(matches) == min(2, gallery)
             assert (matches[0]["image_id"], matches[0]["item"]) == (image_id, item["item"])
-            # Within float noise of the pooled features (the embedding is that feature, unscaled).
+            # Within float noise of the pooled RoI features the embeddings come from.
             assert matches[0]["similarity"] == pytest.approx(torch.sigmoid(torch.tensor(bias)).item(), abs=1e-3)
             assert matches[0]["similarity"] >= matches[1]["similarity"]
             line = (f"  {item['item']:2d}. {item['category']} {item['score']:.2f} -> "

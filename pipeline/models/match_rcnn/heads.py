@@ -12,10 +12,11 @@ Match network (the paper's MN): a feature extractor (4 convs, global average poo
 on each item's RoI features, and a similarity net: (a - b)^2 -> fc -> sigmoid, the probability
 that two items are the same product. Training embeds the ground-truth items and scores the
 consumer-shop pairs of the batch with binary cross-entropy: positives share pair_id and style > 0.
-Two choices make what it learns hold for products it never saw, which on the embedded set
+Three choices make what it learns hold for products it never saw, which on the embedded set
 (a few hundred pairs) ranked them at chance without them: the fc's output is a residual on the
-pooled RoI feature, starting at zero, and the similarity fc's weights are held negative, so the
-logit is a bias minus a weighted squared distance.
+pooled RoI feature, starting at zero; the sum is scaled to unit length, so squared distances stay
+in 0..4 (raw FPN features gave pair losses in the hundreds that swamped the detector's); and the
+similarity fc's weights are held negative, so the logit is a bias minus a weighted squared distance.
 
 Everything runs inside `RoIHeads.forward`, in the resized image frame, before boxes are scaled back.
 """
@@ -117,13 +118,15 @@ class MatchHead(nn.Module):
         nn.init.zeros_(self.embed.weight)
         nn.init.zeros_(self.embed.bias)
         self.similarity = nn.Linear(in_channels, 1)
+        # Distance weights of 5 (softplus(5)): logits from 0 (same item) to -20 (opposite unit vectors).
+        nn.init.constant_(self.similarity.weight, 5.0)
+        nn.init.zeros_(self.similarity.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) RoI features -> (N, C) item features: the pooled RoI feature plus the fc's residual.
-
-        The fc starts at zero, so training starts from the distance between pooled (pretrained) features,
-        which already tells garments apart by colour and texture, and learns corrections to it."""
-        return features.mean(dim=(2, 3)) + self.embed(self.convs(features).mean(dim=(2, 3)))
+        """(N, C, S, S) RoI features -> (N, C) unit-length item features: the pooled RoI feature plus the
+        fc's residual. The fc starts at zero, so training starts from the distance between pooled
+        (pretrained) features, which already tells garments apart by colour and texture."""
+        return F.normalize(features.mean(dim=(2, 3)) + self.embed(self.convs(features).mean(dim=(2, 3))), dim=1)
 
     def distance_weights(self) -> torch.Tensor:
         """The fc's weights on (a - b)^2, held negative (-softplus of the parameter): items closer in any
