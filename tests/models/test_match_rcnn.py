@@ -227,6 +227,20 @@ def test_similarity_matrix_equals_the_pairwise_similarity_net():
     assert np.array_equal(ranked, torch.argsort(pairwise, dim=1, descending=True, stable=True)[:, :4].numpy())
 
 
+def test_an_untrained_embedding_is_the_pooled_roi_feature_at_unit_length():
+    """The fc's residual starts at zero, so training starts from the distance between pooled features."""
+    torch.manual_seed(0)
+    head = MatchHead(16, 8, 4)
+    features = torch.randn(5, 16, 7, 7)
+    embeddings = head(features)
+    assert torch.allclose(embeddings.norm(dim=1), torch.ones(5))
+    assert torch.allclose(embeddings, torch.nn.functional.normalize(features.mean(dim=(2, 3)), dim=1))
+    with torch.no_grad():
+        head.embed.weight.normal_()
+    assert not torch.allclose(head(features), embeddings)  # the residual counts once trained
+    assert torch.allclose(head(features).norm(dim=1), torch.ones(5))
+
+
 @pytest.mark.parametrize("scale", [-3.0, 0.0, 3.0])
 def test_similarity_is_a_weighted_distance_whatever_the_weights(scale):
     """Whatever the fc's parameters, the logit falls as two items move apart in any dimension, so an
