@@ -1,7 +1,7 @@
 # Two commands: `make repro` (the DVC pipeline on the embedded default) and `make test`.
 # Both create .venv from the pinned requirements.txt when it is missing or older than that file.
-# `make repro PROFILE=real` first makes profiles/real.yaml the params.yaml DVC and every stage read
-# (`git checkout params.yaml` goes back to the embedded default).
+# `make repro PROFILE=real` first writes params.yaml as the committed params.yaml with profiles/real.yaml
+# merged over it, which DVC and every stage read (`git checkout params.yaml` goes back to the embedded default).
 SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
@@ -16,13 +16,10 @@ PROFILE ?=
 repro: $(STAMP) profile
 	dvc repro
 
-# profiles/$(PROFILE).yaml over params.yaml, unless that would lose uncommitted edits of params.yaml.
-profile:
+# profiles/$(PROFILE).yaml merged over the committed params.yaml (uncommitted edits of it are refused).
+profile: $(STAMP)
 ifneq ($(PROFILE),)
-	@test -f profiles/$(PROFILE).yaml || { echo "error: profiles/$(PROFILE).yaml: no such profile"; exit 2; }
-	@cmp -s profiles/$(PROFILE).yaml params.yaml || git diff --quiet HEAD -- params.yaml || \
-	  { echo "error: params.yaml has uncommitted changes: commit or stash them before PROFILE=$(PROFILE)"; exit 2; }
-	cp profiles/$(PROFILE).yaml params.yaml
+	python -m pipeline profile $(PROFILE)
 endif
 
 test: $(STAMP)

@@ -10,15 +10,17 @@ from pathlib import Path
 MODELS = Path("models")
 PREDICTIONS = Path("predictions")
 SPLITS = ("oof", "test")
+ALL_FOLDS = "all"  # `train --fold all`: every training image, the papers' protocol
 ENSEMBLE = "ensemble"
 
 
-def model_dir(model: str, fold: int) -> Path:
-    """`train`'s folder for one family and fold: model.pt, train.json, last.pt, runs.jsonl, dvclive/."""
-    return MODELS / model / f"fold{fold}"
+def model_dir(model: str, fold: int | str) -> Path:
+    """`train`'s folder for one family and fold: model.pt, train.json, last.pt, runs.jsonl, dvclive/;
+    fold `all` (trained on every image): `models/<model>/all`."""
+    return MODELS / model / (ALL_FOLDS if fold == ALL_FOLDS else f"fold{fold}")
 
 
-def model_file(model: str, fold: int) -> Path:
+def model_file(model: str, fold: int | str) -> Path:
     return model_dir(model, fold) / "model.pt"
 
 
@@ -29,6 +31,10 @@ def df2_model_dir(model: str) -> Path:
 
 def df2_model_file(model: str) -> Path:
     return df2_model_dir(model) / "model.pt"
+
+
+# predict-df2's gallery index folder, inside df2.predictions beside its result files; retrieve reuses it.
+DF2_GALLERY_INDEX = "gallery_index"
 
 
 def predictions_dir(split: str) -> Path:

@@ -33,6 +33,7 @@ from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
 from pipeline.evaluation import reference
 from pipeline.scoring.predictions import read_predictions
 
+
 # Most frequent first (Zipf weights 1/rank): sleeves, shoes, necklines, tops, pants, pockets, ...
 CLASS_ORDER = (31, 23, 33, 1, 6, 32, 10, 4, 35, 28, 8, 0, 29, 14, 24, 13, 7, 36, 19, 2, 9, 22, 21,
                18, 37, 15, 3, 34, 39, 38, 11, 25, 17, 5, 27, 16, 26, 12, 40, 41, 42, 43, 44, 45, 20, 30)
@@ -124,7 +125,7 @@ def _command(argv: list[str], cwd: Path) -> tuple[str, float]:
     return done.stdout, seconds
 
 
-def run(args) -> dict:
+def run(args, settings) -> dict:
     ontology = ontology_lib.load()
     return {
         "image_size": "800-1024 x 550-800 px",

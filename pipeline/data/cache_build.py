@@ -36,7 +36,8 @@ import numpy as np
 from pipeline.data import ontology as ontology_lib
 from pipeline.data import resize, rle
 from pipeline.data.annotations import ImageRecord, read_annotations, read_csv_strict
-from pipeline.data.cache import FORMAT_VERSION, CacheConfig, fingerprint, split_files
+from pipeline.data.cache_format import FORMAT_VERSION, CacheConfig, fingerprint, split_files
+from pipeline.data.cache_reader import UnusableCache, verify
 from pipeline.errors import InputError
 from pipeline.io import atomic_path
 
@@ -333,3 +334,13 @@ def build_cache(
     return BuildSummary(
         writer.num_images, writer.num_instances, writer.empty_masks, path.stat().st_size, time.perf_counter() - start
     )
+
+
+def refresh(root: str | Path, split: str, path: str | Path, config: CacheConfig, workers: int = 0) -> str:
+    """Build `split`'s cache at `path` unless it is up to date with `root` and `config`; what happened."""
+    try:
+        attributes = verify(path, expected_fingerprint=fingerprint(root, split, config))
+    except UnusableCache as unusable:
+        rebuilding = f"{path}: rebuilding ({unusable.reason})\n" if Path(path).exists() else ""
+        return f"{rebuilding}{path}: {build_cache(root, split, path, config, workers)}"
+    return f"{path}: up to date ({attributes['num_images']} images), nothing to do"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
 _TOKENS = re.compile(r"\s*\d+(?:\s+\d+)*\s*")
 
@@ -116,8 +117,6 @@ def mask_to_counts(mask: np.ndarray) -> np.ndarray:
 
 def to_coco(rle: str, height: int, width: int) -> dict:
     """Kaggle RLE -> pycocotools compressed RLE dict (`{"size": [h, w], "counts": bytes}`)."""
-    from pycocotools import mask as coco_mask
-
     starts, lengths = parse(rle, height, width)
     counts = runs_to_counts(starts, lengths, height * width)
     return coco_mask.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
@@ -125,8 +124,6 @@ def to_coco(rle: str, height: int, width: int) -> dict:
 
 def from_coco(coco_rle: dict) -> str:
     """pycocotools RLE dict (compressed or uncompressed counts) -> Kaggle RLE string."""
-    from pycocotools import mask as coco_mask
-
     height, width = coco_rle["size"]
     if not isinstance(coco_rle["counts"], (bytes, str)):
         coco_rle = coco_mask.frPyObjects(coco_rle, height, width)

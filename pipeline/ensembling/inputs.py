@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline.data import sorted_csv
 from pipeline.data.annotations import ImageRecord
-from pipeline.data.cache import split_files
+from pipeline.data.cache_format import split_files
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.instances import InstanceTable

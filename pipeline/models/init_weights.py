@@ -26,9 +26,11 @@ import re
 from pathlib import Path
 
 import torch
+from timm.models import load_state_dict
 from torch import nn
 
 from pipeline.errors import InputError
+
 
 # Where each family keeps its timm backbone.
 BACKBONE = {"attribute_mask_rcnn": "backbone.body.", "effdet_mask": "detector.backbone.",
@@ -67,8 +69,6 @@ FLATTENED = re.compile(r"^([A-Za-z]\w*?)_(\d+)\.")
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The file's state dict (unwrapped from 'state_dict' / 'model' entries, 'module.' prefixes dropped)."""
-    from timm.models import load_state_dict
-
     if not Path(path).is_file():
         raise InputError("init checkpoint not found", path)
     try:

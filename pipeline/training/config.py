@@ -1,13 +1,26 @@
-"""Training knobs: params.yaml's `train` section, overridden per model by `models.<name>.train`."""
+"""Training knobs: params.yaml's `train` section, overridden per model by `models.<name>.train`.
+
+Plain dataclasses without heavy imports: the settings tree is built from them before any command
+loads torch.
+"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.models.config import from_mapping
-from pipeline.training.transforms import AugmentConfig
-from pipeline.errors import InputError
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Augmentation of training images (`pipeline.training.transforms`)."""
+
+    image_size: int | None = 512    # side of the square training crop; None: the model config's working
+                                    # side (the family's `crop_side`), set before training
+    scale_min: float = 0.5          # large-scale jitter range, relative to image_size
+    scale_max: float = 2.0
+    hflip: float = 0.5              # probability
+    color_jitter: float = 0.2       # brightness/contrast/saturation strength; 0 disables
+    min_instance_pixels: int = 4    # instances smaller than this after the crop are dropped
 
 
 @dataclass(frozen=True)
@@ -112,52 +125,18 @@ WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "lr_ref
 TRAINING_SOURCE = ("models", "training", "data/cache_reader.py", "data/ontology.py", "data/resize.py")
 
 
-def crop_side(model_config) -> int:
-    """The square side a family's config works at: EfficientDet's input square, or the side to which
-    Mask R-CNN and FashionFormer resize a square image (min_size, capped by max_size)."""
-    if model_config.family == "effdet_mask":
-        from pipeline.models.effdet_mask.model import effdet_config
-
-        return effdet_config(model_config).image_size[0]
-    return min(model_config.min_size, model_config.max_size)
-
-
-def training_augment(train: TrainConfig, model_config) -> AugmentConfig:
-    """`train.augment` with its crop side: `image_size: null` takes the model config's (`crop_side`),
-    so one params file trains each family at its own resolution."""
+def training_augment(train: TrainConfig, crop_side: int) -> AugmentConfig:
+    """`train.augment` with its crop side: `image_size: null` takes the side the model works at
+    (its family's `crop_side`), so one params file trains each family at its own resolution."""
     if train.augment.image_size is not None:
         return train.augment
-    return dataclasses.replace(train.augment, image_size=crop_side(model_config))
+    return dataclasses.replace(train.augment, image_size=crop_side)
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A model as params.yaml defines it: its name, its architecture file and its training knobs."""
+
     name: str
     config: Path            # the model's YAML file in configs/
     train: TrainConfig
-
-
-def model_entry(params: dict, name: str, params_path: str | Path = "params.yaml") -> ModelEntry:
-    """The config file and training knobs of model `name` as params.yaml defines them: an entry of
-    `models`, or the DeepFashion2 track's model (`df2.model`, `df2.config`, `df2.train`)."""
-    from pipeline.data.deepfashion2_params import load_df2
-
-    df2 = load_df2(params, params_path)
-    models = {**(params.get("models") or {}), df2.model: {"config": df2.config, "train": df2.train}}
-    entry = models.get(name)
-    if entry is None:
-        known = ", ".join(models)
-        raise InputError(f"model {name!r} is not in params models (known: {known})", params_path)
-    values = {**(params.get("train") or {}), **(entry.get("train") or {})}
-    for key in ("models", "folds"):  # the DVC matrix lists live in the same section
-        values.pop(key, None)
-    augment = {**(params.get("train") or {}).get("augment", {}), **(entry.get("train") or {}).get("augment", {})}
-    values.pop("augment", None)
-    try:
-        train = dataclasses.replace(
-            from_mapping(TrainConfig, values, params_path, {}),
-            augment=from_mapping(AugmentConfig, augment, params_path, {}),
-        )
-    except ValueError as error:
-        raise InputError(str(error), params_path) from None
-    return ModelEntry(name, Path(entry["config"]), train)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from dvclive import Live
+from timm.layers import convert_sync_batchnorm
 from tqdm import tqdm
 
 from pipeline.errors import InputError
@@ -29,6 +31,7 @@ from pipeline.training import checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import EpochSampler, collate
 from pipeline.training.ema import EMA
+
 
 BEST = "best.pt"
 BEST_BY = "val/ap_iou_f1"  # the held-out score that picks best.pt: Fashionpedia's headline metric
@@ -91,7 +94,6 @@ def to_device(images, targets, device):
 @dataclass
 class Run:
     """What one training process holds: the model (DDP-wrapped in `net`), its optimisation state, counters."""
-
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -179,7 +181,6 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
 @dataclass
 class Outputs:
     """Where a run reports: its folder, what model files hold beside weights, the validation, dvclive."""
-
     out_dir: Path
     model_info: dict
     validate: object           # callable(model) -> {name: score}, or None
@@ -213,8 +214,6 @@ def sync_batch_norm(model: torch.nn.Module, device: torch.device) -> None:
     timm's converter, not torch's: torch's would turn timm's BatchNormAct2d into a bare SyncBatchNorm
     and drop its activation. Frozen norms (timm's and torchvision's Frozen* classes) are left as they are.
     """
-    from timm.layers import convert_sync_batchnorm
-
     if device.type == "cpu":
         raise InputError("train.sync_bn needs GPUs: torch's SyncBatchNorm has no CPU kernels (set it false here)")
     convert_sync_batchnorm(model)  # the model is no batch norm itself: its children are replaced in place
@@ -382,6 +381,4 @@ def log(run: Run, losses: dict[str, torch.Tensor], live, scores: dict[str, float
 
 
 def _live(out_dir: Path, resume: bool):
-    from dvclive import Live
-
     return Live(dir=str(out_dir / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)

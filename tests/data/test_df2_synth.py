@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.data import deepfashion2 as df2
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data.images import image_size
-from pipeline.data import deepfashion2_scene as scene
-from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
+from pipeline.synthetic.deepfashion2 import scene
+from pipeline.synthetic.deepfashion2.dataset import Df2SynthConfig, build
 
 
 @pytest.fixture(scope="module")

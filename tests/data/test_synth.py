@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from pipeline import cli
-from pipeline.data import ontology, rle, synth
+from pipeline.data import ontology, rle
+from pipeline.synthetic import fashionpedia as synth
 from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
 

@@ -18,7 +18,7 @@ def save_random_model(path, **overrides):
     """A random-init R18 Mask R-CNN saved as `train` saves model.pt (config + weights)."""
     import dataclasses
 
-    from pipeline.models.config import to_mapping
+    from pipeline.typed import to_mapping
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import checkpoint
 

@@ -11,8 +11,8 @@ import torch
 
 from conftest import tiny_df2
 from pipeline.cli import main
-from pipeline.data.deepfashion2 import CATEGORY_BY_ID
-from pipeline.data.deepfashion2_cache import Df2CacheReader
+from pipeline.data.deepfashion2.annotations import CATEGORY_BY_ID
+from pipeline.data.deepfashion2.cache import Df2CacheReader
 from pipeline.inference import overlay
 from pipeline.models.factory import create_model, load_config
 from pipeline.training.train import save_model

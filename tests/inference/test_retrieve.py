@@ -9,8 +9,8 @@ import torch
 
 from conftest import tiny_df2
 from pipeline.cli import main
-from pipeline.data.deepfashion2_cache import Df2CacheReader
-from pipeline.evaluation.evaluate_df2 import evaluate_retrieval
+from pipeline.data.deepfashion2.cache import Df2CacheReader
+from pipeline.evaluation.deepfashion2.evaluate import evaluate_retrieval
 from pipeline.models.factory import create_model, load_config
 from pipeline.training.train import save_model
 

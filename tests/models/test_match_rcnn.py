@@ -15,19 +15,20 @@ from conftest import tiny_df2
 from df2_overfit import overfit_and_score
 from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips
 from pipeline import io
-from pipeline.data import deepfashion2 as df2
-from pipeline.data.deepfashion2_cache import Df2CacheReader
+from pipeline.data.deepfashion2 import annotations as df2
+from pipeline.data.deepfashion2.cache import Df2CacheReader
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluate_df2 import evaluate_detection, evaluate_retrieval
-from pipeline.inference.deepfashion2 import detection_results, rank_gallery, retrieval_results, to_original
-from pipeline.models.config import portable, to_mapping
+from pipeline.evaluation.deepfashion2.evaluate import evaluate_detection, evaluate_retrieval
+from pipeline.inference.deepfashion2.predict import detection_results, rank_gallery, retrieval_results, to_original
+from pipeline.models.config import portable
+from pipeline.typed import to_mapping
 from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
 from pipeline.models.match_rcnn.heads import (
     MAX_LANDMARKS, LandmarkPredictor, MatchHead, compact_landmarks, sample_pairs, spread_landmarks,
 )
 from pipeline.models.match_rcnn.model import LandmarkTransform
 from pipeline.training.data import collate
-from pipeline.training.df2_data import Df2TrainDataset
+from pipeline.training.deepfashion2 import Df2TrainDataset
 from pipeline.training.transforms import AugmentConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"

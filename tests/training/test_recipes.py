@@ -15,9 +15,9 @@ from pipeline.models.factory import load_config
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import mask_cost
 from pipeline.training import data, engine
-from pipeline.training.config import TrainConfig, crop_side, training_augment
+from pipeline.training.config import TrainConfig, training_augment
 from pipeline.training.data import TrainDataset
-from pipeline.training.transforms import AugmentConfig
+from pipeline.training.config import AugmentConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -73,10 +73,10 @@ def test_weight_knobs_hold_the_new_knobs_where_they_matter():
     ("real/attribute_mask_rcnn_r50.yaml", 1024), ("real/effdet_mask_d2.yaml", 512)])
 def test_a_null_crop_side_comes_from_the_model_config(name, side):
     config = load_config(CONFIGS / name)
-    assert crop_side(config) == side
+    assert config.crop_side == side
     cfg = TrainConfig(augment=AugmentConfig(image_size=None))
-    assert training_augment(cfg, config).image_size == side
-    assert training_augment(TrainConfig(augment=AugmentConfig(image_size=320)), config).image_size == 320
+    assert training_augment(cfg, config.crop_side).image_size == side
+    assert training_augment(TrainConfig(augment=AugmentConfig(image_size=320)), config.crop_side).image_size == 320
 
 
 def test_fashionformer_bce_mask_loss_and_its_matching_cost():

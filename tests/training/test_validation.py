@@ -7,7 +7,7 @@ from pipeline.data import ontology
 from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
 from pipeline.scoring.kaggle_score import KaggleOptions
-from pipeline.training.validation import held_out
+from pipeline.inference.validation import held_out
 
 GT = ("ImageId,EncodedPixels,Height,Width,ClassId,AttributesIds\n"
       "b,1 1,2,2,23,\na,1 3,4,5,0,115\nc,2 2,3,3,1,\nb,3 1,2,2,6,\n")
