@@ -152,8 +152,10 @@ def run(args) -> int:
     if variant not in VARIANTS:
         raise InputError(f"weights.variant must be one of {sorted(VARIANTS)}, not {variant!r}", args.params)
     state, predictions = build(variant)
-    with io.atomic_path(cfg["out"], suffix=".pth") as tmp:
-        torch.save(state, tmp)
+    # Through a file object: torch.save names the archive inside after a path, so the temporary
+    # file's random name would change the bytes, and with them every run key that hashes the file.
+    with io.atomic_path(cfg["out"], suffix=".pth") as tmp, open(tmp, "wb") as stream:
+        torch.save(state, stream)
     checks = ", ".join(f"{name} -> {top} {IMAGENET_NAMES[top]} ({p:.2f})" for name, (top, p) in predictions.items())
     print(f"{VARIANTS[variant][2]}: {len(state)} tensors from {VARIANTS[variant][0]}, "
           f"all mapped with equal shapes; {checks} -> {cfg['out']}")
