@@ -120,3 +120,10 @@ def test_deepfashion2_stages_follow_the_code():
         for name in DVC[stage]["params"]:
             if name.startswith("df2."):
                 assert name.split(".")[1] in Df2Params.__dataclass_fields__, (stage, name)
+
+
+def test_weights_stage_reruns_when_a_trained_model_s_start_may_change():
+    """The stage fetches and loads the `init` of every model prefetch.trained_configs names."""
+    weights = DVC["weights"]
+    assert {"weights", "train.models", "models", "df2.model", "df2.config"} <= set(weights["params"])
+    assert {"configs", "pipeline/models/starts.py", "pipeline/models/prefetch.py"} <= set(weights["deps"])
