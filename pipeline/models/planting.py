@@ -42,10 +42,10 @@ def plant(init: str, weights_dir: Path = WEIGHTS_DIR, in_cache: bool = True, see
     with torch.random.fork_rng(devices=[]):  # the same file for the same seed, the caller's RNG untouched
         torch.manual_seed(seed)
         state = randomised(PUBLISHED[scheme](name), seed)
-    if scheme == "timm" and timm.models.get_pretrained_cfg(name).hf_hub_id and in_cache:
-        path = hub_snapshot(*timm_hub_files(timm.models.get_pretrained_cfg(name)))
-    else:
-        path = start.cache if in_cache else start.local
+    path = start.cache if in_cache else start.local
+    cfg = timm.models.get_pretrained_cfg(name) if scheme == "timm" else None
+    if in_cache and cfg is not None and cfg.hf_hub_id:  # the hub cache keeps a repository's files by revision
+        path = hub_snapshot(*timm_hub_files(cfg))
     with io.atomic_path(path, suffix=path.suffix) as tmp:
         if path.suffix == ".safetensors":
             safetensors.torch.save_file(state, str(tmp))
@@ -82,7 +82,8 @@ def hub_snapshot(repo: str, revision: str | None, files: tuple[str, ...]) -> Pat
 def torchvision_state(name: str) -> dict:
     """The state dict of the torchvision model whose weights `name` are (`ResNet50_Weights.IMAGENET1K_V2`)."""
     weights = torchvision.models.get_weight(name)
-    builder = next(m for m in torchvision.models.list_models() if torchvision.models.get_model_weights(m) is type(weights))
+    builder = next(m for m in torchvision.models.list_models()
+                   if torchvision.models.get_model_weights(m) is type(weights))
     options = {"weights": None, "num_classes": len(weights.meta["categories"])}
     if "weights_backbone" in inspect.signature(torchvision.models.get_model_builder(builder)).parameters:
         options["weights_backbone"] = None  # a detection builder would fetch its ImageNet backbone
