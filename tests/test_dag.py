@@ -125,3 +125,10 @@ def test_every_stage_s_module_is_a_dependency():
         for command in spec["cmd"].split("&&"):
             name = shlex.split(command)[3]
             assert f"pipeline/stages/{name.replace('-', '_')}.py" in spec["deps"], stage
+
+
+def test_weights_stage_reruns_when_a_trained_model_s_start_may_change():
+    """The stage fetches and loads the `init` of every trained model (train.models and the df2 model)."""
+    weights = DVC["weights"]
+    assert {"weights", "train.models", "models", "df2.model", "df2.config"} <= set(weights["params"])
+    assert {"configs", "pipeline/models/starts.py", "pipeline/models/prefetch.py"} <= set(weights["deps"])

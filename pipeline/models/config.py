@@ -15,8 +15,9 @@ from pipeline.models.init_weights import INIT_LAYOUTS
 from pipeline.models.losses import LOSS_KINDS
 
 
-# Keys naming local files read only when a model is built for training: `portable` drops them, and
-# the training run's key holds the files' content hashes instead of their paths.
+# Keys naming checkpoints (files or named starts, pipeline.models.starts) read only when a model is
+# built for training: `portable` drops them, and the training run's key holds the files' content
+# hashes instead of their names.
 FILE_KEYS = ("init",)
 
 
@@ -26,8 +27,8 @@ class ModelConfig:
     num_classes: int = 46
     num_attributes: int = 294
     backbone: str = "resnet50"
-    init: str | None = None  # local checkpoint loaded when the model is built for training (see init_weights.py)
-    init_layout: str = "auto"  # timm | torchvision_maskrcnn | torchvision_maskrcnn_v2 | effdet | auto
+    init: str | None = None  # checkpoint file or named start (timm:resnet50.a1_in1k) loaded when built for training
+    init_layout: str = "auto"  # timm | torchvision_maskrcnn | torchvision_maskrcnn_v2 | effdet | auto (the start's)
     init_min_match: float = 0.9  # share of the model's part and of the checkpoint's tensors that must load
     freeze_backbone_norm: bool | None = None  # batch norms of the backbone frozen; None: when init is set
     attribute_loss: str = "focal"  # 'focal' or 'bce', see pipeline.models.losses

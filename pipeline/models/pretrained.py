@@ -139,8 +139,10 @@ def check_predictions(model, variant: str, path: Path) -> dict[str, tuple[int, f
 def write(variant: str, out: str | Path) -> str:
     """Convert the variant's package into `out`, checked; a summary line."""
     state, predictions = build(variant)
-    with io.atomic_path(out, suffix=".pth") as tmp:
-        torch.save(state, tmp)
+    # Through a file object: torch.save names the archive inside after a path, so the temporary
+    # file's random name would change the bytes, and with them every run key that hashes the file.
+    with io.atomic_path(out, suffix=".pth") as tmp, open(tmp, "wb") as stream:
+        torch.save(state, stream)
     checks = ", ".join(f"{name} -> {top} {IMAGENET_NAMES[top]} ({p:.2f})" for name, (top, p) in predictions.items())
     return (f"{VARIANTS[variant][2]}: {len(state)} tensors from {VARIANTS[variant][0]}, "
             f"all mapped with equal shapes; {checks} -> {out}")

@@ -25,6 +25,7 @@ from pipeline.data.deepfashion2.cache import Df2CacheReader
 from pipeline.data.ontology import Ontology
 from pipeline.models.config import FILE_KEYS, ModelConfig, portable
 from pipeline.models.factory import create_model
+from pipeline.models.starts import resolve
 from pipeline.training import checkpoint, engine
 from pipeline.training.config import TRAINING_SOURCE, ModelEntry, training_augment
 from pipeline.training.data import TrainDataset
@@ -39,14 +40,14 @@ DF2_SOURCE = ("data/deepfashion2",)
 
 
 def run_key(model_config, train_config, data: dict, world: int) -> str:
-    """Hash of what changes the trained weights: the model config (files by content), the weight
+    """Hash of what changes the trained weights: the model config (checkpoints by content), the weight
     knobs, the data (`data`: cache fingerprint, images, label ids), the global batch layout and
     the training source code. Paths, worker counts, logging and checkpoint intervals are not in it.
     """
     model = to_mapping(model_config)
     for key in FILE_KEYS:
         if model[key] is not None:
-            model[key] = {"sha256": file_digest(model[key]).hexdigest()}
+            model[key] = {"sha256": file_digest(resolve(model[key])[0]).hexdigest()}
     return hashlib.sha256(json.dumps({
         "model": model, "train": train_config.weight_knobs(), "data": data,
         "processes": world,  # the sampler splits an epoch over the processes
