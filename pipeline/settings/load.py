@@ -103,14 +103,11 @@ def parse_set(text: str) -> Override:
 
 
 def check(settings: Settings) -> None:
-    """What no single section can check: lists that name other sections' entries."""
+    """What no single section can check: the folds `train` names, and every model entry's training knobs."""
     folds = settings.train.folds
     if any(not 0 <= f < settings.folds.k for f in folds):
         raise settings.error(f"train.folds must be fold numbers within 0..{settings.folds.k - 1} (folds.k), "
                              f"got {list(folds)}", "train", "folds")
-    for name in settings.train.models:
-        if name not in settings.models:
-            raise settings.error(f"train.models names {name!r}, which is not in models", "train", "models")
     for name in [*settings.models, *[settings.df2.model] * bool(settings.df2.model)]:
         settings.model(name)
 

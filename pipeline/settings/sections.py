@@ -80,8 +80,10 @@ class PredictSettings:
     threads: int = 0
 
     def __post_init__(self):
-        if self.batch_size < 1 or self.threads < 0:
-            raise ValueError(f"batch_size must be >= 1 and threads >= 0, got {self.batch_size} and {self.threads}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,11 @@ class Settings:
     def error(self, message: str, *keys: str) -> InputError:
         """An InputError about the value at `keys`, naming the file and line that set it."""
         return InputError(message, *self.origins(keys))
+
+    def trained_configs(self) -> dict[str, Path]:
+        """model name -> config file of every model the DAG trains: `train.models` and the DeepFashion2 model."""
+        names = [*self.train.models, *[self.df2.model] * bool(self.df2.model)]
+        return {name: self.model(name).config for name in names}
 
     def trained_folds(self) -> list[int]:
         """`train.folds`, or every fold of `folds.k`."""

@@ -18,6 +18,5 @@ def run(settings, args) -> int:
         raise settings.error(f"weights.variant must be one of {sorted(pretrained.VARIANTS)}, not {variant!r}",
                              "weights", "variant")
     print(pretrained.write(variant, settings.weights.out))
-    trained = [*settings.train.models, *[settings.df2.model] * bool(settings.df2.model)]
-    prefetch({name: settings.model(name).config for name in trained})
+    prefetch(settings.trained_configs())
     return 0

@@ -9,7 +9,7 @@ from pipeline.training.config import TrainConfig
 def test_bench_gpu_smoke_trains_and_predicts_every_family_of_the_real_profile(capsys):
     assert main(["bench", "gpu", "--smoke"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["device"] == "cpu" and result["smoke"] and result["profile"] == "profiles/real.yaml"
+    assert result["device"] == "cpu" and result["smoke"] and result["profile"] == "real"
     rows = result["models"]
     assert set(rows) == {"attribute_mask_rcnn", "effdet_mask", "fashionformer"}
     assert {name: row["crop_side"] for name, row in rows.items()} == {

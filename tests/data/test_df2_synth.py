@@ -91,7 +91,7 @@ def test_command_knobs_and_errors(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("df2:\n  synth:\n    train_pair: 3\n")
     assert main(["synth-df2", "--params", str(params), "--out", str(out)]) == 2
-    assert "df2.synth: unknown key 'train_pair'" in capsys.readouterr().err
+    assert "unknown config key 'df2.synth.train_pair'" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
     assert main(["synth-df2", "--out", str(tmp_path / "other"), "--train-pairs", "1", "--validation-pairs", "1"]) == 2

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline import cli
+from pipeline.cli import main
 from pipeline.data import ontology, rle
 from pipeline.synthetic import fashionpedia as synth
 from pipeline.data.annotations import read_annotations
@@ -185,10 +187,16 @@ def test_refuses_to_replace_an_unrelated_directory(tmp_path):
     {"train_images": 0}, {"test_images": -1}, {"seed": -2}, {"min_size": 10},
     {"min_size": 500, "max_size": 400}, {"large_fraction": 1.5}, {"train_images": 2.5},
 ])
-def test_bad_config_is_an_input_error(tmp_path, bad):
+def test_bad_config_is_an_input_error_naming_its_line(tmp_path, bad, capsys):
     config = {"train_images": 1, "test_images": 0, "seed": 0, **SMALL, **bad}
-    with pytest.raises(InputError):
+    with pytest.raises((ValueError, TypeError)):
         synth.build(tmp_path / "data", synth.SynthConfig(**config))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"synth": {"out": str(tmp_path / "data"), **config}}, sort_keys=False))
+    assert main(["--params", str(params), "synth"]) == 2
+    error = capsys.readouterr().err
+    lines = {3 + list(config).index(key) for key in bad}  # `synth:` is line 1, `out:` line 2
+    assert any(f"params.yaml:{line}: synth" in error for line in lines), error
     assert not (tmp_path / "data").exists()
 
 

@@ -103,7 +103,8 @@ def test_predict_threads_sets_torch_threads_and_a_bad_value_exits_2(trained, mon
                      "--out", str(tmp_path / "out.csv")]) == status
     assert calls == [1]  # 0 leaves torch's default
     err = capsys.readouterr().err
-    assert "predict: threads must be an integer >= 0, got -1" in err and "got 'two'" in err
+    assert "-1.yaml:" in err and "predict: threads must be >= 0, got -1" in err
+    assert "predict.threads: expected int, got 'two'" in err
 
 
 def test_gather_refuses_a_missing_fold(trained, monkeypatch, capsys):

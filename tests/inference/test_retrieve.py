@@ -74,4 +74,4 @@ def test_retrieve_refuses_other_families(tmp_path, project, capsys):
     code = main(["retrieve", "--weights", str(tmp_path / "model.pt"), "--cache", str(project / "train.h5"),
                  "--index", str(tmp_path / "index"), "--out", str(tmp_path / "r.json")])
     assert code == 2
-    assert capsys.readouterr().err.strip().endswith("retrieve needs a match_rcnn model, not attribute_mask_rcnn")
+    assert capsys.readouterr().err.strip().endswith("retrieve needs a model that embeds items for retrieval, not attribute_mask_rcnn")

@@ -22,7 +22,6 @@ import yaml
 from pipeline.errors import InputError
 from pipeline.models import planting, starts
 from pipeline.models.factory import build_family, create_model, load_config
-from pipeline.models.prefetch import trained_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
@@ -221,12 +220,17 @@ def test_each_real_config_starts_from_a_published_checkpoint_that_fits(offline, 
 
 
 def test_trained_configs_are_train_models_and_the_df2_model(tmp_path):
-    settings = {"train": {"models": ["a"]}, "models": {"a": {"config": "a.yaml"}, "b": {"config": "b.yaml"}},
-                "df2": {"model": "m", "config": "m.yaml"}}
-    assert trained_configs(settings, "p.yaml") == {"a": Path("a.yaml"), "m": Path("m.yaml")}
-    assert trained_configs({"weights": {}}, "p.yaml") == {}
-    with pytest.raises(InputError, match="'c', which has no config"):
-        trained_configs({"train": {"models": ["c"]}, "models": {}}, "p.yaml")
+    from pipeline.settings.load import load_settings
+
+    params = tmp_path / "p.yaml"
+    params.write_text("train: {models: [a]}\nmodels: {a: {config: a.yaml}, b: {config: b.yaml}}\n"
+                      "df2: {model: m, config: m.yaml}\n")
+    assert load_settings(params).trained_configs() == {"a": Path("a.yaml"), "m": Path("m.yaml")}
+    params.write_text("weights: {}\n")
+    assert load_settings(params).trained_configs() == {}
+    params.write_text("train: {models: [c]}\nmodels: {}\n")
+    with pytest.raises(InputError, match="model 'c' is not in params models"):
+        load_settings(params).trained_configs()
 
 
 def test_the_run_key_holds_the_start_by_content(offline):

@@ -30,7 +30,8 @@ def track(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump({
         "train": {"epochs": 1, "batch_size": 1, "processes": 1, "threads": 1, "workers": 0, "amp": False,
                   "warmup_steps": 1, "augment": {"image_size": None, "hflip": 0.0, "color_jitter": 0.0}},
-        "df2": {"root": "data", "cache_dir": "cache", "cache_max_size": 96, "config": str(root / "model.yaml"),
+        "df2": {"root": "data", "cache_dir": "cache", "cache_max_size": 96, "model": "match_rcnn",
+                "config": str(root / "model.yaml"),
                 "query_threshold": 0.0, "gallery_threshold": 0.0, "report": "report.json",
                 "synth": {"train_pairs": 1, "validation_pairs": 2, "min_size": 96, "max_size": 112}},
     }))

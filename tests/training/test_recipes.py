@@ -15,6 +15,7 @@ from pipeline.models.factory import load_config
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import mask_cost
 from pipeline.training import data, engine
+from pipeline.training import train as training_runs
 from pipeline.training.config import TrainConfig, training_augment
 from pipeline.training.data import TrainDataset
 from pipeline.training.config import AugmentConfig
@@ -113,7 +114,7 @@ def test_train_crops_at_the_model_configs_side_when_image_size_is_null(tmp_path,
                "min_instance_pixels": 4}
     params = write_tiny_project(tmp_path, train_images=4, test_images=1, image_size=160,
                                 model_config={"min_size": 96, "max_size": 128}, train={"augment": augment})
-    monkeypatch.setattr(data, "TrainDataset", RecordingDataset)
+    monkeypatch.setattr(training_runs, "TrainDataset", RecordingDataset)
     RecordingDataset.sides.clear()
     assert main(["--params", str(params), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"]) == 0

@@ -224,9 +224,15 @@ def test_a_copied_model_predicts_with_its_init_file_gone(portable_model, tmp_pat
     ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"),
     ("keep_checkpoints", -1, "keep_checkpoints must not be negative"),
 ])
-def test_a_bad_training_knob_is_an_input_error_naming_it(knob, value, message):
-    from pipeline.training.config import model_entry
+def test_a_bad_training_knob_is_an_input_error_naming_it(tmp_path, knob, value, message):
+    import yaml
 
-    params = {"train": {knob: value}, "models": {"m": {"config": "m.yaml"}}}
-    with pytest.raises(InputError, match=message):
-        model_entry(params, "m")
+    from pipeline.settings.load import load_settings
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"train": {knob: value}, "models": {"m": {"config": "m.yaml"}}}, sort_keys=False))
+    with pytest.raises(InputError, match=f"params.yaml:2: train: {message}"):
+        load_settings(params)
+    params.write_text(yaml.safe_dump({"models": {"m": {"config": "m.yaml", "train": {knob: value}}}}, sort_keys=False))
+    with pytest.raises(InputError, match=f"params.yaml:5: {message}"):  # the knob's line in the model's `train`
+        load_settings(params)

@@ -6,7 +6,7 @@ import pytest
 from pipeline.data import ontology
 from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
-from pipeline.scoring.kaggle_score import KaggleOptions
+from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.inference.validation import held_out
 
 GT = ("ImageId,EncodedPixels,Height,Width,ClassId,AttributesIds\n"
