@@ -73,7 +73,7 @@ def training_data(settings, args, entry, model_config, dataset: str):
                                  model_config)
     if args.fold is None:
         raise InputError(f"train --model {args.model} needs --fold (a fold number, or `all`)")
-    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache)
+    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache, settings.data.layout)
     if args.fold == ALL:
         indices, name = list(range(len(reader))), f"{args.model} (every fold)"
     else:
@@ -99,9 +99,10 @@ def validation(settings, args, entry, model_config, dataset: str):
     if dataset != "fashionpedia" or args.fold == ALL:
         raise settings.error(f"train.validate_every: held-out scores need a held-out Fashionpedia fold, not "
                              f"{args.model} --fold {args.fold}", "train", "validate_every")
-    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache)
+    ground_truth = settings.train_csv()
+    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache, settings.data.layout)
     indices = fold_indices(reader, read_folds(settings.folds.out), args.fold, train=False)
     indices = indices[: entry.train.validate_images or None]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return held_out(reader, indices, settings.data_root / "train.csv", ontology.load_for_dataset(settings.data_root),
+    return held_out(reader, indices, ground_truth, ontology.load_for_dataset(settings.data_root),
                     model_config.attribute_threshold, settings.evaluate.kaggle, device)
