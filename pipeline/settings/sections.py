@@ -194,8 +194,8 @@ class Settings:
         tune, held-out scores); a fashionpedia layout is refused in one line: its protocol, the
         papers', trains on every image and scores val2020 (profiles/fashionpedia/dvc.yaml)."""
         if self.data.layout != "kaggle":
-            raise self.error(f"cross-validation reads Kaggle's train.csv, which the {self.data.layout} layout "
-                             "has not: its protocol trains on every image (--fold all) and scores the val split",
+            raise self.error(f"cross-validation reads Kaggle's train.csv; the {self.data.layout} layout has none: "
+                             "its protocol trains on every image and scores val2020 (profiles/fashionpedia/dvc.yaml)",
                              "data", "layout")
         return self.data_root / "train.csv"
 
