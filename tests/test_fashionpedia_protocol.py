@@ -96,6 +96,7 @@ def project(tmp_path_factory):
     text = (project / DAG).read_text().splitlines()
     (project / DAG).write_text("\n".join(l for l in text if not any(f"all/{m}.csv" in l for m in others)) + "\n")
     edit_params(project, tiny)
+    edit_params(project, lambda p: p["train"].update(validate_every=4, validate_images=2))  # scored on val2020
     subprocess.run([sys.executable, "-m", "pipeline", "synth", "--layout", "fashionpedia", "--out", "data/fashionpedia",
                     "--train-images", "8", "--test-images", "3", "--min-size", "96", "--max-size", "160",
                     "--large-fraction", "0"], cwd=project, check=True, capture_output=True)

@@ -29,20 +29,25 @@ def is_json(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".json"
 
 
+def ground_truth_records(gt: str | Path, ontology: Ontology) -> Iterator[tuple[int, ImageRecord]]:
+    """(position in the ground truth's image order, record) of a train.csv or an instances JSON, by
+    ascending ImageId (the order of prediction CSVs), one image at a time."""
+    if is_json(gt):
+        instances, _ = fashionpedia.load_instances(gt, ontology)
+        return instances.records_by_image_id()
+    return records_by_image_id(index_annotations(gt, ontology), ontology)
+
+
 def scored_chunks(gt: str | Path, pred: str | Path, ontology: Ontology
                   ) -> Iterator[tuple[np.ndarray, list[ImageRecord], InstanceTable]]:
     """(the images' positions in the ground truth's order, their records, their predictions' table),
     every ground-truth image once; the table's `line` is each prediction's place in its file."""
-    if is_json(gt):
+    if is_json(pred):
+        if not is_json(gt):
+            raise InputError("a results JSON names images by Fashionpedia's numeric ids: score it against the "
+                             f"instances JSON they come from, not the CSV {gt}", pred)
         instances, _ = fashionpedia.load_instances(gt, ontology)
-        if is_json(pred):
-            yield from results_chunks(load_results(pred, instances.images), instances, ontology)
-            return
-        ground_truth = instances.records_by_image_id()
-    elif is_json(pred):
-        raise InputError("a results JSON names images by Fashionpedia's numeric ids: score it against the "
-                         f"instances JSON they come from, not the CSV {gt}", pred)
-    else:
-        ground_truth = records_by_image_id(index_annotations(gt, ontology), ontology)
-    for images, records, _, table in chunked_tables(pred, ground_truth, ontology):
+        yield from results_chunks(load_results(pred, instances.images), instances, ontology)
+        return
+    for images, records, _, table in chunked_tables(pred, ground_truth_records(gt, ontology), ontology):
         yield images, records, table
