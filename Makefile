@@ -1,7 +1,8 @@
 # Two commands: `make repro` (the DVC pipeline on the embedded default) and `make test`.
 # Both create .venv from the pinned requirements.txt when it is missing or older than that file.
 # `make repro PROFILE=real` first writes params.yaml as the committed params.yaml with profiles/real.yaml
-# merged over it, which DVC and every stage read (`git checkout params.yaml` goes back to the embedded default).
+# merged over it, which DVC and every stage read (`git checkout params.yaml` goes back to the embedded default);
+# `make repro PROFILE=fashionpedia` then runs the papers' protocol, profiles/fashionpedia/dvc.yaml.
 SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
@@ -13,8 +14,12 @@ PROFILE ?=
 
 .PHONY: repro profile test test-slow venv lock clean
 
+# A profile with a DAG of its own (profiles/NAME/dvc.yaml: fashionpedia, the papers' protocol) runs that
+# DAG and what it needs of dvc.yaml; any other runs dvc.yaml.
+DAG = $(wildcard $(PROFILE:%=profiles/%/dvc.yaml))
+
 repro: $(STAMP) profile
-	dvc repro
+	dvc repro $(DAG)
 
 # profiles/$(PROFILE).yaml merged over the committed params.yaml (uncommitted edits of it are refused).
 profile: $(STAMP)

@@ -53,6 +53,8 @@ COMMANDS = (
     ("tune", "pipeline.stages.tune",
      "Tune score and attribute thresholds on out-of-fold predictions (cross-fitted report)."),
     ("submit", "pipeline.stages.submit", "Write the Kaggle submission CSV from scored test predictions."),
+    ("fashionpedia-results", "pipeline.stages.fashionpedia_results",
+     "Write Fashionpedia's official results JSON (what FPEval reads) from a predictions CSV."),
     ("validate-submission", "pipeline.stages.validate_submission",
      "Check a Kaggle submission CSV: header, rows, RLE, ids, every test image."),
     ("bench", "pipeline.stages.bench", "Run a benchmark and print its JSON."),

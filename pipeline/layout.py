@@ -9,6 +9,7 @@ from pathlib import Path
 
 MODELS = Path("models")
 PREDICTIONS = Path("predictions")
+REPORTS = Path("reports")
 SPLITS = ("oof", "test")
 ALL_FOLDS = "all"  # `train --fold all`: every training image, the papers' protocol
 ENSEMBLE = "ensemble"
@@ -54,3 +55,15 @@ def oof_predictions(model: str) -> Path:
 
 def ensemble_predictions(split: str) -> Path:
     return predictions_dir(split) / f"{ENSEMBLE}.csv"
+
+
+def all_predictions(name: str) -> Path:
+    """The papers' protocol: the test split (Fashionpedia's val2020) predicted by model `name` trained
+    on every image (fold `all`), or by the ensemble of those models (`ENSEMBLE`). A folder of its own:
+    the Kaggle DAG's test predictions (`predictions/test/<model>/`) are inputs of its ensemble."""
+    return PREDICTIONS / ALL_FOLDS / f"{name}.csv"
+
+
+def val_metrics(name: str) -> Path:
+    """The papers' protocol: the scores of `all_predictions(name)` against the val2020 annotations."""
+    return REPORTS / "val2020" / f"{name}.json"

@@ -73,7 +73,7 @@ def test_cache_stage_depends_on_the_code_and_knobs_of_its_fingerprint():
 
     cache = DVC["cache"]
     assert {f"pipeline/{part}" for part in CACHE_SOURCE} | {"pipeline/code_version.py"} <= set(cache["deps"])
-    assert set(cache["params"]) == {"data.root"} | {f"cache.{f.name}" for f in fields(CacheConfig)}
+    assert set(cache["params"]) == {"data.root", "data.layout"} | {f"cache.{f.name}" for f in fields(CacheConfig)}
     assert all(next(iter(out.values()))["persist"] for out in cache["outs"])
 
 

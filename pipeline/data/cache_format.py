@@ -20,8 +20,14 @@ from pipeline.errors import InputError
 FORMAT_VERSION = 1
 CODECS = ("raw", "jpeg")  # raw: uint8 pixels, fastest reads; jpeg: compact, for small disks
 SPLITS = ("train", "test")
+# How a dataset root is laid out (`split_files`): Kaggle's iMaterialist 2020 CSVs, or Fashionpedia's
+# own COCO-style JSON files (`pipeline.data.fashionpedia`). Both give the same records and caches.
+LAYOUTS = ("kaggle", "fashionpedia")
+# The fashionpedia layout's annotation files as released; its test split is val2020 (`split_files`).
+FASHIONPEDIA_FILES = {"train": "instances_attributes_train2020.json", "test": "instances_attributes_val2020.json"}
 # The modules whose behaviour decides the cache's bytes; dvc.yaml's cache stage depends on the same files.
-CACHE_SOURCE = ("data/cache_format.py", "data/cache_build.py", "data/resize.py", "data/rle.py", "data/annotations.py")
+CACHE_SOURCE = ("data/cache_format.py", "data/cache_build.py", "data/resize.py", "data/rle.py", "data/annotations.py",
+                "data/fashionpedia.py")
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,27 @@ def cache_path(cache_dir: str | Path, split: str) -> Path:
     return Path(cache_dir) / f"{split}.h5"
 
 
-def split_files(root: str | Path, split: str) -> tuple[Path, Path | None]:
-    """(image folder, annotation or id list CSV) of a split; the CSV is None for a test split
-    without `sample_submission.csv` (its images are then every `test/*.jpg`)."""
+def check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+
+
+def split_files(root: str | Path, split: str, layout: str = "kaggle") -> tuple[Path, Path | None]:
+    """(image folder, annotation or image listing) of a split.
+
+    kaggle: train/ + train.csv; test/ + sample_submission.csv, or None without one (the images are
+    then every `test/*.jpg`).
+    fashionpedia: train/ + instances_attributes_train2020.json; the test split is val2020, the split
+    the papers score: test/ (as val_test2020.zip unpacks) or val/, listed by
+    instances_attributes_val2020.json (its annotations are for `evaluate`; a test cache has none).
+    """
     root = Path(root)
+    check_layout(layout)
+    if layout == "fashionpedia" and split in SPLITS:
+        folder = root / split
+        if split == "test" and not folder.is_dir() and (root / "val").is_dir():
+            folder = root / "val"
+        return folder, root / FASHIONPEDIA_FILES[split]
     if split == "train":
         return root / "train", root / "train.csv"
     if split == "test":
@@ -82,16 +105,23 @@ def file_digest(path: str | Path, digest=None):
     return digest
 
 
-def fingerprint(root: str | Path, split: str, config: CacheConfig) -> str:
-    """Hash of the split's CSV bytes, its image files' names and sizes, `config`, the format and
-    the code that writes the cache (`CACHE_SOURCE`: comments and docstrings do not count).
+def layout_identity(layout: str) -> dict:
+    """The layout as a cache's identity holds it: nothing for kaggle, so those caches keep the
+    fingerprints they always had."""
+    return {} if layout == "kaggle" else {"layout": layout}
 
-    Cheap enough to check before every training run: it reads the CSV but no image.
+
+def fingerprint(root: str | Path, split: str, config: CacheConfig, layout: str = "kaggle") -> str:
+    """Hash of the split's CSV (or JSON) bytes, its image files' names and sizes, `config`, the
+    layout, the format and the code that writes the cache (`CACHE_SOURCE`: comments and docstrings
+    do not count).
+
+    Cheap enough to check before every training run: it reads the listing but no image.
     """
-    image_dir, csv_path = split_files(root, split)
+    image_dir, csv_path = split_files(root, split, layout)
     digest = hashlib.sha256()
     digest.update(json.dumps({"format": FORMAT_VERSION, "split": split, **config.identity(),
-                              "code": source_hash(CACHE_SOURCE)}).encode())
+                              **layout_identity(layout), "code": source_hash(CACHE_SOURCE)}).encode())
     if csv_path is not None:
         file_digest(csv_path, digest)
     if not image_dir.is_dir():

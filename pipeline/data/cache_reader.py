@@ -161,6 +161,8 @@ class CacheReader:
         return self._datasets[name]
 
 
-def open_cache(cache_dir: str | Path, root: str | Path, split: str, config: CacheConfig) -> CacheReader:
-    """The reader of `split`'s cache in `cache_dir`, known to match today's inputs under `root` and `config`."""
-    return CacheReader(cache_path(cache_dir, split), expected_fingerprint=fingerprint(root, split, config))
+def open_cache(cache_dir: str | Path, root: str | Path, split: str, config: CacheConfig,
+               layout: str = "kaggle") -> CacheReader:
+    """The reader of `split`'s cache in `cache_dir`, known to match today's inputs under `root` (laid out
+    as `layout`) and `config`."""
+    return CacheReader(cache_path(cache_dir, split), expected_fingerprint=fingerprint(root, split, config, layout))

@@ -1,26 +1,30 @@
-"""Score a predictions CSV against a ground-truth CSV (the `evaluate` command).
+"""Score predictions against ground truth (the `evaluate` command).
 
-`Evaluation.metrics` gives the metrics JSON, `format_table` the printed table. The predictions file must be
-sorted by ImageId (as the pipeline writes it); it and the ground truth are read side by side and
-scored a chunk of images at a time (`records_by_image_id`, `chunked_tables`, `Accumulator`), so
-memory does not grow with either file.
+Ground truth: a Kaggle train.csv, or a Fashionpedia instances JSON (instances_attributes_val2020.json,
+the papers' protocol). Predictions: the pipeline's CSV (submission layout plus Score), or the
+official results JSON (`python -m pipeline fashionpedia-results` writes one from a CSV). The format
+is told by the file's suffix (`.json`); `pipeline.scoring.sources` has the readers.
+
+`Evaluation.metrics` gives the metrics JSON, `format_table` the printed table: ap_iou is the papers'
+AP_IoU^mask (COCOeval), ap_iou_f1 their AP_IoU+F1^mask (FPEval). A predictions CSV must be sorted by
+ImageId (as the pipeline writes it); it and the ground truth are read side by side and scored a
+chunk of images at a time (`Accumulator`), so memory does not grow with either file beyond what a
+JSON file needs parsed.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.data.annotations import index_annotations, records_by_image_id
 from pipeline.data.ontology import Ontology
 from pipeline.scoring.evaluator import Accumulator, Evaluation
 from pipeline.scoring.kaggle_options import KaggleOptions
-from pipeline.scoring.predictions import chunked_tables
+from pipeline.scoring.sources import scored_chunks
 
 
 def evaluate_files(gt: str | Path, predictions: str | Path, ontology: Ontology, options: KaggleOptions) -> Evaluation:
-    """Score a predictions file against a ground-truth CSV, a chunk of images at a time."""
-    ground_truth = records_by_image_id(index_annotations(gt, ontology), ontology)
+    """Score a predictions file against a ground-truth file, in any accepted format, a chunk of images at a time."""
     accumulator = Accumulator(ontology, options)
-    for images, records, _, table in chunked_tables(predictions, ground_truth, ontology):
+    for images, records, table in scored_chunks(gt, predictions, ontology):
         accumulator.add(records, table, image_index=images, position=table.line)
     return accumulator.result()
 

@@ -1,17 +1,20 @@
-"""Scores of a model in training on a few of its fold's held-out images (`train.validate_every`).
+"""Scores of a model in training on a few held-out images (`train.validate_every`).
 
-The images are predicted as `predict` does (no TTA) and scored by the project's evaluator against
-train.csv; the engine logs the scores to dvclive (`val/ap_iou`, ...) and keeps `best.pt` by one.
+The images (a held-out fold's, or val2020's under the papers' protocol) are predicted as `predict`
+does (no TTA) and scored by the project's evaluator against their ground truth (train.csv or
+Fashionpedia's instances JSON); the engine logs the scores to dvclive (`val/ap_iou`, ...) and keeps
+`best.pt` by one.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.data.annotations import ImageRecord, index_annotations, records_by_image_id
+from pipeline.data.annotations import ImageRecord
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.evaluator import evaluate_frames
 from pipeline.scoring.kaggle_options import KaggleOptions
+from pipeline.scoring.sources import ground_truth_records
 from pipeline.inference.predict import predict
 
 SCORES = ("ap_iou", "ap_iou_50", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
@@ -19,7 +22,7 @@ SCORES = ("ap_iou", "ap_iou_50", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
 
 @dataclass
 class HeldOut:
-    reader: object                  # the training cache's CacheReader
+    reader: object                  # the CacheReader of the images (training or, for val2020, test cache)
     indices: list[int]              # reader indices of the images scored
     records: list[ImageRecord]      # their ground truth
     ontology: Ontology
@@ -34,17 +37,16 @@ class HeldOut:
         return {name: float(metrics[name]) for name in SCORES}
 
 
-def held_out(reader, indices: list[int], ground_truth_csv, ontology: Ontology, attribute_threshold: float,
+def held_out(reader, indices: list[int], ground_truth, ontology: Ontology, attribute_threshold: float,
              kaggle_options: KaggleOptions, device: str) -> HeldOut:
-    """A HeldOut of reader images `indices`, with their records read from `ground_truth_csv` (streamed:
-    only those images' records are kept, not the whole file's)."""
+    """A HeldOut of reader images `indices`, with their records read from `ground_truth` (a train.csv,
+    streamed, or an instances JSON: only those images' records are kept, not the whole file's)."""
     image_ids = [reader.image_ids[i] for i in indices]
     wanted = set(image_ids)
-    index = index_annotations(ground_truth_csv, ontology)
-    records = {record.image_id: record for _, record in records_by_image_id(index, ontology)
+    records = {record.image_id: record for _, record in ground_truth_records(ground_truth, ontology)
                if record.image_id in wanted}
     missing = [image_id for image_id in image_ids if image_id not in records]
     if missing:
-        raise InputError(f"image {missing[0]} of the cache is not in the ground truth", ground_truth_csv)
+        raise InputError(f"image {missing[0]} of the cache is not in the ground truth", ground_truth)
     return HeldOut(reader, indices, [records[image_id] for image_id in image_ids], ontology,
                    attribute_threshold, kaggle_options, device)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.data.cache_format import CacheConfig
+from pipeline.data.cache_format import CacheConfig, check_layout
 from pipeline.ensembling.config import EnsembleConfig, TuneConfig
 from pipeline.errors import InputError
 from pipeline.inference.config import InferConfig, TTAConfig
@@ -23,7 +23,11 @@ from pipeline.typed import Keys, Origins, Where, build
 
 @dataclass(frozen=True)
 class DataSettings:
-    root: str = "data/synthetic"  # Kaggle layout: train/, test/, train.csv, label_descriptions.json
+    root: str = "data/synthetic"
+    layout: str = "kaggle"  # root's files (`pipeline.data.cache_format.split_files`): kaggle | fashionpedia
+
+    def __post_init__(self):
+        check_layout(self.layout)
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,16 @@ class Settings:
     @property
     def data_root(self) -> Path:
         return Path(self.data.root)
+
+    def train_csv(self) -> Path:
+        """Kaggle's train.csv under data.root, the ground truth of cross-validation (folds, report,
+        tune, held-out scores); a fashionpedia layout is refused in one line: its protocol, the
+        papers', trains on every image and scores val2020 (profiles/fashionpedia/dvc.yaml)."""
+        if self.data.layout != "kaggle":
+            raise self.error(f"cross-validation reads Kaggle's train.csv; the {self.data.layout} layout has none: "
+                             "its protocol trains on every image and scores val2020 (profiles/fashionpedia/dvc.yaml)",
+                             "data", "layout")
+        return self.data_root / "train.csv"
 
     def error(self, message: str, *keys: str) -> InputError:
         """An InputError about the value at `keys`, naming the file and line that set it."""

@@ -1,4 +1,7 @@
-"""`python -m pipeline evaluate --gt GT.csv --pred PRED.csv`: AP_IoU, AP_IoU+F1 and the Kaggle score of a file."""
+"""`python -m pipeline evaluate --gt GT --pred PRED`: AP_IoU, AP_IoU+F1 and the Kaggle score of a file.
+
+GT: train.csv layout or a Fashionpedia instances JSON; PRED: the pipeline's predictions CSV or the
+official results JSON (`pipeline.evaluation.evaluate`)."""
 from __future__ import annotations
 
 import sys
@@ -15,8 +18,13 @@ def add_kaggle_arguments(parser) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--gt", required=True, help="ground truth CSV in train.csv layout")
-    parser.add_argument("--pred", required=True, help="predictions CSV: submission layout plus a Score column")
+    parser.add_argument("--gt", required=True,
+                        help="ground truth: a CSV in train.csv layout, or a Fashionpedia instances JSON (*.json, "
+                             "e.g. instances_attributes_val2020.json)")
+    parser.add_argument("--pred", required=True,
+                        help="predictions: a CSV in submission layout plus a Score column, sorted by ImageId, or "
+                             "Fashionpedia's official results JSON (*.json: a list of image_id, category_id, "
+                             "segmentation as compressed RLE, score, attribute_ids; needs a JSON --gt)")
     parser.add_argument("--labels", help="label_descriptions.json (default: the project's copy)")
     parser.add_argument("--out", help="metrics JSON to write")
     add_kaggle_arguments(parser)

@@ -14,5 +14,5 @@ def run(settings, args) -> int:
     from pipeline.data.fold_assignment import write_folds
 
     folds = settings.folds
-    print(write_folds(settings.data_root, folds.k, folds.seed, settings.cache.on_error, folds.out, folds.report))
+    print(write_folds(settings.train_csv().parent, folds.k, folds.seed, settings.cache.on_error, folds.out, folds.report))
     return 0

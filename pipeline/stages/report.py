@@ -22,7 +22,7 @@ def run(settings, args) -> int:
     from pipeline.evaluation.report import write_report
 
     report = settings.report
-    gt = Path(report.gt or settings.data_root / "train.csv")
+    gt = Path(report.gt or settings.train_csv())
     lines = write_report(gt, Path(report.folds or settings.folds.out), Path(report.predictions_dir),
                          list(report.models), report.out, Path(report.plots), settings.evaluate.kaggle)
     print("\n".join(lines))

@@ -73,7 +73,7 @@ def training_data(settings, args, entry, model_config, dataset: str):
                                  model_config)
     if args.fold is None:
         raise InputError(f"train --model {args.model} needs --fold (a fold number, or `all`)")
-    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache)
+    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache, settings.data.layout)
     if args.fold == ALL:
         indices, name = list(range(len(reader))), f"{args.model} (every fold)"
     else:
@@ -90,18 +90,27 @@ def validation(settings, args, entry, model_config, dataset: str):
     import torch
 
     from pipeline.data import ontology
+    from pipeline.data.cache_format import split_files
     from pipeline.data.cache_reader import open_cache
     from pipeline.data.folds import fold_indices, read_folds
     from pipeline.inference.validation import held_out
 
     if not entry.train.validate_every:
         return None
-    if dataset != "fashionpedia" or args.fold == ALL:
-        raise settings.error(f"train.validate_every: held-out scores need a held-out Fashionpedia fold, not "
-                             f"{args.model} --fold {args.fold}", "train", "validate_every")
-    reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache)
-    indices = fold_indices(reader, read_folds(settings.folds.out), args.fold, train=False)
+    papers = args.fold == ALL and settings.data.layout == "fashionpedia"
+    if dataset != "fashionpedia" or (args.fold == ALL and not papers):
+        raise settings.error(f"train.validate_every: held-out scores need a held-out Fashionpedia fold (or, with "
+                             f"--fold all, the fashionpedia layout's val2020), not {args.model} --fold {args.fold}",
+                             "train", "validate_every")
+    if papers:  # the papers' protocol holds val2020 out: the test cache, scored against its annotations
+        _, ground_truth = split_files(settings.data_root, "test", settings.data.layout)
+        reader = open_cache(settings.cache.dir, settings.data_root, "test", settings.cache, settings.data.layout)
+        indices = list(range(len(reader)))
+    else:
+        ground_truth = settings.train_csv()
+        reader = open_cache(settings.cache.dir, settings.data_root, "train", settings.cache, settings.data.layout)
+        indices = fold_indices(reader, read_folds(settings.folds.out), args.fold, train=False)
     indices = indices[: entry.train.validate_images or None]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return held_out(reader, indices, settings.data_root / "train.csv", ontology.load_for_dataset(settings.data_root),
+    return held_out(reader, indices, ground_truth, ontology.load_for_dataset(settings.data_root),
                     model_config.attribute_threshold, settings.evaluate.kaggle, device)

@@ -22,7 +22,7 @@ def run(settings, args) -> int:
     from pipeline.ensembling.tune import tune_file
 
     tune = settings.tune
-    gt = Path(tune.gt or settings.data_root / "train.csv")
+    gt = Path(tune.gt or settings.train_csv())
     print(tune_file(Path(tune.predictions), gt, Path(tune.folds or settings.folds.out), tune, settings.evaluate.kaggle,
                     tune.out, tune.report))
     return 0

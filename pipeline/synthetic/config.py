@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.data.cache_format import check_layout
+
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """The Fashionpedia-like set in Kaggle layout (`pipeline.synthetic.fashionpedia`)."""
+    """The Fashionpedia-like set in Kaggle's or Fashionpedia's layout (`pipeline.synthetic.fashionpedia`)."""
 
     train_images: int = 64
     test_images: int = 16
@@ -14,8 +16,10 @@ class SynthConfig:
     min_size: int = 400  # longest image side of the ordinary images, in pixels
     max_size: int = 1200
     large_fraction: float = 0.1  # share of images with a side over 2000 px
+    layout: str = "kaggle"  # kaggle | fashionpedia (`pipeline.data.cache_format.split_files`)
 
     def __post_init__(self):
+        check_layout(self.layout)
         problems = [
             (self.train_images < 1, "train_images must be >= 1"),
             (self.test_images < 0, "test_images must be >= 0"),

@@ -1,14 +1,18 @@
-"""The embedded synthetic Fashionpedia-like dataset, in Kaggle layout (the `synth` stage).
+"""The embedded synthetic Fashionpedia-like dataset (the `synth` stage), in either layout.
 
-CI and `make repro` have no real data, so they train and evaluate on this: `train/` and `test/`
-JPEGs, `train.csv` (Kaggle RLE masks with the real category and attribute ids),
-`sample_submission.csv` and a copy of the shipped `label_descriptions.json`. The scenes themselves
-are drawn by `pipeline.synthetic.scene`. The same seed gives byte-identical files; the dataset is
-built in a sibling temporary directory and renamed onto the output, so an interrupted run never
-leaves half a dataset behind.
+CI and `make repro` have no real data, so they train and evaluate on this. Kaggle's layout
+(`synth.layout: kaggle`): `train/` and `test/` JPEGs, `train.csv` (Kaggle RLE masks with the real
+category and attribute ids), `sample_submission.csv` and a copy of the shipped
+`label_descriptions.json`. Fashionpedia's (`fashionpedia`, the papers' protocol): the same images
+with `instances_attributes_train2020.json` and `instances_attributes_val2020.json` (the test images,
+annotated: they play val2020), masks as compressed COCO RLE, and `synthetic.json` (the settings that
+made it). The scenes themselves are drawn by `pipeline.synthetic.scene`. The same seed gives
+byte-identical files; the dataset is built in a sibling temporary directory and renamed onto the
+output, so an interrupted run never leaves half a dataset behind.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import time
@@ -17,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pycocotools import mask as coco_mask
 
 from pipeline import io
 from pipeline.data import ontology, rle
 from pipeline.data.annotations import TRAIN_COLUMNS
+from pipeline.data.cache_format import FASHIONPEDIA_FILES as SPLIT_FILES
 from pipeline.synthetic.config import SynthConfig
 from pipeline.synthetic.files import staging_directory, write_jpeg
 from pipeline.synthetic.scene.compose import render
@@ -74,29 +80,85 @@ def build(out: str | Path, config: SynthConfig) -> Summary:
     out = Path(out)
     start = time.perf_counter()
     labels = Labels(ontology.load())
-    rows, classes = [], set()
-    with staging_directory(out) as staging:
+    files = KaggleFiles() if config.layout == "kaggle" else FashionpediaFiles()
+    with staging_directory(out, files.marker) as staging:
         for split, count in (("train", config.train_images), ("test", config.test_images)):
             (staging / split).mkdir()
             for index in range(count):
                 name, image, instances = render_image(config, split, index, labels)
                 write_jpeg(staging / split / f"{name}.jpg", image)
-                if split == "test":
-                    continue
-                height, width = image.shape[:2]
-                for instance in instances:
-                    encoded = rle.encode(instance.full_mask(height, width))
-                    attributes = ",".join(map(str, instance.attributes))
-                    rows.append((name, encoded, height, width, instance.class_id, attributes))
-                    classes.add(instance.class_id)
-        io.write_csv(staging / "train.csv", pd.DataFrame(rows, columns=TRAIN_COLUMNS))
-        # One placeholder row per test image, as Kaggle's sample submission has.
-        test_ids = [image_id(config.seed, "test", i) for i in range(config.test_images)]
-        placeholder = pd.DataFrame([(i, "1 1", 23, "") for i in test_ids], columns=SUBMISSION_COLUMNS)
-        io.write_csv(staging / "sample_submission.csv", placeholder)
-        shutil.copyfile(ontology.DEFAULT_PATH, staging / "label_descriptions.json")
-    return Summary(out, config.train_images, config.test_images, len(rows), len(classes),
+                files.add(split, name, image.shape[:2], instances)
+        files.write(staging, config)
+    return Summary(out, config.train_images, config.test_images, files.instances, len(files.classes),
                    time.perf_counter() - start)
+
+
+class KaggleFiles:
+    """train.csv (the training images' instances), sample_submission.csv, label_descriptions.json."""
+
+    marker = "train.csv"  # `staging_directory` replaces only a folder this command wrote
+
+    def __init__(self):
+        self.rows, self.test_ids, self.classes = [], [], set()
+
+    @property
+    def instances(self) -> int:
+        return len(self.rows)
+
+    def add(self, split: str, name: str, size: tuple[int, int], instances) -> None:
+        if split == "test":
+            self.test_ids.append(name)
+            return
+        for instance in instances:
+            encoded = rle.encode(instance.full_mask(*size))
+            self.rows.append((name, encoded, *size, instance.class_id, ",".join(map(str, instance.attributes))))
+            self.classes.add(instance.class_id)
+
+    def write(self, folder: Path, config: SynthConfig) -> None:
+        io.write_csv(folder / "train.csv", pd.DataFrame(self.rows, columns=TRAIN_COLUMNS))
+        # One placeholder row per test image, as Kaggle's sample submission has.
+        placeholder = pd.DataFrame([(i, "1 1", 23, "") for i in self.test_ids], columns=SUBMISSION_COLUMNS)
+        io.write_csv(folder / "sample_submission.csv", placeholder)
+        shutil.copyfile(ontology.DEFAULT_PATH, folder / "label_descriptions.json")
+
+
+class FashionpediaFiles:
+    """instances_attributes_{train,val}2020.json (the test images as val2020, annotated) and synthetic.json."""
+
+    marker = "synthetic.json"  # not train2020's file: a real Fashionpedia folder is never replaced
+
+    def __init__(self):
+        self.images = {split: [] for split in SPLIT_FILES}
+        self.annotations = {split: [] for split in SPLIT_FILES}
+        self.classes = set()
+
+    @property
+    def instances(self) -> int:
+        return sum(len(entries) for entries in self.annotations.values())
+
+    def add(self, split: str, name: str, size: tuple[int, int], instances) -> None:
+        image_id = len(self.images[split]) + 1
+        self.images[split].append({"id": image_id, "file_name": f"{name}.jpg", "height": size[0], "width": size[1]})
+        for instance in instances:
+            mask = instance.full_mask(*size)
+            encoded = coco_mask.encode(np.asfortranarray(mask))
+            self.annotations[split].append({
+                "id": len(self.annotations[split]) + 1, "image_id": image_id, "category_id": instance.class_id,
+                "attribute_ids": list(instance.attributes),
+                "segmentation": {"size": list(size), "counts": encoded["counts"].decode("ascii")},
+                "area": int(mask.sum()), "bbox": coco_mask.toBbox(encoded).tolist(), "iscrowd": 0})
+            self.classes.add(instance.class_id)
+
+    def write(self, folder: Path, config: SynthConfig) -> None:
+        labels = ontology.load()
+        listed = lambda entries: [{"id": e.id, "name": e.name, "supercategory": e.supercategory}  # noqa: E731
+                                  for e in entries]
+        for split, name in SPLIT_FILES.items():
+            io.write_json(folder / name, {"info": {"description": "synthetic, pipeline.synthetic.fashionpedia"},
+                                          "images": self.images[split], "annotations": self.annotations[split],
+                                          "categories": listed(labels.categories),
+                                          "attributes": listed(labels.attributes)})
+        io.write_json(folder / self.marker, dataclasses.asdict(config))
 
 
 def generate(out_dir: str | Path, train_images: int = 64, test_images: int = 16, seed: int = 0,

@@ -218,3 +218,30 @@ def test_cli_bad_arguments_exit_2(tmp_path, monkeypatch, capsys):
     assert error.startswith("error: ") and "train_images must be >= 1" in error
     assert len(error.strip().splitlines()) == 1
     assert not Path("x").exists()
+
+
+def test_fashionpedia_layout_holds_the_same_images_and_instances(dataset, records, tmp_path):
+    """The same seed in Fashionpedia's files: train2020's instances are train.csv's; the test images are
+    val2020, annotated; a real Fashionpedia folder (no synthetic.json) is never replaced."""
+    from pipeline.data.fashionpedia import load_instances
+
+    out = synth.build(tmp_path / "fp", synth.SynthConfig(10, 3, 0, layout="fashionpedia", **SMALL)).path
+    assert sorted(p.name for p in out.iterdir()) == [
+        "instances_attributes_train2020.json", "instances_attributes_val2020.json", "synthetic.json", "test", "train"]
+    for split in ("train", "test"):
+        assert sorted(p.read_bytes() for p in (out / split).iterdir()) == sorted(
+            p.read_bytes() for p in (dataset / split).iterdir())
+    train, skipped = load_instances(out / "instances_attributes_train2020.json", LABELS)
+    assert not skipped
+    content = lambda r: (r.image_id, r.height, r.width, [(i.class_id, i.rle, i.attributes) for i in r.instances])  # noqa: E731
+    ours = [train.record(image) for image in train.annotated()]
+    assert [content(r) for r in ours] == [content(r) for r in records]
+    assert all(i.area == rle.decode(i.rle, r.height, r.width).sum() for r in ours for i in r.instances)
+    val, _ = load_instances(out / "instances_attributes_val2020.json", LABELS)
+    assert sorted(image.image_id for image in val.images) == sorted(p.stem for p in (dataset / "test").iterdir())
+    assert len(val.annotations) > 3
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "instances_attributes_train2020.json").write_text("{}")
+    with pytest.raises(InputError, match="holds no synthetic.json"):
+        synth.build(real, synth.SynthConfig(1, 1, layout="fashionpedia", **SMALL))
