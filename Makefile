@@ -2,7 +2,8 @@
 # Both create .venv from the pinned requirements.txt when it is missing or older than that file.
 # `make repro PROFILE=real` first writes params.yaml as the committed params.yaml with profiles/real.yaml
 # merged over it, which DVC and every stage read (`git checkout params.yaml` goes back to the embedded default);
-# `make repro PROFILE=fashionpedia` then runs the papers' protocol, profiles/fashionpedia/dvc.yaml.
+# `make repro PROFILE=fashionpedia` then runs the papers' protocol, profiles/fashionpedia/dvc.yaml;
+# `make repro PROFILE="real fashionpedia"` merges both, in order: the papers' recipes on their protocol.
 SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
@@ -21,7 +22,8 @@ DAG = $(wildcard $(PROFILE:%=profiles/%/dvc.yaml))
 repro: $(STAMP) profile
 	dvc repro $(DAG)
 
-# profiles/$(PROFILE).yaml merged over the committed params.yaml (uncommitted edits of it are refused).
+# profiles/<each of $(PROFILE)>.yaml merged in order over the committed params.yaml (uncommitted edits
+# of it are refused).
 profile: $(STAMP)
 ifneq ($(PROFILE),)
 	python -m pipeline profile $(PROFILE)

@@ -77,8 +77,9 @@ def chosen_command(argv: list[str]) -> str | None:
 def add_shared_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--params", default=default(str(DEFAULT_PARAMS)),
                         help="params file (default: params.yaml)")
-    parser.add_argument("--profile", default=default(None),
-                        help="a profile merged over the params file: profiles/NAME.yaml or a path")
+    parser.add_argument("--profile", action="append", default=default([]),
+                        help="a profile merged over the params file: profiles/NAME.yaml or a path (repeatable, "
+                             "merged in order)")
     parser.add_argument("--set", dest="set_keys", action="append", default=default([]), metavar="KEY=VALUE",
                         help="set one params key, e.g. --set train.epochs=3 (repeatable)")
 

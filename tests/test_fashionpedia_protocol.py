@@ -34,11 +34,14 @@ def make(project: Path, *args: str) -> str:
 
 def test_make_runs_a_profile_s_own_dag():
     def commands(*args):
-        return subprocess.run(["make", "-n", "-o", ".venv/.installed", "repro", *args], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.splitlines()
+        # --no-print-directory: under a parent make (CI's `make test`) make -n adds "Leaving directory" lines
+        return subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/.installed", "repro", *args],
+                              cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
 
     assert commands("PROFILE=fashionpedia")[-2:] == ["python -m pipeline profile fashionpedia", f"dvc repro {DAG}"]
     assert commands("PROFILE=real")[-1].strip() == "dvc repro"
+    assert commands("PROFILE=real fashionpedia")[-2:] == ["python -m pipeline profile real fashionpedia",
+                                                         f"dvc repro {DAG}"]
     assert commands()[-1].strip() == "dvc repro"
 
 

@@ -31,6 +31,19 @@ def test_a_profile_merges_key_by_key_and_keeps_the_rest(tmp_path):
     assert settings.model("n").train.epochs == 3  # a new model entry takes `train` as it is
 
 
+def test_several_profiles_merge_in_order(tmp_path):
+    base, first, second = tmp_path / "params.yaml", tmp_path / "a.yaml", tmp_path / "b.yaml"
+    base.write_text("train:\n  epochs: 3\n  lr: 0.1\n")
+    first.write_text("train:\n  epochs: 5\n  lr: 0.2\n")
+    second.write_text("train:\n  epochs: 7\n")
+    for profile in ([str(first), str(second)], f"{first} {second}", f"{first},{second}"):
+        settings = load_settings(base, profile)
+        assert (settings.train.epochs, settings.train.lr) == (7, 0.2)
+    second.write_text("train:\n  epochs: x\n")
+    with pytest.raises(InputError, match=r"b.yaml:2: train.epochs: expected int"):
+        load_settings(base, [str(first), str(second)])
+
+
 def test_errors_name_the_file_and_line_that_set_the_value(tmp_path):
     base, profile = tmp_path / "params.yaml", tmp_path / "p.yaml"
     base.write_text("folds:\n  k: 2\ntrain:\n  epochs: 3\n  folds: [0, 1]\n")

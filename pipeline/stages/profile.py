@@ -1,4 +1,5 @@
-"""`python -m pipeline profile NAME`: params.yaml becomes the committed params.yaml with profiles/NAME.yaml over it.
+"""`python -m pipeline profile NAME [NAME ...]`: params.yaml becomes the committed params.yaml with
+profiles/NAME.yaml merged over it (several: in order).
 
 DVC reads params.yaml for its templates and parameter dependencies, so `make repro PROFILE=NAME`
 writes the merged file there first; `git checkout params.yaml` goes back. The base is always the
@@ -12,7 +13,8 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("name", help="profiles/NAME.yaml (or a path to a profile file)")
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help="profiles/NAME.yaml (or a path to a profile file); several are merged in order")
 
 
 def committed(path: Path) -> str | None:
@@ -38,10 +40,10 @@ def run(settings, args) -> int:
         base = current
     elif current != base and not current.startswith(GENERATED):
         raise InputError("has uncommitted changes: commit or stash them before switching profile", params)
-    text = merged_text(params, args.name, base)
+    text = merged_text(params, args.names, base)
     if text == current:
-        print(f"{params}: already the {args.name} profile, nothing to do")
+        print(f"{params}: already the {' '.join(args.names)} profile, nothing to do")
         return 0
     io.write_text(params, text)
-    print(f"{params}: the committed params with {args.name} merged over it")
+    print(f"{params}: the committed params with {' '.join(args.names)} merged over it")
     return 0
