@@ -52,6 +52,23 @@ def distributed_setup() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def same_on_every_rank(value, world: int, what: str) -> None:
+    """Stop every rank with the same one line when a rank's `value` differs from rank 0's.
+
+    Each node reads the cache, folds, configs and the run folder from its own file system; a node
+    that sees other files would train other images or resume from another step, and DDP would hang
+    or mix two runs.
+    """
+    if world == 1:
+        return
+    values = [None] * world
+    dist.all_gather_object(values, value)
+    for rank, other in enumerate(values):
+        if other != values[0]:
+            raise InputError(f"rank {rank} sees {what} {other} where rank 0 sees {values[0]}: every node needs the "
+                             f"cache, folds, configs and run folder at the same paths (a shared file system)")
+
+
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1) -> torch.optim.Optimizer:
     """AdamW or SGD at `cfg.scaled_lr(world)`, the backbone's parameters (a family's `BACKBONE` prefix)
     at `backbone_lr_multiplier` times that. No weight decay on norms and biases, as the detection
@@ -159,6 +176,7 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         if state.get("run_key") != run_key:
             raise ValueError(f"{last} is another run's checkpoint")
         run.restore(state)
+    same_on_every_rank(run.step, world, "the step to resume from")
     first_step = run.step
     stop = total if max_steps is None else min(total, max_steps)
     live = _live(out_dir, resume=run.step > 0) if rank == 0 else None

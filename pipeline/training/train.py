@@ -114,16 +114,19 @@ def train_run(entry: ModelEntry, model_config: ModelConfig, data: TrainingData, 
               progress: bool = True, validate=None, summary_fields: dict | None = None) -> str:
     """Train `entry`'s model on `data` into `data.out_dir` unless its run is finished; a summary line.
 
-    Under DDP (WORLD_SIZE set) every process calls this; rank 0 writes the files. `validate` (rank
-    0's): see `engine.train`. `summary_fields` go into train.json (the model's name and fold).
+    Under DDP (WORLD_SIZE set, on one machine or several) every process calls this; rank 0 writes the
+    files, and every rank must see the same data and run folder (checked). `validate` (rank 0's): see
+    `engine.train`. `summary_fields` go into train.json (the model's name and fold).
     """
     out_dir = data.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     rank, world, _ = engine.distributed_setup()
     key = run_key(model_config, entry.train, data.identity, world)
-    if finished(out_dir, key):
+    done = finished(out_dir, key)
+    engine.same_on_every_rank((key[:12], done), world, "(run key, finished)")
+    if done:
         return f"{data.name}: already trained (run key {key[:12]}), nothing to do -> {out_dir}"
     if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
         set_aside(out_dir, key)
     if world > 1:
         torch.distributed.barrier()  # the other ranks read last.pt only after rank 0 has set it aside

@@ -47,3 +47,9 @@ def train_linear(job):
     model = Linear()
     engine.train(model, Points(), cfg, out_dir, run_key="linear", progress=False)
     torch.save(model.state_dict(), out_dir / f"rank{os.environ.get('RANK', '0')}.pt")
+
+
+def see_own_data(settings, args):
+    """A DDP process whose node sees its own files: each rank reports another cache."""
+    rank, world, _ = engine.distributed_setup()
+    engine.same_on_every_rank(f"cache{rank}.h5", world, "the cache")
