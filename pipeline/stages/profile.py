@@ -1,7 +1,8 @@
 """`python -m pipeline profile NAME`: params.yaml becomes the committed params.yaml with profiles/NAME.yaml over it.
 
 DVC reads params.yaml for its templates and parameter dependencies, so `make repro PROFILE=NAME`
-writes the merged file there first; `git checkout params.yaml` goes back. The base is always the
+writes the merged file there first; `git checkout params.yaml` goes back. `--set KEY=VALUE` keys are
+written over the profile (a rehearsal's `train.step_cap`). The base is always the
 committed params.yaml (outside a git checkout: the file itself), so switching profiles never
 merges one profile over another; uncommitted edits of params.yaml are refused, not overwritten.
 """
@@ -27,7 +28,7 @@ def committed(path: Path) -> str | None:
 def run(settings, args) -> int:
     from pipeline import io
     from pipeline.errors import InputError
-    from pipeline.settings.load import GENERATED, merged_text
+    from pipeline.settings.load import GENERATED, merged_text, parse_set
 
     params = Path(args.params)
     current = params.read_text() if params.exists() else ""
@@ -38,7 +39,7 @@ def run(settings, args) -> int:
         base = current
     elif current != base and not current.startswith(GENERATED):
         raise InputError("has uncommitted changes: commit or stash them before switching profile", params)
-    text = merged_text(params, args.name, base)
+    text = merged_text(params, args.name, base, [parse_set(key) for key in args.set_keys])
     if text == current:
         print(f"{params}: already the {args.name} profile, nothing to do")
         return 0
