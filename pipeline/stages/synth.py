@@ -11,6 +11,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-size", dest="synth.max_size", type=int, help="largest longest side of ordinary images (px)")
     parser.add_argument("--large-fraction", dest="synth.large_fraction", type=float,
                         help="share of images with a side over 2000 px")
+    parser.add_argument("--real-shaped", dest="synth.real_shaped", action="store_const", const=True,
+                        help="shaped like the real set: sizes spread up to --max-size, one figure, all 46 categories")
 
 
 def run(settings, args) -> int:

@@ -14,6 +14,8 @@ class SynthConfig:
     min_size: int = 400  # longest image side of the ordinary images, in pixels
     max_size: int = 1200
     large_fraction: float = 0.1  # share of images with a side over 2000 px
+    real_shaped: bool = False  # shaped like the real set (`make rehearsal`): sizes spread up to max_size (the
+                               # first image of each split at it), one figure, ~8 instances of all 46 categories
 
     def __post_init__(self):
         problems = [
