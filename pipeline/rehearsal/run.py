@@ -23,6 +23,7 @@ import pandas as pd
 
 from pipeline import io
 from pipeline.data.deepfashion2.annotations import read_annotations
+from pipeline.errors import InputError
 from pipeline.models.factory import load_config
 from pipeline.models.planting import plant
 from pipeline.models.starts import named_start
@@ -35,7 +36,7 @@ from pipeline.synthetic.deepfashion2 import dataset as df2_dataset
 from pipeline.training.engine import steps_per_epoch
 
 # What the rehearsal's own commands' rows say.
-OWN = {"profile": "the profile with train.step_cap set over it, into params.yaml: not extrapolated",
+OWN = {"profile": "the profile with the rehearsal's keys set over it, into params.yaml: not extrapolated",
        "dvc init": "DVC's own: not extrapolated",
        "dvc repro": "every stage above and DVC's bookkeeping: not extrapolated",
        "notebook": "linear in test images (start-up included: an upper bound)"}
@@ -82,6 +83,7 @@ class Plan:
 
     profile: str = "real"
     step_cap: int = 1
+    folds: int | None = None  # train (and predict) the first N of the profile's folds; None: all of them
     train_images: int = 5
     test_images: int = 1
     max_size: int = 5000     # longest side of the largest photo (the first of each split)
@@ -97,8 +99,8 @@ def rehearse(root: Path, folder: Path, plan: Plan, out: Path) -> int:
     project, log, network = folder / "project", folder / "commands.jsonl", folder / "network.log"
     copy_project(root, project)
     env = environment(folder, project, log, network)
-    steps = {"profile": measured([sys.executable, "-m", "pipeline", "profile", plan.profile, "--set",
-                                  f"train.step_cap={plan.step_cap}"], env, project)}
+    keys = overrides(project, plan)
+    steps = {"profile": measured([sys.executable, "-m", "pipeline", "profile", plan.profile, *keys], env, project)}
     settings = load_settings(project / "params.yaml")
     prepared = prepare(project, settings, plan, env)
     if steps["profile"].returncode == 0:
@@ -114,14 +116,25 @@ def rehearse(root: Path, folder: Path, plan: Plan, out: Path) -> int:
     attempts = network.read_text().splitlines() if network.exists() else []
     failed = [r.stage for r in rows if r.returncode != 0] + (["network"] if attempts else [])
     report = summary(plan, rows, counts, attempts, failed, time.perf_counter() - start, load_before)
+    report["set_over_the_profile"] = keys[1::2]
     io.write_json(out, report)
     print(extrapolate.table(rows))
-    print(f"\nrehearsal of profile {plan.profile} (train.step_cap {plan.step_cap}): {report['total_minutes']} min, "
+    print(f"\nrehearsal of profile {plan.profile} ({', '.join(keys[1::2])}): "
+          f"{report['total_minutes']} min, "
           f"load average {load_before[0]:.1f} before, {report['load_after'][0]:.1f} after, {os.cpu_count()} CPUs; "
           f"{'FAILED: ' + ', '.join(failed) if failed else 'every stage ran'} -> {out}")
     for line in attempts[:5]:
         print(f"network attempt: {line}")
     return 1 if failed else 0
+
+
+def overrides(project: Path, plan: Plan) -> list[str]:
+    """The keys set over the profile: the step cap, and with `plan.folds` the folds trained."""
+    keys = ["--set", f"train.step_cap={plan.step_cap}"]
+    if plan.folds is not None:
+        folds = load_settings(project / "params.yaml", plan.profile).trained_folds()[:plan.folds]
+        keys += ["--set", f"train.folds={folds}"]
+    return keys
 
 
 def copy_project(root: Path, project: Path) -> None:
@@ -134,7 +147,8 @@ def copy_project(root: Path, project: Path) -> None:
         elif source.exists():
             shutil.copy(source, project / name)
     if (project / "params.yaml").read_text().startswith(GENERATED):
-        raise SystemExit(f"{root / 'params.yaml'} is a generated profile: `git checkout params.yaml` first")
+        raise InputError("is a generated profile, not the base a rehearsal merges over: `git checkout params.yaml`",
+                         root / "params.yaml")
 
 
 def environment(folder: Path, project: Path, log: Path, network: Path) -> dict:

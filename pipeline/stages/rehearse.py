@@ -9,6 +9,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("rehearsed", nargs="?", default="real", metavar="PROFILE",
                         help="the profile rehearsed: profiles/PROFILE.yaml (default: real)")
     parser.add_argument("--step-cap", type=int, default=1, help="optimizer steps of each training run (default: 1)")
+    parser.add_argument("--folds", type=int, help="train and predict only the first N of the profile's folds "
+                        "(default: all; the other stages as they are)")
     parser.add_argument("--train-images", type=int, default=5, help="generated training images (default: 5, one "
                         "held out per fold of the real profile's 5)")
     parser.add_argument("--test-images", type=int, default=1, help="generated test images (default: 1)")
@@ -26,8 +28,8 @@ def run(settings, args) -> int:
 
     from pipeline.rehearsal.run import Plan, rehearse
 
-    plan = Plan(args.rehearsed, args.step_cap, args.train_images, args.test_images, args.max_size, args.df2_pairs,
-                notebook=not args.no_notebook)
+    plan = Plan(args.rehearsed, args.step_cap, args.folds, args.train_images, args.test_images, args.max_size,
+                args.df2_pairs, notebook=not args.no_notebook)
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rehearsal-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
