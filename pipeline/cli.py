@@ -58,6 +58,9 @@ COMMANDS = (
     ("validate-submission", "pipeline.stages.validate_submission",
      "Check a Kaggle submission CSV: header, rows, RLE, ids, every test image."),
     ("bench", "pipeline.stages.bench", "Run a benchmark and print its JSON."),
+    ("rehearse", "pipeline.stages.rehearse",
+     "The real profile's whole DAG (dvc repro) and the Kaggle notebook on the CPU at the real shapes, training "
+     "capped at a step: seconds, peak memory and the cost extrapolated to the real sets, per stage."),
 )
 # The options every command takes, before or after its name; their values are not command names.
 SHARED_WITH_VALUE = ("--params", "--profile", "--set")

@@ -132,3 +132,31 @@ def test_weights_stage_reruns_when_a_trained_model_s_start_may_change():
     weights = DVC["weights"]
     assert {"weights", "train.models", "models", "df2.model", "df2.config"} <= set(weights["params"])
     assert {"configs", "pipeline/models/starts.py", "pipeline/models/prefetch.py"} <= set(weights["deps"])
+
+
+def test_no_stage_writes_into_the_downloaded_datasets_of_the_real_profile():
+    """With the real profile the data folders hold the downloaded sets: no stage may have them as an output
+    (DVC deletes a stage's outputs before running it). synth-df2 once wrote into df2.root."""
+    import re
+
+    from pipeline.settings.load import merged_params
+
+    values, _ = merged_params(ROOT / "params.yaml", str(ROOT / "profiles" / "real.yaml"))
+
+    def resolved(text: str) -> str:
+        def value(match):
+            node = values
+            for key in match[1].split("."):
+                node = node[key]
+            return str(node)
+        return re.sub(r"\$\{([^}]+)\}", value, text)
+
+    datasets = [Path(values["data"]["root"]), Path(values["df2"]["root"])]
+    for stage, spec in DVC.items():
+        for out in spec.get("outs", []):
+            path = next(iter(out)) if isinstance(out, dict) else out
+            if "${item." in path:
+                continue
+            written = Path(resolved(path))
+            assert not any(written == d or d in written.parents or written in d.parents for d in datasets), (
+                stage, str(written))

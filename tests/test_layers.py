@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pipeline"
 # (`stages`, `benchmarks`, `cli`) sits on top. The other top-level modules (io, errors, typed, ...) are
 # layer -1.
 LAYERS = {"data": 0, "models": 1, "scoring": 1, "synthetic": 1, "training": 2, "inference": 3, "ensembling": 3,
-          "submission": 4, "evaluation": 4, "settings": 5, "stages": 6, "benchmarks": 6, "cli.py": 6,
+          "submission": 4, "evaluation": 4, "settings": 5, "stages": 6, "benchmarks": 6, "rehearsal": 6, "cli.py": 6,
           "__main__.py": 6}
 
 

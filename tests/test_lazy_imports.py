@@ -1,4 +1,5 @@
 """The command line imports only the module of the command that runs."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,15 @@ def test_a_benchmark_imports_its_own_module_only():
             % ([path for _, path, _ in BENCHMARKS],))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.splitlines()[-1] == "['pipeline.benchmarks.rle']"
+
+
+def test_importing_the_libraries_uses_no_network():
+    """albumentations asks PyPI for its newest version at import unless told not to (found by the rehearsal)."""
+    code = ("import socket\ntried = []\n"
+            "def refuse(*args, **kwargs):\n    tried.append(args)\n    raise OSError('blocked')\n"
+            "socket.getaddrinfo = refuse\nsocket.socket.connect = refuse\n"
+            "import pipeline.training.transforms, pipeline.inference.predict, pipeline.models.factory\n"
+            "print(tried)")
+    env = {k: v for k, v in os.environ.items() if k != "NO_ALBUMENTATIONS_UPDATE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    assert out.stdout.strip() == "[]", out.stdout

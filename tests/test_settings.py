@@ -1,4 +1,5 @@
 """The settings tree: params.yaml, a profile over it and the flags, read once, checked once, with lines."""
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,19 @@ def test_params_yaml_is_read_once_by_a_training_command(tmp_path, monkeypatch):
     assert main(["--params", str(params), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--no-progress", "--max-steps", "1"]) == 0
     assert len(reads) == 1
+
+
+def test_the_profile_command_writes_set_keys_over_the_profile(tmp_path, monkeypatch, capsys):
+    """`profile real --set train.step_cap=1`: the rehearsal's params.yaml, said so in its header."""
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
+    monkeypatch.chdir(tmp_path)
+    assert main(["profile", "real", "--set", "train.step_cap=1"]) == 0
+    text = (tmp_path / "params.yaml").read_text()
+    assert text.splitlines()[0].endswith("profile real --set train.step_cap=1`: params.yaml with "
+                                         "profiles/real.yaml merged over it and those keys set.")
+    merged, _ = merged_params(ROOT / "params.yaml", str(ROOT / "profiles" / "real.yaml"))
+    merged["train"]["step_cap"] = 1
+    assert yaml.safe_load(text) == merged
+    assert main(["profile", "real", "--set", "train.step_cap=0"]) == 2
+    assert "--set: train: step_cap must be at least 1 (or null), not 0" in capsys.readouterr().err

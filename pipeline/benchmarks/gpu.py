@@ -12,12 +12,19 @@ the lr reaches its value within the check. `predict` runs on the trained weights
 (Attribute-Mask R-CNN R50 in the real profile) at >= 6.3 training images/s (its 1x schedule on 45k images in 24 h on one GPU).
 
 `--smoke` runs the same code on the CPU with tiny images, two steps of one image, no AMP and five
-detections, for the tests.
+detections, for the tests. `--planted-starts` trains from random checkpoints planted in each start's
+published layout in a temporary TORCH_HOME / HF_HOME (`pipeline.models.planting`): a lent machine
+without the network times the recipes from them (the weights' values do not change the speed).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
+import os
+import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,6 +36,8 @@ from pipeline.data import ontology as ontology_lib
 from pipeline.inference.predict import predict
 from pipeline.models.config import portable
 from pipeline.models.factory import create_model, load_config
+from pipeline.models.planting import plant
+from pipeline.models.starts import named_start
 from pipeline.settings.load import load_settings
 from pipeline.synthetic.scene.compose import render
 from pipeline.synthetic.scene.labels import Labels
@@ -39,7 +48,9 @@ from pipeline.training.engine import micro_batch_groups
 
 
 GOAL_IMAGES_PER_SECOND = 6.3  # 45k images x 12 epochs (1x) in 24 h
-SMOKE = {"size": 128, "steps": 2, "images": 2, "predict_images": 1, "detections": 5}
+# --smoke: tiny and never cut short by the clock (a busy CPU takes minutes for the two steps).
+SMOKE = {"size": 128, "steps": 2, "images": 2, "predict_images": 1, "detections": 5, "max_seconds": math.inf}
+CACHE_VARIABLES = ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")
 
 
 def add_arguments(parser) -> None:
@@ -53,6 +64,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--predict-images", type=int, default=10)
     parser.add_argument("--detections", type=int, default=100, help="detections per image in predict")
     parser.add_argument("--smoke", action="store_true", help="CPU run of tiny sizes and few steps (tests)")
+    parser.add_argument("--planted-starts", action="store_true",
+                        help="random checkpoints as the configs' pretrained starts, in a temporary cache (no network)")
 
 
 def scenes(count: int, size: int, seed: int, ontology) -> list:
@@ -151,8 +164,9 @@ def train_family(entry, config, samples, ontology, args, device) -> tuple[dict, 
     return row, model
 
 
-def predict_seconds(model, config, samples, ontology, device, detections: int) -> float:
-    """Seconds per image of `predict` on the trained weights, forced to `detections` per image."""
+def predict_seconds(model, config, samples, ontology, device, detections: int) -> tuple[float, float | None]:
+    """Seconds per image of `predict` on the trained weights, forced to `detections` per image, and its
+    peak GPU memory (GiB; None on the CPU)."""
     forced = forced_detections(config, detections)
     trained = create_model(forced)
     trained.load_state_dict(model.state_dict())
@@ -161,15 +175,39 @@ def predict_seconds(model, config, samples, ontology, device, detections: int) -
     if device.type == "cuda":  # kernels chosen, memory pooled: image 0 warms up (a CPU run skips it)
         predict(net, reader, [0], ontology, forced.attribute_threshold, device)
         synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     predict(net, reader, list(range(1, len(samples))), ontology, forced.attribute_threshold, device)
     synchronize(device)
-    return (time.perf_counter() - start) / (len(samples) - 1)
+    peak = round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
+    return (time.perf_counter() - start) / (len(samples) - 1), peak
 
 
 def run(args, settings) -> dict:
+    if not args.planted_starts:
+        return measure(args, settings)
+    with tempfile.TemporaryDirectory(prefix="planted-") as folder, library_caches(Path(folder)):
+        return measure(args, settings)
+
+
+@contextlib.contextmanager
+def library_caches(folder: Path):
+    """TORCH_HOME and HF_HOME in `folder` while the block runs: torch hub and the Hugging Face cache read
+    them at each look-up, so the starts planted meanwhile go there and are found there."""
+    saved = {name: os.environ.get(name) for name in CACHE_VARIABLES}
+    os.environ.update(TORCH_HOME=str(folder / "torch"), HF_HOME=str(folder / "hf"))
+    for name in CACHE_VARIABLES[2:]:
+        os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.update({name: value})
+
+
+def measure(args, settings) -> dict:
     if args.smoke:
-        args.size, args.steps, args.images, args.predict_images, args.detections = SMOKE.values()
+        vars(args).update(SMOKE)
         args.timed_from = 1
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     profile = load_settings(settings.origins.default, args.profile)  # the recipes, whatever the command's profile
@@ -181,11 +219,13 @@ def run(args, settings) -> dict:
     for name in models:
         entry = profile.model(name)
         config = load_config(entry.config)
+        if args.planted_starts and config.init is not None and named_start(config.init) is not None:
+            plant(config.init)
         if args.smoke:
             config = smoke_config(config, args.size)
         rows[name], model = train_family(entry, config, samples, ontology, args, device)
-        rows[name]["predict_seconds_per_image"] = round(predict_seconds(model, config, to_predict, ontology, device,
-                                                                        args.detections), 4)
+        seconds, peak = predict_seconds(model, config, to_predict, ontology, device, args.detections)
+        rows[name] |= {"predict_seconds_per_image": round(seconds, 4), "predict_peak_gpu_memory_gib": peak}
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -193,7 +233,8 @@ def run(args, settings) -> dict:
     speed = rows[goal_model].get("train_images_per_second")
     return {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "smoke": args.smoke, "profile": args.profile, "scene_size": args.size, "models": rows,
+        "smoke": args.smoke, "profile": args.profile, "planted_starts": args.planted_starts, "scene_size": args.size,
+        "models": rows,
         "goal": {"model": goal_model, "train_images_per_second_at_least": GOAL_IMAGES_PER_SECOND,
                  "measured": speed,
                  # the goal is a GPU's: a CPU run says nothing about it

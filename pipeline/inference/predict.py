@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -32,6 +33,8 @@ def load_model(path: str | Path):
     if "config" not in state or "model" not in state:
         raise InputError("not a model file written by train (last.pt is the resumable training state: "
                          "finish the run, or pass its model.pt)", path)
+    if "capped" in state:  # said wherever the weights are used, so a rehearsal's are never taken for trained ones
+        print(f"warning: {path}: {state['capped']}", file=sys.stderr)
     config = config_from_mapping(state["config"], path)
     model = create_model(config)
     model.load_state_dict(state["model"])

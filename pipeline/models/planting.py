@@ -30,6 +30,7 @@ RELEASED_NAMES = (
 )
 NEW_MASK_HEAD = re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$")
 OLD_NAMES = ("MaskRCNN_ResNet50_FPN_Weights",)
+CALIBRATION_SIDE = 256  # random images' side when batch norm statistics are drawn (a multiple of 128: EfficientDet)
 
 
 def plant(init: str, weights_dir: Path = WEIGHTS_DIR, in_cache: bool = True, seed: int = 0) -> Path:
@@ -41,7 +42,7 @@ def plant(init: str, weights_dir: Path = WEIGHTS_DIR, in_cache: bool = True, see
     scheme, name = init.split(":", 1)
     with torch.random.fork_rng(devices=[]):  # the same file for the same seed, the caller's RNG untouched
         torch.manual_seed(seed)
-        state = randomised(PUBLISHED[scheme](name), seed)
+        state = published_state(scheme, name, seed)
     path = start.cache if in_cache else start.local
     cfg = timm.models.get_pretrained_cfg(name) if scheme == "timm" else None
     if in_cache and cfg is not None and cfg.hf_hub_id:  # the hub cache keeps a repository's files by revision
@@ -53,6 +54,17 @@ def plant(init: str, weights_dir: Path = WEIGHTS_DIR, in_cache: bool = True, see
             with open(tmp, "wb") as stream:
                 torch.save(state, stream)  # a file object: the same bytes whatever the temporary name
     return path
+
+
+def published_state(scheme: str, name: str, seed: int) -> dict:
+    """A random state of the start's model in its published names: the library's model, its tensors drawn
+    at random (`randomised`), then its batch norms' statistics drawn for those tensors (`calibrated`)."""
+    model, body = PUBLISHED[scheme](name)
+    model.load_state_dict(randomised(model.state_dict(), seed))
+    state = calibrated(model, body)
+    if scheme == "torchvision" and type(torchvision.models.get_weight(name)).__name__ in OLD_NAMES:
+        return released_names(state)
+    return state
 
 
 def randomised(state: dict, seed: int) -> dict:
@@ -79,16 +91,36 @@ def hub_snapshot(repo: str, revision: str | None, files: tuple[str, ...]) -> Pat
     return folder / "snapshots" / commit / files[0]
 
 
-def torchvision_state(name: str) -> dict:
-    """The state dict of the torchvision model whose weights `name` are (`ResNet50_Weights.IMAGENET1K_V2`)."""
+def calibrated(model: torch.nn.Module, body: torch.nn.Module) -> dict:
+    """`model`'s state after `body` (the part that takes images) has seen photo-like random images once in
+    training mode: its batch norms' running statistics normalise its activations, as a trained
+    checkpoint's do. Fresh statistics (mean 0, variance 1) let a random ResNet-50's activations grow
+    block by block until a detector's losses overflow at its first step (a rehearsal's backward pass
+    then never runs). The images are smooth noise with a little grain: statistics drawn on white noise
+    leave the activations of real photos growing as much."""
+    for norm in body.modules():
+        if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average: exactly this pass's statistics
+    side = CALIBRATION_SIDE
+    smooth = torch.nn.functional.interpolate(torch.randn(2, 3, 8, 8), size=(side, side), mode="bicubic")
+    body.train()
+    with torch.no_grad():
+        body(smooth + 0.3 * torch.randn(2, 3, side, side))
+    return {key: tensor.detach().clone().contiguous() for key, tensor in model.state_dict().items()}
+
+
+def torchvision_model(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The torchvision model whose weights `name` are (`ResNet50_Weights.IMAGENET1K_V2`), built without
+    weights, and its part that takes images (a detection model's backbone)."""
     weights = torchvision.models.get_weight(name)
     builder = next(m for m in torchvision.models.list_models()
                    if torchvision.models.get_model_weights(m) is type(weights))
     options = {"weights": None, "num_classes": len(weights.meta["categories"])}
     if "weights_backbone" in inspect.signature(torchvision.models.get_model_builder(builder)).parameters:
         options["weights_backbone"] = None  # a detection builder would fetch its ImageNet backbone
-    state = torchvision.models.get_model(builder, **options).state_dict()
-    return released_names(state) if type(weights).__name__ in OLD_NAMES else state
+    model = torchvision.models.get_model(builder, **options)
+    return model, getattr(model, "backbone", model)
 
 
 def released_names(state: dict) -> dict:
@@ -101,20 +133,23 @@ def released_names(state: dict) -> dict:
     return renamed
 
 
-def timm_state(name: str) -> dict:
-    return timm.create_model(name, pretrained=False).state_dict()
+def timm_model(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
+    model = timm.create_model(name, pretrained=False)
+    return model, model
 
 
-def effdet_state(name: str) -> dict:
+def effdet_model(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     # Imported here: only EfficientDet's starts need the effdet wheel (a Mask R-CNN-only kernel has none).
     from effdet import create_model
 
-    return create_model(name, pretrained=False, pretrained_backbone=False).state_dict()
+    model = create_model(name, pretrained=False, pretrained_backbone=False)
+    return model, model
 
 
-def package_state(name: str) -> dict:
+def package_model(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The converted package's layout: timm's tf_efficientnet_liteN (what `weights/` holds for it)."""
-    return timm_state(pretrained.VARIANTS[name.removeprefix("efficientnet-")][2])
+    return timm_model(pretrained.VARIANTS[name.removeprefix("efficientnet-")][2])
 
 
-PUBLISHED = {"torchvision": torchvision_state, "timm": timm_state, "effdet": effdet_state, "package": package_state}
+# Per scheme: (the library's model built without weights, its part that takes images) of a start's name.
+PUBLISHED = {"torchvision": torchvision_model, "timm": timm_model, "effdet": effdet_model, "package": package_model}

@@ -144,9 +144,14 @@ class SubmitSettings(SubmitConfig):
 
 
 @dataclass(frozen=True)
+class Df2SynthSettings(Df2SynthConfig):
+    out: str = "data/deepfashion2_synthetic"    # its own folder: never `root` when that is the real dataset
+
+
+@dataclass(frozen=True)
 class Df2Settings:
     root: str = "data/deepfashion2_synthetic"   # train/ and validation/ in DeepFashion2's layout
-    synth: Df2SynthConfig = field(default_factory=Df2SynthConfig)
+    synth: Df2SynthSettings = field(default_factory=Df2SynthSettings)
     cache_dir: str = "cache/df2"                # <cache_dir>/<split>.h5
     cache_max_size: int = 192                   # longest image side in both caches
     model: str = ""                             # the name `train --model` and models/<name>/ use; "": no track

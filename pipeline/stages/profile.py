@@ -2,7 +2,8 @@
 profiles/NAME.yaml merged over it (several: in order).
 
 DVC reads params.yaml for its templates and parameter dependencies, so `make repro PROFILE=NAME`
-writes the merged file there first; `git checkout params.yaml` goes back. The base is always the
+writes the merged file there first; `git checkout params.yaml` goes back. `--set KEY=VALUE` keys are
+written over the profile (a rehearsal's `train.step_cap`). The base is always the
 committed params.yaml (outside a git checkout: the file itself), so switching profiles never
 merges one profile over another; uncommitted edits of params.yaml are refused, not overwritten.
 """
@@ -29,7 +30,7 @@ def committed(path: Path) -> str | None:
 def run(settings, args) -> int:
     from pipeline import io
     from pipeline.errors import InputError
-    from pipeline.settings.load import GENERATED, merged_text
+    from pipeline.settings.load import GENERATED, merged_text, parse_set
 
     params = Path(args.params)
     current = params.read_text() if params.exists() else ""
@@ -40,7 +41,7 @@ def run(settings, args) -> int:
         base = current
     elif current != base and not current.startswith(GENERATED):
         raise InputError("has uncommitted changes: commit or stash them before switching profile", params)
-    text = merged_text(params, args.names, base)
+    text = merged_text(params, args.names, base, [parse_set(key) for key in args.set_keys])
     if text == current:
         print(f"{params}: already the {' '.join(args.names)} profile, nothing to do")
         return 0

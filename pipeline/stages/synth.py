@@ -16,6 +16,8 @@ def add_arguments(parser) -> None:
                              "{train,val}2020.json, the test images annotated as val2020 (default: params synth.layout)")
     parser.add_argument("--large-fraction", dest="synth.large_fraction", type=float,
                         help="share of images with a side over 2000 px")
+    parser.add_argument("--real-shaped", dest="synth.real_shaped", action="store_const", const=True,
+                        help="shaped like the real set: sizes spread up to --max-size, one figure, all 46 categories")
 
 
 def run(settings, args) -> int:

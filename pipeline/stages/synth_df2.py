@@ -3,7 +3,8 @@ from __future__ import annotations
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--out", dest="df2.root", help="output directory, replaced atomically (default: params df2.root)")
+    parser.add_argument("--out", dest="df2.synth.out",
+                        help="output directory, replaced atomically (default: params df2.synth.out)")
     parser.add_argument("--train-pairs", dest="df2.synth.train_pairs", type=int,
                         help="consumer-shop pairs (outfits) in train")
     parser.add_argument("--validation-pairs", dest="df2.synth.validation_pairs", type=int,
@@ -16,5 +17,5 @@ def add_arguments(parser) -> None:
 def run(settings, args) -> int:
     from pipeline.synthetic.deepfashion2.dataset import build
 
-    print(f"synth-df2: {build(settings.df2.root, settings.df2.synth)}")
+    print(f"synth-df2: {build(settings.df2.synth.out, settings.df2.synth)}")
     return 0

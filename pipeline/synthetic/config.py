@@ -17,6 +17,8 @@ class SynthConfig:
     max_size: int = 1200
     large_fraction: float = 0.1  # share of images with a side over 2000 px
     layout: str = "kaggle"  # kaggle | fashionpedia (`pipeline.data.cache_format.split_files`)
+    real_shaped: bool = False  # shaped like the real set (`make rehearsal`): sizes spread up to max_size (the
+                               # first image of each split at it), one figure, ~8 instances of all 46 categories
 
     def __post_init__(self):
         check_layout(self.layout)

@@ -34,6 +34,10 @@ from pipeline.synthetic.scene.labels import Labels
 
 SUBMISSION_COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds")
 LARGE_SIDE = (2048, 2600)  # longest side of the large images, as in the real data's biggest photos
+# Real-shaped sizes: pixels per image log-normal around a median of 0.75 MP (Fashionpedia's photos: about
+# 0.5-1 MP) with a long tail of phone photos of up to ~20 MP (clipped to max_size).
+REAL_MEDIAN_PIXELS = 0.75e6
+REAL_PIXELS_SIGMA = 1.0
 MIN_AREA_PIXELS = 60  # instances whose visible area is below this, or below
 MIN_AREA_FRACTION = 0.001  # this fraction of the image, are left out of the ground truth
 
@@ -53,14 +57,19 @@ def image_id(seed: int, split: str, index: int) -> str:
     return hashlib.md5(f"synth:{seed}:{split}:{index}".encode()).hexdigest()
 
 
-def image_size(rng: np.random.Generator, config: SynthConfig) -> tuple[int, int]:
-    """(height, width): mostly portrait as in Fashionpedia, some landscape and square-ish ones."""
-    if rng.random() < config.large_fraction:
+def image_size(rng: np.random.Generator, config: SynthConfig, first: bool = False) -> tuple[int, int]:
+    """(height, width): mostly portrait as in Fashionpedia, some landscape and square-ish ones. Real-shaped:
+    megapixels drawn log-normally around Fashionpedia's median, the `first` image of a split at max_size."""
+    if config.real_shaped:
+        pixels = REAL_MEDIAN_PIXELS * rng.lognormal(0.0, REAL_PIXELS_SIGMA)
+    elif rng.random() < config.large_fraction:
         longest = rng.uniform(*LARGE_SIDE)
     else:
         longest = rng.uniform(config.min_size, config.max_size)
     kind = rng.random()
     ratio = rng.uniform(1.2, 1.7) if kind < 0.7 else rng.uniform(1.0, 1.15) if kind < 0.85 else rng.uniform(1.2, 1.6)
+    if config.real_shaped:
+        longest = config.max_size if first else min(max((pixels * ratio) ** 0.5, config.min_size), config.max_size)
     shortest = longest / ratio
     height, width = (longest, shortest) if kind < 0.85 else (shortest, longest)
     return int(round(height)), int(round(width))
@@ -69,9 +78,9 @@ def image_size(rng: np.random.Generator, config: SynthConfig) -> tuple[int, int]
 def render_image(config: SynthConfig, split: str, index: int, labels: Labels):
     """(ImageId, RGB image, visible instances) of one image, independent of every other image."""
     rng = np.random.default_rng([config.seed, ("train", "test").index(split), index])
-    height, width = image_size(rng, config)
+    height, width = image_size(rng, config, first=index == 0)
     min_area = max(MIN_AREA_PIXELS, int(MIN_AREA_FRACTION * height * width))
-    image, instances = render(rng, height, width, labels, min_area)
+    image, instances = render(rng, height, width, labels, min_area, config.real_shaped)
     return image_id(config.seed, split, index), image, instances
 
 

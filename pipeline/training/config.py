@@ -58,6 +58,9 @@ class TrainConfig:
     validate_images: int = 20        # the first N held-out images of the fold; 0: all of them
     keep_checkpoints: int = 0        # the last K step<N>.pt model files kept (every checkpoint_every steps)
     seed: int = 0
+    step_cap: int | None = None      # a rehearsal only (`make rehearsal`): every run ends after this many
+                                     # optimizer steps, the schedule still the full run's, and writes its
+                                     # model files marked capped; null: the schedule's steps
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self):
@@ -80,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"step_milestones must be increasing shares between 0 and 1, not {self.step_milestones}")
         if self.backbone_lr_multiplier <= 0:
             raise ValueError(f"backbone_lr_multiplier must be positive, not {self.backbone_lr_multiplier}")
+        if self.step_cap is not None and self.step_cap < 1:
+            raise ValueError(f"step_cap must be at least 1 (or null), not {self.step_cap}")
         for name in ("validate_every", "validate_images", "keep_checkpoints", "lr_reference_batch"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
@@ -90,8 +95,11 @@ class TrainConfig:
         `epochs` sets the total steps, which shapes the cosine and step schedules from step 0; with
         the constant schedule it does not, so raising it continues a finished run. `processes` is
         not here: the key holds the actual number of processes (torchrun may start other than it).
+        `step_cap` is only there when set, so a capped run never has a full run's key.
         """
         knobs = {name: dataclasses.asdict(self)[name] for name in WEIGHT_KNOBS}
+        if self.step_cap is None:
+            del knobs["step_cap"]
         if self.schedule == "constant":
             del knobs["epochs"]
         if self.optimizer != "sgd":
@@ -99,6 +107,10 @@ class TrainConfig:
         if self.schedule != "step":
             del knobs["step_milestones"], knobs["step_factor"]
         return knobs
+
+    def end_step(self, total: int) -> int:
+        """The step a run of `total` scheduled steps ends at: `total`, or `step_cap` when smaller."""
+        return total if self.step_cap is None else min(total, self.step_cap)
 
     def global_batch(self, world: int) -> int:
         """Images per optimizer step over all `world` processes."""
@@ -119,7 +131,7 @@ class TrainConfig:
 WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "lr_reference_batch",
                 "backbone_lr_multiplier", "momentum", "weight_decay", "warmup_steps", "schedule", "step_milestones",
                 "step_factor", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
-                "augment")
+                "step_cap", "augment")
 # The source whose behaviour shapes the weights (models, losses, the loop, augmentation, data reading),
 # relative to the package; dvc.yaml's train stage depends on the same files.
 TRAINING_SOURCE = ("models", "training", "data/cache_reader.py", "data/ontology.py", "data/resize.py")

@@ -148,6 +148,11 @@ class Run:
         self.skipped = int(state.get("skipped", 0))
         self.best = float(state.get("best", -math.inf))
 
+    @property
+    def end(self) -> int:
+        """The step the run ends at: `total`, or `step_cap` (a rehearsal) when smaller."""
+        return self.cfg.end_step(self.total)
+
     def weights(self) -> dict:
         """What model files hold: `model` for predict (the EMA when on) and, with EMA, `raw_model`."""
         if self.ema is None:
@@ -161,10 +166,10 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
 
     Resumes from `out_dir/last.pt`, which must be this run's (`run_key`): the caller sets other
     runs' checkpoints aside. `max_steps` stops early (tests, interruption drills) without changing
-    the schedule. `validate(model) -> {name: score}` scores held-out images (rank 0 calls it);
-    `model_info` goes into every model file beside the weights (the config that builds the model).
-    Writes `model.pt` when the run is complete. Returns the step counts, skipped steps and the last
-    logged losses.
+    the schedule; `cfg.step_cap` ends the run early (a rehearsal), the schedule still the whole run's.
+    `validate(model) -> {name: score}` scores held-out images (rank 0 calls it); `model_info` goes into
+    every model file beside the weights (the config that builds the model). Writes `model.pt` when the
+    run ends (complete, or capped). Returns the step counts, skipped steps and the last logged losses.
     """
     rank, world, device = distributed_setup()
     torch.manual_seed(cfg.seed)
@@ -178,22 +183,29 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         run.restore(state)
     same_on_every_rank(run.step, world, "the step to resume from")
     first_step = run.step
-    stop = total if max_steps is None else min(total, max_steps)
+    stop = run.end if max_steps is None else min(run.end, max_steps)
     live = _live(out_dir, resume=run.step > 0) if rank == 0 else None
     bar = tqdm(total=total, initial=run.step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
-    outputs = Outputs(out_dir, {"run_key": run_key, **(model_info or {})}, validate, live, stop)
+    outputs = Outputs(out_dir, {"run_key": run_key, **(model_info or {}), **capped(run)}, validate, live, stop)
     model.train()
     while run.step < stop:
         train_one_epoch(run, dataset, outputs, bar)
     bar.close()
-    if rank == 0 and run.step >= total:
+    if rank == 0 and run.step >= run.end:
         checkpoint.save(out_dir / checkpoint.FINAL, **run.weights(), **outputs.model_info)
     if live is not None:
         live.end()
     if world > 1:
         dist.barrier()
-    return {"step": run.step, "total_steps": total, "resumed_from_step": first_step, "skipped_steps": run.skipped,
-            "losses": run.logged}
+    return {"step": run.step, "total_steps": total, "end_step": run.end, "resumed_from_step": first_step,
+            "skipped_steps": run.skipped, "losses": run.logged}
+
+
+def capped(run: Run) -> dict:
+    """What model files of a run ended by `step_cap` say beside the weights: a rehearsal's, not a trained model."""
+    if run.end >= run.total:
+        return {}
+    return {"capped": f"{run.end} of {run.total} steps (train.step_cap): a rehearsal's weights, not a trained model"}
 
 
 @dataclass
@@ -351,7 +363,7 @@ def validation(run: Run, validate) -> dict[str, float]:
     hold (the EMA when on), and `val_raw/*` of the trained weights beside an EMA. Scoring draws no
     random number and changes no weight, so whether and how often it runs leaves the run as it is."""
     every = run.cfg.validate_every
-    if validate is None or run.rank != 0 or not every or (run.step % every and run.step != run.total):
+    if validate is None or run.rank != 0 or not every or (run.step % every and run.step != run.end):
         return {}
     with torch.random.fork_rng(devices=[]):
         run.model.eval()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -130,6 +131,10 @@ def train_run(entry: ModelEntry, model_config: ModelConfig, data: TrainingData, 
         set_aside(out_dir, key)
     if world > 1:
         torch.distributed.barrier()  # the other ranks read last.pt only after rank 0 has set it aside
+    if entry.train.step_cap is not None and rank == 0:
+        print(f"warning: CAPPED RUN: train.step_cap is {entry.train.step_cap}: {data.name} ends after at most "
+              f"{entry.train.step_cap} optimizer steps of its schedule; its model files are a rehearsal's, not a "
+              "trained model", file=sys.stderr, flush=True)
     if entry.train.threads:
         torch.set_num_threads(entry.train.threads)
     torch.manual_seed(entry.train.seed)  # the same random init in every DDP process
@@ -140,9 +145,11 @@ def train_run(entry: ModelEntry, model_config: ModelConfig, data: TrainingData, 
     seconds = time.perf_counter() - start
     if rank == 0:
         log_run(out_dir, summary, seconds, entry.train.batch_size * entry.train.accumulate * world)
-        if summary["step"] >= summary["total_steps"]:
+        if summary["step"] >= summary["end_step"]:
             write_summary(out_dir, key, summary, summary_fields or {}, images=data.images, world=world)
-    return f"{data.name}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s -> {out_dir}"
+    capped = summary["end_step"] < summary["total_steps"]
+    note = " (CAPPED by train.step_cap: a rehearsal, not a trained model)" if capped else ""
+    return f"{data.name}: step {summary['step']}/{summary['total_steps']}{note} in {seconds:.0f}s -> {out_dir}"
 
 
 def model_info(model_config) -> dict:
@@ -157,9 +164,11 @@ def save_model(path: Path, model, model_config, key: str) -> None:
 
 def write_summary(out_dir: Path, key: str, summary: dict, fields: dict, images: int, world: int) -> None:
     """train.json (the engine wrote model.pt): only what the run key determines, so identical runs
-    write identical files."""
+    write identical files. A run ended by `step_cap` says so first: `capped` and the steps it skipped."""
+    capped = {"capped": True, "scheduled_steps": summary["total_steps"]} if summary["end_step"] < summary[
+        "total_steps"] else {}
     io.write_json(out_dir / SUMMARY, {
-        **fields, "images": images, "steps": summary["step"], "processes": world,
+        **fields, **capped, "images": images, "steps": summary["step"], "processes": world,
         "skipped_steps": summary["skipped_steps"], "final_losses": summary["losses"], "run_key": key,
     })
 

@@ -15,6 +15,7 @@ from pipeline import cli
 from pipeline.cli import main
 from pipeline.data import ontology, rle
 from pipeline.synthetic import fashionpedia as synth
+from pipeline.synthetic.scene.real_shaped import RARE
 from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
 
@@ -245,3 +246,32 @@ def test_fashionpedia_layout_holds_the_same_images_and_instances(dataset, record
     (real / "instances_attributes_train2020.json").write_text("{}")
     with pytest.raises(InputError, match="holds no synthetic.json"):
         synth.build(real, synth.SynthConfig(1, 1, layout="fashionpedia", **SMALL))
+
+
+def test_real_shaped_sizes_spread_like_fashionpedias_up_to_max_size():
+    """Megapixels log-normal around 0.75 MP with a tail of large phone photos; each split's first image at
+    max_size, so a rehearsal's few images hold the worst case."""
+    config = synth.SynthConfig(train_images=1, test_images=1, min_size=320, max_size=5000, real_shaped=True)
+    sizes = np.array([synth.image_size(np.random.default_rng([0, 0, i]), config, i == 0) for i in range(2000)])
+    longest, megapixels = sizes.max(1), sizes.prod(1) / 1e6
+    assert longest[0] == 5000 and longest.min() >= 320 and longest.max() == 5000
+    assert 0.5 <= np.median(megapixels) <= 1.0
+    assert 0.01 <= (megapixels > 4).mean() <= 0.1 and (longest[1:] > 3000).any()
+    assert (sizes[:, 0] > sizes[:, 1]).mean() > 0.6  # mostly portrait
+
+
+def test_real_shaped_scenes_have_about_seven_instances_of_a_long_tail_of_categories(tmp_path):
+    data = make(tmp_path / "data", train=80, test=0, min_size=120, max_size=240, real_shaped=True)
+    records, errors = read_annotations(data / "train.csv", LABELS)
+    assert errors == []
+    per_image = [len(r.instances) for r in records]
+    counts = Counter(i.class_id for r in records for i in r.instances)
+    assert 6 <= np.mean(per_image) <= 9.5
+    assert len(counts) >= 30  # of 46; the embedded scenes draw 20
+    rare = {c.id for c in LABELS.categories if c.name in RARE}
+    assert len(set(counts) & rare) >= 10
+    common = sum(n for _, n in counts.most_common(5))
+    assert common >= 0.5 * sum(counts.values())  # a few categories hold most instances ...
+    assert sum(n <= 2 for n in counts.values()) >= 8  # ... and many are rare
+    with_attributes = [i for r in records for i in r.instances if i.class_id in ontology.CATEGORIES_WITH_ATTRIBUTES]
+    assert np.mean([len(i.attributes) > 0 for i in with_attributes]) > 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from pipeline.synthetic.scene import real_shaped as real_shaped_scene
 from pipeline.synthetic.scene.canvas import Canvas, Visible
 from pipeline.synthetic.scene.colors import palette_color, shade
 from pipeline.synthetic.scene.dresser import Dresser
@@ -33,11 +34,15 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 
 def render(rng: np.random.Generator, height: int, width: int, labels: Labels,
-           min_area: int) -> tuple[np.ndarray, list[Visible]]:
-    """An RGB image of 1-3 dressed figures and its visible instances in drawing order."""
+           min_area: int, real_shaped: bool = False) -> tuple[np.ndarray, list[Visible]]:
+    """An RGB image of 1-3 dressed figures and its visible instances in drawing order; `real_shaped`:
+    one figure, often close up, and rare categories over it (`real_shaped` module)."""
     canvas = Canvas(background(rng, height, width))
-    for figure in place_figures(rng, height, width):
+    figures = [real_shaped_scene.one_figure(rng, height, width)] if real_shaped else place_figures(rng, height, width)
+    for figure in figures:
         dress_up(Dresser(canvas, figure, rng, labels))
+        if real_shaped:
+            real_shaped_scene.rare_instances(canvas, figure, rng, labels)
     noise = rng.integers(-5, 6, (height, width, 1), dtype=np.int16)
     image = np.clip(canvas.image + noise, 0, 255).astype(np.uint8)
     return image, canvas.visible(min_area)

@@ -1,7 +1,9 @@
 """Category and attribute ids of the ontology, looked up by the names the scene code uses."""
 from __future__ import annotations
 
-from pipeline.data.ontology import Ontology
+import numpy as np
+
+from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
 
 
 class Labels:
@@ -22,3 +24,10 @@ class Labels:
         if missing:
             raise ValueError(f"the ontology has no attribute {missing[0]!r}")
         return tuple(sorted({self._attributes[n] for n in names if n is not None}))
+
+    def random_attributes(self, rng: np.random.Generator, class_id: int, most: int) -> tuple[int, ...]:
+        """1..`most` attribute ids at random for a category that has attributes; none for the others."""
+        if class_id not in CATEGORIES_WITH_ATTRIBUTES:
+            return ()
+        ids = sorted(self._attributes.values())
+        return tuple(sorted(rng.choice(ids, size=int(rng.integers(1, most + 1)), replace=False).tolist()))
