@@ -136,7 +136,7 @@ def train_run(entry: ModelEntry, model_config: ModelConfig, data: TrainingData, 
                            progress=progress, validate=validate, model_info=model_info(model_config))
     seconds = time.perf_counter() - start
     if rank == 0:
-        log_run(out_dir, summary, seconds, entry.train.batch_size * entry.train.accumulate * world)
+        log_run(out_dir, summary, seconds, entry.train.global_batch(world, engine.images_per_item(data.dataset)))
         if summary["step"] >= summary["total_steps"]:
             write_summary(out_dir, key, summary, summary_fields or {}, images=data.images, world=world)
     return f"{data.name}: step {summary['step']}/{summary['total_steps']} in {seconds:.0f}s -> {out_dir}"
