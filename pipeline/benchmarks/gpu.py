@@ -9,7 +9,7 @@ dataset's augmentation; only the data differ: scenes the synthetic dataset's ren
 memory at `--size` px, nothing read from disk. The warm-up is shortened to a fifth of the steps so
 the lr reaches its value within the check. `predict` runs on the trained weights with exactly
 `--detections` (100) detections per image, as `bench predict`. The goal: the profile's first model
-(Attribute-Mask R-CNN R50 in the real profile) at >= 6.3 training images/s (its 1x schedule on 45k images in 24 h on one GPU).
+(Attribute-Mask R-CNN R50 in the real profile) at >= 6.3 training images/s (12 epochs of 45k images in 24 h on one GPU).
 
 `--smoke` runs the same code on the CPU with tiny images, two steps of one image, no AMP and five
 detections, for the tests.
@@ -38,7 +38,7 @@ from pipeline.training.data import TrainDataset, collate
 from pipeline.training.engine import micro_batch_groups
 
 
-GOAL_IMAGES_PER_SECOND = 6.3  # 45k images x 12 epochs (1x) in 24 h
+GOAL_IMAGES_PER_SECOND = 6.3  # 45k images x 12 epochs in 24 h
 SMOKE = {"size": 128, "steps": 2, "images": 2, "predict_images": 1, "detections": 5}
 
 
