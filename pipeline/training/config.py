@@ -28,7 +28,8 @@ class TrainConfig:
     epochs: int | None = 12          # passes over the training images; null: `steps` sets the run's length
     steps: int | None = None         # the run's length in optimizer steps of `lr_reference_batch` images (a
                                      # paper's iterations of its global batch); null: `epochs`
-    batch_size: int = 2              # per process and micro-batch (dataset items: DeepFashion2's hold two images)
+    batch_size: int = 2              # per process and micro-batch, in dataset items (DeepFashion2: an image
+                                     # with its partner photo)
     accumulate: int = 1              # micro-batches per optimizer step (gradient accumulation); steps,
                                      # warm-up and schedule count optimizer steps
     workers: int = 2                 # DataLoader worker processes
