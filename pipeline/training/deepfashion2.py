@@ -5,7 +5,8 @@ Match R-CNN's pair loss needs consumer and shop photos of one product in the sam
 random order of single images rarely gives. With `partners`, each item is a list of two samples:
 the image and a photo of the other source with the same pair_id (drawn from the seed, epoch and
 position, so a resumed run sees the same ones); `data.collate` flattens the lists, so a batch of
-`batch_size` items holds up to twice as many images.
+`batch_size` items holds up to twice as many images. `images_per_item` says how many on average,
+so that the lr scaling and the epochs count images, as the paper's batch of 16 images does.
 
 Augmentation is the Fashionpedia pipeline's (`transforms`), with the annotated boxes and the
 landmarks moved along, boxes clipped to the crop and landmarks it removes marked not labelled.
@@ -33,6 +34,8 @@ class Df2TrainDataset(torch.utils.data.Dataset):
         self.reader, self.indices, self.augment, self.seed, self.epoch = reader, list(indices), augment, seed, 0
         self.transform = transforms.train_transform(augment, keypoints=True)
         self.partners = partner_table(reader, self.indices) if partners else None
+        with_partner = sum(map(bool, self.partners)) if self.partners else 0
+        self.images_per_item = 1 + with_partner / max(len(self.indices), 1)
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -158,3 +158,13 @@ class Decoder(nn.Module):
             predictions.append(StagePrediction(class_logits, new_masks, attribute_logits))
             queries, mask_logits = refined, new_masks
         return initial_masks, predictions
+
+    def xavier_(self) -> None:
+        """Every weight matrix of the stages Xavier-uniform, as the official code's
+        KernelUpdateHead.init_weights does: biases (the class and attribute priors among them),
+        LayerNorms and the initial kernels keep theirs. Rendering's modulation, which the official
+        code does not have, stays at zero so training starts from plain rendering."""
+        for stage in [*self.segmentation, *self.attributes]:
+            for name, parameter in stage.named_parameters():
+                if parameter.dim() > 1 and not name.startswith("rendering.modulate"):
+                    nn.init.xavier_uniform_(parameter)
