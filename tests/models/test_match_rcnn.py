@@ -335,9 +335,11 @@ def test_shipped_configs_round_trip_and_the_paper_setting_is_the_larger_model():
         ("family: match_rcnn\nmin_size: 128\nlandmark_width: 3\n", "unknown config key 'landmark_width'", 3),
         ("family: match_rcnn\npair_loss_weight: heavy\n", "pair_loss_weight: expected float", 2),
         ("family: match_rcnn\nanchor_sizes: 16\n", "anchor_sizes: expected a list", 2),
-        ("family: match_rcnn\nnum_classes: 46\n", "num_classes must be 13", None),
+        ("family: match_rcnn\nnum_classes: 46\n", "num_classes must be 13", 2),
         ("family: match_rcnn\npair_negatives_per_positive: 0\n", "pair_negatives_per_positive must be at least 1",
-         None),
+         2),
+        ("family: match_rcnn\nmatch_network: siamese\n", "match_network must be one of", 2),
+        ("family: match_rcnn\nlandmark_deconvolutions: 3\n", "landmark_deconvolutions must be 1 or 2", 2),
     ],
 )
 def test_bad_config_is_an_input_error_with_line(tmp_path, text, message, line):
