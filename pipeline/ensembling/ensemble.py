@@ -6,9 +6,10 @@ Inputs (params `ensemble.models`, default `train.models`; per-model `weights`, d
   a family's fold models are fused like different models and the family weighs w in all.
 `--inputs A.csv B.csv [--weights 1 2]` replaces that list (notebooks). Writes
 `predictions/<split>/ensemble.csv` (or `--out`) in the prediction columns, masks at the original
-size, rows by image, then score descending. Inputs must be sorted by ImageId (the pipeline writes
-them so); they are walked side by side, one image at a time, and the output is written as it goes,
-so memory does not grow with the number of images.
+size, rows by image, then score descending. Inputs come in any row order (a file out of ImageId
+order is sorted on disk first); they are walked side by side, one image at a time, fused by
+`workers` processes (params `ensemble.workers`, default every core) a chunk of images each, and
+the output is written as it goes, in order, so memory does not grow with the number of images.
 
 Methods, all on same-class detections only and mask IoU at the original size (`masks`):
 - `fusion`: weighted mask fusion (`fusion`);
@@ -22,15 +23,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from pipeline import io, layout, params
+from pipeline.parallel import ordered_map, worker_count
+from pipeline.progress import bar as progress_bar
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.ontology import Ontology
 from pipeline.ensembling.fusion import fuse
-from pipeline.ensembling.inputs import (ImageDetections, image_detections, image_folder, image_frames,
-                                        open_prediction_file)
+from pipeline.ensembling.inputs import (ImageDetections, PredictionFile, image_detections, image_folder,
+                                        image_frames, open_prediction_file)
 from pipeline.ensembling.masks import iou_matrix
 from pipeline.ensembling.nms import KERNELS, greedy_nms, matrix_nms
 from pipeline.errors import InputError
@@ -40,7 +44,7 @@ from pipeline.data.images import image_size
 METHODS = ("fusion", "nms", "matrix_nms")
 DEFAULTS = {"models": [], "weights": {}, "method": "fusion", "iou_threshold": 0.5, "vote_threshold": 0.5,
             "attribute_threshold": 0.5, "matrix_kernel": "gaussian", "matrix_sigma": 2.0, "min_score": 0.0,
-            "max_detections": 100}
+            "max_detections": 100, "workers": None}
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,64 @@ def ensemble_image(detections: ImageDetections, total_weight: float, max_weight:
     return rows[:settings.max_detections] if settings.max_detections else rows
 
 
+@dataclass(frozen=True)
+class Counts:
+    images: int
+    detections_in: int
+    detections_out: int
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every image's fusion reads: the inputs, where their images are, the settings."""
+    files: list[PredictionFile]
+    folder: Path
+    ontology: Ontology
+    settings: Settings
+
+
+def ensemble_files(files: list[PredictionFile], folder: Path, ontology: Ontology, settings: Settings, out: Path,
+                   workers: int = 1, progress: bool = False) -> Counts:
+    """Ensemble the files image by image into `out` (COLUMNS, by ImageId, then score descending).
+    `folder`: the images whose headers give their sizes. Images go to `workers` processes
+    `CHUNK_IMAGES` at a time and their rows come back in order, so the file is the same whatever
+    the number of workers and memory holds a few chunks per worker."""
+    context = _Context(files, Path(folder), ontology, settings)
+    images = detections_in = detections_out = 0
+    with io.csv_rows(out, COLUMNS) as writer, progress_bar(progress, description="ensemble") as bar:
+        for rows, count, found in ordered_map(_ensemble_chunk, _chunks(image_frames(files)), context, workers):
+            writer.writerows(rows)
+            images, detections_in, detections_out = images + count, detections_in + found, detections_out + len(rows)
+            bar.update(count)
+    return Counts(images, detections_in, detections_out)
+
+
+CHUNK_IMAGES = 32  # images per task sent to a worker
+
+
+def _chunks(groups) -> Iterator[list]:
+    chunk = []
+    for group in groups:
+        chunk.append(group)
+        if len(chunk) == CHUNK_IMAGES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ensemble_chunk(context: _Context, chunk: list) -> tuple[list[tuple], int, int]:
+    """(output rows, images, input detections) of some images' (ImageId, each file's rows)."""
+    weights = np.array([f.weight for f in context.files])
+    rows, found = [], 0
+    for image_id, frames in chunk:
+        size = image_size(context.folder / f"{image_id}.jpg")
+        detections = image_detections(context.files, frames, image_id, size, context.ontology)
+        rows += ensemble_image(detections, weights.sum(), weights.max(), context.ontology, context.settings)
+        found += sum(len(f) for f in frames if f is not None)
+    return rows, len(chunk), found
+
+
 def run(args) -> int:
     cfg, config = settings(args)
     root = params.data_root(args)
@@ -137,17 +199,9 @@ def run(args) -> int:
     weights = np.array([f.weight for f in files])
     if not files or (weights <= 0).any():
         raise InputError("ensemble: weights must be positive", args.params)
-    folder = image_folder(root, args.split)
     out = Path(args.out or layout.ensemble_predictions(args.split))
-    images = detections_in = detections_out = 0
-    with io.csv_rows(out, COLUMNS) as writer:
-        for image_id, frames in image_frames(files):
-            detections = image_detections(files, frames, image_id, image_size(folder / f"{image_id}.jpg"), ontology)
-            rows = ensemble_image(detections, weights.sum(), weights.max(), ontology, config)
-            writer.writerows(rows)
-            images += 1
-            detections_in += sum(len(f) for f in frames if f is not None)
-            detections_out += len(rows)
-    print(f"{config.method}: {detections_in} detections of {len(files)} files on {images} images -> "
-          f"{detections_out} detections -> {out}")
+    counts = ensemble_files(files, image_folder(root, args.split), ontology, config, out,
+                            worker_count(cfg["workers"], "ensemble", args.params))
+    print(f"{config.method}: {counts.detections_in} detections of {len(files)} files on {counts.images} images -> "
+          f"{counts.detections_out} detections -> {out}")
     return 0

@@ -57,8 +57,7 @@ def fuse(detections: ImageDetections, total_weight: float, ontology: Ontology, i
         else:
             # Members that all score 0 count equally.
             shares = weighted[members] if weighted[members].sum() > 0 else np.ones(len(members))
-            encoded = weighted_vote([table.runs[m] for m in members], shares,
-                                    detections.height, detections.width, vote_threshold)
+            encoded = weighted_vote([table.runs[m] for m in members], shares, detections.height, vote_threshold)
             probs = np.average(detections.attribute_probs[members], axis=0, weights=shares)
         if encoded:
             rows.append((detections.image_id, encoded, int(table.class_id[members[0]]),

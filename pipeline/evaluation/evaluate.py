@@ -1,17 +1,20 @@
 """`python -m pipeline evaluate`: score a predictions CSV against a ground-truth CSV.
 
-Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file must be
-sorted by ImageId (as the pipeline writes it); it and the ground truth are read side by side and
-scored a chunk of images at a time (`records_by_image_id`, `chunked_tables`, `Accumulator`), so
-memory does not grow with either file. The Kaggle score's two unknowns come from params.yaml's
+Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file comes in
+any row order (one out of ImageId order is sorted on disk first); it and the ground truth are read
+side by side and scored a chunk of images at a time by `workers` processes (params
+`evaluate.workers`, default every core; `scoring.streamed`), so memory does not grow with either
+file. The Kaggle score's two unknowns come from params.yaml's
 `evaluate` section or the flags (`kaggle_score.kaggle_options`).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from pipeline import io
+from pipeline import io, params
+from pipeline.parallel import worker_count
 from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
 
 
@@ -26,17 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
     from pipeline.data import ontology as ontology_lib
-    from pipeline.data.annotations import index_annotations, records_by_image_id
-    from pipeline.scoring.evaluator import Accumulator
-    from pipeline.scoring.predictions import chunked_tables
 
     options = kaggle_options(args)
     ontology = ontology_lib.load(args.labels)
-    ground_truth = records_by_image_id(index_annotations(args.gt, ontology), ontology)
-    accumulator = Accumulator(ontology, options)
-    for images, records, _, table in chunked_tables(args.pred, ground_truth, ontology):
-        accumulator.add(records, table, image_index=images, position=table.line)
-    evaluation = accumulator.result()
+    workers = worker_count(params.section(args, "evaluate", {"workers": None})["workers"], "evaluate", args.params)
+    evaluation = evaluate_file(args.gt, args.pred, ontology, options, workers)
     metrics = evaluation.metrics()
     if args.out:
         io.write_json(args.out, metrics)
@@ -44,6 +41,18 @@ def run(args) -> int:
     if not evaluation.has_ap:
         print(f"note: {args.pred} has no Score column: AP needs confidences, only kaggle was computed", file=sys.stderr)
     return 0
+
+
+def evaluate_file(gt: str | Path, predictions: str | Path, ontology, options, workers: int = 1,
+                  progress: bool = False):
+    """The `Evaluation` of a predictions file (any row order) against a ground-truth file."""
+    from pipeline.data.annotations import index_annotations, records_by_image_id
+    from pipeline.scoring.evaluator import Accumulator
+    from pipeline.scoring.streamed import score_file
+
+    ground_truth = records_by_image_id(index_annotations(gt, ontology), ontology)
+    accumulators, _ = score_file(predictions, ground_truth, ontology, options, workers=workers, progress=progress)
+    return accumulators.get(0, Accumulator(ontology, options)).result()
 
 
 def format_table(metrics: dict) -> str:

@@ -8,9 +8,10 @@ predicted folds together, and writes:
 - `plots/pr_curves.csv` + `.png`: AP_IoU precision-recall curves per supercategory (pooled);
 - `plots/per_category.csv` + `.png`: per-category AP_IoU and AP_IoU+F1 (pooled).
 Folds without any prediction are left out (a model trained on some folds only). Without a folds
-file every image is one fold. Each file (sorted by ImageId) is read once beside the ground truth, a
-chunk of images at a time, into one `Accumulator` per fold; the pooled score merges them, so memory
-holds the detections' outcomes, not the predictions or the ground-truth masks.
+file every image is one fold. Each file (in any row order) is read once beside the ground truth, a
+chunk of images at a time scored by `workers` processes (`scoring.streamed`), into one
+`Accumulator` per fold; the pooled score merges them, so memory holds the detections' outcomes, not
+the predictions or the ground-truth masks.
 """
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
 from pipeline.data.folds import folds_file, folds_of_images
 from pipeline.data.ontology import GROUPS
-from pipeline.errors import InputError
+from pipeline.parallel import worker_count
 from pipeline.scoring.evaluator import Accumulator, Evaluation
 from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
-from pipeline.scoring.predictions import chunked_tables
+from pipeline.scoring.streamed import score_file
 
 DEFAULTS = {
     "models": [],  # empty: every <predictions_dir>/*.csv
@@ -37,6 +38,7 @@ DEFAULTS = {
     "gt": None,  # default: <data.root>/train.csv
     "out": "reports/cv_metrics.json",
     "plots": "reports/plots",
+    "workers": None,  # processes scoring chunks of images; None: every core
 }
 SCORES = ("ap_iou", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
 
@@ -63,7 +65,8 @@ def run(args) -> int:
     report, pooled = {}, {}
     for model in models:
         path = Path(cfg["predictions_dir"]) / f"{model}.csv"
-        folds, pooled[model] = _evaluate(path, index, fold_of_image, ontology, options)
+        folds, pooled[model] = _evaluate(path, index, fold_of_image, ontology, options,
+                                         worker_count(cfg["workers"], "report", args.params))
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
@@ -84,22 +87,12 @@ def _folds(path: str, image_ids: list[str]) -> np.ndarray:
     return folds_of_images(path, image_ids)
 
 
-def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options
-              ) -> tuple[list[dict], Evaluation]:
+def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options, workers: int = 1,
+              progress: bool = False) -> tuple[list[dict], Evaluation]:
     """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass
     over the predictions and the ground truth."""
-    accumulators = {int(f): Accumulator(ontology, options) for f in np.unique(fold_of_image[fold_of_image >= 0])}
-    predicted = set()
-    for images, records, _, table in chunked_tables(path, records_by_image_id(index, ontology), ontology):
-        if table.score is None:
-            raise InputError("no Score column: cross-validation AP needs confidences", path, 1)
-        chunk_folds = fold_of_image[images]
-        predicted.update(chunk_folds[np.unique(table.image)].tolist())
-        for fold, accumulator in accumulators.items():
-            local = np.flatnonzero(chunk_folds == fold)
-            if local.size:
-                accumulator.add([records[i] for i in local], table.of_images(local), image_index=images[local],
-                                position=table.line[np.isin(table.image, local)])
+    accumulators, predicted = score_file(path, records_by_image_id(index, ontology), ontology, options, fold_of_image,
+                                         "no Score column: cross-validation AP needs confidences", workers, progress)
     kept = sorted(predicted - {-1})
     folds = [{"fold": f, "images": accumulators[f].images, **_headline(accumulators[f].result())} for f in kept]
     pooled = Accumulator.merge([accumulators[f] for f in kept]) if kept else Accumulator(ontology, options)
