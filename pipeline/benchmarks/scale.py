@@ -9,9 +9,11 @@ folds kept) for every R of `--repeats`, and at each R the stages run as the DAG 
 `python -m pipeline` subprocess, once per `--workers` count (params `workers` of ensemble,
 evaluate, report and tune): gather (per family), ensemble --split oof, evaluate (the ensemble),
 report, tune (once per `--metrics`), ensemble --split test (families x folds files), submit,
-validate-submission. Per stage the JSON gives wall seconds, the stage process's peak RSS (VmHWM)
-and its workers' (the largest child's ru_maxrss, which counts the pages a forked worker shares
-with its parent: an upper bound). From the two largest runs: the growth exponent, seconds and RSS
+validate-submission. Per stage the JSON gives wall seconds, CPU seconds (the stage's and its
+workers'), the 1-minute load average when it ended (the machine may be shared: wall seconds mean
+little under a load above its cores), the stage process's peak RSS (VmHWM) and its workers' (the
+largest child's ru_maxrss, which counts the pages a forked worker shares with its parent: an upper
+bound). From the two largest runs: the growth exponent, seconds and RSS
 extrapolated linearly to `--target-oof` OOF or `--target-test` test images, the speed-up of each
 worker count over one, the pixels per image measured, and the issue's goals checked.
 """
@@ -131,7 +133,9 @@ def commands(args) -> list[tuple[str, list[str]]]:
 CHILD = ("import resource, sys\nfrom pipeline.cli import main\ncode = main(sys.argv[1:])\n"
          "status = open('/proc/self/status').read()\n"
          "print('peak_rss_kb', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
-         "print('children_peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+         "mine, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+         "print('children_peak_rss_kb', workers.ru_maxrss, file=sys.stderr)\n"
+         "print('cpu_seconds', sum(r.ru_utime + r.ru_stime for r in (mine, workers)), file=sys.stderr)\n"
          "sys.exit(code)")
 
 
@@ -144,9 +148,10 @@ def timed(argv: list[str], cwd: Path) -> dict:
     seconds = time.perf_counter() - started
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    found = dict(line.split() for line in done.stderr.splitlines() if line.startswith(("peak_rss_kb ", "children_")))
-    return {"seconds": seconds, "peak_rss_mb": int(found["peak_rss_kb"]) / 1024,
-            "worker_peak_rss_mb": int(found["children_peak_rss_kb"]) / 1024}
+    found = dict(line.split() for line in done.stderr.splitlines()
+                 if line.startswith(("peak_rss_kb ", "children_peak_rss_kb ", "cpu_seconds ")))
+    return {"seconds": seconds, "cpu_seconds": float(found["cpu_seconds"]), "peak_rss_mb": int(found["peak_rss_kb"]) / 1024,
+            "worker_peak_rss_mb": int(found["children_peak_rss_kb"]) / 1024, "load_average": os.getloadavg()[0]}
 
 
 def measure(workload: Workload, work: Path, workers: int) -> dict:
@@ -156,12 +161,12 @@ def measure(workload: Workload, work: Path, workers: int) -> dict:
     for stage, argv in commands(workload.args):
         result = timed(argv, work)
         if stage in stages:
-            result = {"seconds": stages[stage]["seconds"] + result["seconds"],
-                      **{k: max(stages[stage][k], result[k]) for k in ("peak_rss_mb", "worker_peak_rss_mb")}}
+            result = {**{k: stages[stage][k] + result[k] for k in ("seconds", "cpu_seconds")},
+                      **{k: max(stages[stage][k], result[k]) for k in ("peak_rss_mb", "worker_peak_rss_mb", "load_average")}}
         stages[stage] = result
     for name in ("tuning", "reports", "submissions"):
         shutil.rmtree(work / name, ignore_errors=True)
-    return {s: {k: round(v, 2 if k == "seconds" else 1) for k, v in r.items()} for s, r in stages.items()}
+    return {s: {k: round(v, 2 if "seconds" in k else 1) for k, v in r.items()} for s, r in stages.items()}
 
 
 def run(args) -> dict:
@@ -207,12 +212,15 @@ def fits(runs: dict, workers: int, args) -> dict:
         (n0, n1), (a, b) = (small[key], large[key]), (small["workers"][workers][stage], large["workers"][workers][stage])
         t0, t1 = max(a["seconds"], 1e-3), max(b["seconds"], 1e-3)
         per_image = (t1 - t0) / (n1 - n0)
+        cpu_per_image = (b["cpu_seconds"] - a["cpu_seconds"]) / (n1 - n0)
         rss = max(b["peak_rss_mb"], b["worker_peak_rss_mb"]), max(a["peak_rss_mb"], a["worker_peak_rss_mb"])
         result[stage] = {
             "exponent": round(float(np.log(t1 / t0) / np.log(n1 / n0)), 3),
             "seconds_per_image": round(per_image, 4),
             "target_images": target,
             "seconds_at_target": round(t1 + per_image * (target - n1), 1),
+            "cpu_seconds_per_image": round(cpu_per_image, 4),
+            "cpu_seconds_at_target": round(b["cpu_seconds"] + cpu_per_image * (target - n1), 1),
             "peak_rss_mb_at_target": round(rss[0] + (rss[0] - rss[1]) / (n1 - n0) * (target - n1), 1),
         }
         one = large["workers"].get(1, {}).get(stage)
@@ -227,12 +235,14 @@ def goals(fitted: dict, runs: dict, args) -> dict:
     for workers, stages in fitted.items():
         if not stages:
             continue
-        oof = sum(stages[s]["seconds_at_target"] for s in ("ensemble-oof", "report", f"tune-{args.metrics[0]}"))
+        oof_stages = ("ensemble-oof", "report", f"tune-{args.metrics[0]}")
+        oof = sum(stages[s]["seconds_at_target"] for s in oof_stages)
         test_files = args.families * args.folds
         test = sum(stages[s]["seconds_at_target"] for s in TEST_STAGES)
         rss = max(v["peak_rss_mb_at_target"] for v in stages.values())
         result[workers] = {
             f"oof_ensemble_report_tune_{args.metrics[0]}_hours": round(oof / 3600, 3),
+            "oof_cpu_hours": round(sum(stages[s]["cpu_seconds_at_target"] for s in oof_stages) / 3600, 3),
             "test_ensemble_submit_validate_minutes": round(test / 60, 2),
             "test_files": test_files,
             "peak_rss_mb_per_process_at_target": rss,
@@ -248,14 +258,15 @@ def goals(fitted: dict, runs: dict, args) -> dict:
 
 def summary(profiles: dict, args) -> list[str]:
     """One line per profile, stage and worker count: the table of the note."""
-    lines = ["profile | stage | workers | seconds (largest run) | s/image | peak RSS MB (stage, workers) | "
-             "s at target | speed-up over 1"]
+    lines = ["profile | stage | workers | seconds (largest run) | s/image | CPU s/image | peak RSS MB (stage, workers) | "
+             "s at target | speed-up over 1 | load average"]
     for profile, result in profiles.items():
         largest = result["runs"][max(result["runs"])]
         for stage in stage_names(args):
             for workers, fitted in result["fits"].items():
                 measured, fit = largest["workers"][workers][stage], fitted.get(stage, {})
                 lines.append(f"{profile} | {stage} | {workers} | {measured['seconds']} | {fit.get('seconds_per_image')} | "
-                             f"{measured['peak_rss_mb']}, {measured['worker_peak_rss_mb']} | "
-                             f"{fit.get('seconds_at_target')} | {fit.get('speedup_over_1_worker')}")
+                             f"{fit.get('cpu_seconds_per_image')} | {measured['peak_rss_mb']}, "
+                             f"{measured['worker_peak_rss_mb']} | {fit.get('seconds_at_target')} | "
+                             f"{fit.get('speedup_over_1_worker')} | {measured['load_average']}")
     return lines

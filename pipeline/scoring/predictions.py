@@ -23,7 +23,9 @@ from pipeline.scoring.instances import InstanceTable
 
 PREDICTION_COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds")
 SCORE_COLUMN = "Score"
-CHUNK_IMAGES = 500  # images parsed at once by `chunked_tables`
+# Images read at once, one task for a worker (`scoring.streamed`): a few thousand images make enough
+# chunks to keep 16 workers busy, and a chunk's own cost stays small beside its images'.
+CHUNK_IMAGES = 100
 
 
 def read_predictions(path: str | Path, records: list[ImageRecord], ontology: Ontology) -> InstanceTable:
@@ -88,7 +90,7 @@ def _parse_score(value: str) -> float:
 
 
 def chunked_tables(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]], ontology: Ontology,
-                   chunk_images: int = CHUNK_IMAGES) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame, InstanceTable]]:
+                   chunk_images: int | None = None) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame, InstanceTable]]:
     """Every ground-truth image with its predictions, `chunk_images` images at a time
     (`chunked_frames`): (the chunk's ground-truth indices, its records, its rows as read, their
     table). The table's `image` indexes the chunk's records, its `line` is the file's line."""
@@ -97,7 +99,7 @@ def chunked_tables(path: str | Path, ground_truth: Iterable[tuple[int, ImageReco
 
 
 def chunked_frames(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]],
-                   chunk_images: int = CHUNK_IMAGES) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame]]:
+                   chunk_images: int | None = None) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame]]:
     """Every ground-truth image with its prediction rows, `chunk_images` images at a time, from a
     file in any row order (`sorted_csv`): (the chunk's ground-truth indices, its records, its rows
     as read, index = line - 2), the rows not yet validated (`rows_table` does that, in a worker
@@ -106,7 +108,9 @@ def chunked_frames(path: str | Path, ground_truth: Iterable[tuple[int, ImageReco
     `ground_truth`: (index, record) by ascending ImageId (`annotations.records_by_image_id`, or
     `in_image_id_order` of records in memory); the two are walked side by side, so neither is ever
     whole in memory. Images without predictions come too (their ground truth still counts).
+    `chunk_images` None: `CHUNK_IMAGES`.
     """
+    chunk_images = chunk_images or CHUNK_IMAGES
     columns = header(path, PREDICTION_COLUMNS)
     predictions = image_groups(path, PREDICTION_COLUMNS)
     pending = next(predictions, None)
