@@ -28,8 +28,6 @@ from typing import Iterator
 import numpy as np
 
 from pipeline import io, layout, params
-from pipeline.parallel import ordered_map, worker_count
-from pipeline.progress import bar as progress_bar
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.ontology import Ontology
 from pipeline.ensembling.fusion import fuse
@@ -40,6 +38,8 @@ from pipeline.ensembling.nms import KERNELS, greedy_nms, matrix_nms
 from pipeline.errors import InputError
 from pipeline.data.prediction_rows import COLUMNS
 from pipeline.data.images import image_size
+from pipeline.parallel import ordered_map, worker_count
+from pipeline.progress import bar as progress_bar
 
 METHODS = ("fusion", "nms", "matrix_nms")
 DEFAULTS = {"models": [], "weights": {}, "method": "fusion", "iou_threshold": 0.5, "vote_threshold": 0.5,
@@ -201,7 +201,7 @@ def run(args) -> int:
         raise InputError("ensemble: weights must be positive", args.params)
     out = Path(args.out or layout.ensemble_predictions(args.split))
     counts = ensemble_files(files, image_folder(root, args.split), ontology, config, out,
-                            worker_count(cfg["workers"], "ensemble", args.params))
+                            worker_count(cfg["workers"], "ensemble", args.params), progress=True)
     print(f"{config.method}: {counts.detections_in} detections of {len(files)} files on {counts.images} images -> "
           f"{counts.detections_out} detections -> {out}")
     return 0

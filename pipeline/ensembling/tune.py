@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import io, params
-from pipeline import layout
+from pipeline import io, layout, params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
 from pipeline.data.folds import folds_file, folds_of_images
@@ -34,7 +33,8 @@ from pipeline.data.ontology import Ontology
 from pipeline.data.sorted_csv import header
 from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
 from pipeline.ensembling.sweep import METRICS, Scorer, tune
-from pipeline.ensembling.thresholds import Thresholds, parse_attribute_scores, save
+from pipeline.data.prediction_rows import parse_attribute_scores
+from pipeline.ensembling.thresholds import Thresholds, save
 from pipeline.errors import InputError
 from pipeline.parallel import ordered_map, worker_count
 from pipeline.progress import bar
@@ -80,7 +80,7 @@ def run(args) -> int:
     index = index_annotations(gt_path, ontology)
     fold_of_image = _folds(Path(cfg["folds"] or folds_file(args.params)), index.image_ids)
     thresholds, report = tune_file(Path(cfg["predictions"]), index, fold_of_image, ontology, cfg, kaggle_options(args),
-                                   worker_count(cfg["workers"], "tune", args.params))
+                                   worker_count(cfg["workers"], "tune", args.params), progress=True)
     report["seconds"] = round(time.perf_counter() - started, 1)
     save(cfg["out"], thresholds)
     io.write_json(cfg["report"], report)
@@ -155,7 +155,7 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology, workers: i
     tables, gts, found, probs = [], [], [], []
     rows = gt_rows = 0
     chunks = chunked_frames(source, records_by_image_id(index, ontology))
-    with bar(progress, description="tune: matching") as counter:
+    with bar(progress, len(index.image_ids), "tune: matching") as counter:
         for table, gt, pairs, vectors, count in ordered_map(_match_chunk, chunks, context, workers):
             tables.append(table)
             gts.append(gt)
@@ -260,7 +260,7 @@ def headlines(source: Path, index: AnnotationIndex, ontology: Ontology, options:
     names = [("before", int(f)) for f in predicted] + [("after", f) for f in learned] + [("after", "all")]
     accumulators = {name: Accumulator(ontology, options) for name in names}
     chunks = chunked_frames(source, records_by_image_id(index, ontology))
-    with bar(progress, description="tune: scoring") as counter:
+    with bar(progress, len(index.image_ids), "tune: scoring") as counter:
         for parts, count in ordered_map(_headline_chunk, chunks, context, workers):
             for name, part in parts.items():
                 accumulators[name] = Accumulator.merge([accumulators[name], part])

@@ -33,7 +33,7 @@ def run(args) -> int:
     options = kaggle_options(args)
     ontology = ontology_lib.load(args.labels)
     workers = worker_count(params.section(args, "evaluate", {"workers": None})["workers"], "evaluate", args.params)
-    evaluation = evaluate_file(args.gt, args.pred, ontology, options, workers)
+    evaluation = evaluate_file(args.gt, args.pred, ontology, options, workers, progress=True)
     metrics = evaluation.metrics()
     if args.out:
         io.write_json(args.out, metrics)
@@ -50,8 +50,9 @@ def evaluate_file(gt: str | Path, predictions: str | Path, ontology, options, wo
     from pipeline.scoring.evaluator import Accumulator
     from pipeline.scoring.streamed import score_file
 
-    ground_truth = records_by_image_id(index_annotations(gt, ontology), ontology)
-    accumulators, _ = score_file(predictions, ground_truth, ontology, options, workers=workers, progress=progress)
+    index = index_annotations(gt, ontology)
+    accumulators, _ = score_file(predictions, records_by_image_id(index, ontology), ontology, options, workers=workers,
+                                 progress=progress, images=len(index.image_ids))
     return accumulators.get(0, Accumulator(ontology, options)).result()
 
 

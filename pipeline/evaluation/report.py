@@ -66,7 +66,7 @@ def run(args) -> int:
     for model in models:
         path = Path(cfg["predictions_dir"]) / f"{model}.csv"
         folds, pooled[model] = _evaluate(path, index, fold_of_image, ontology, options,
-                                         worker_count(cfg["workers"], "report", args.params))
+                                         worker_count(cfg["workers"], "report", args.params), progress=True)
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
@@ -92,7 +92,8 @@ def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ont
     """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass
     over the predictions and the ground truth."""
     accumulators, predicted = score_file(path, records_by_image_id(index, ontology), ontology, options, fold_of_image,
-                                         "no Score column: cross-validation AP needs confidences", workers, progress)
+                                         "no Score column: cross-validation AP needs confidences", workers, progress,
+                                         len(index.image_ids))
     kept = sorted(predicted - {-1})
     folds = [{"fold": f, "images": accumulators[f].images, **_headline(accumulators[f].result())} for f in kept]
     pooled = Accumulator.merge([accumulators[f] for f in kept]) if kept else Accumulator(ontology, options)

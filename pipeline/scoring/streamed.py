@@ -36,14 +36,16 @@ class _Context:
 
 def score_file(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]], ontology: Ontology,
                options: KaggleOptions, groups: np.ndarray | None = None, needs_scores: str | None = None,
-               workers: int = 1, progress: bool = False) -> tuple[dict[int, Accumulator], set[int]]:
+               workers: int = 1, progress: bool = False, images: int | None = None
+               ) -> tuple[dict[int, Accumulator], set[int]]:
     """Accumulators of the images of each group (`groups[i]`: image i's group, e.g. its fold; None:
     every image in group 0; -1: in none), and the groups of the images that have predictions.
     `ground_truth`: (index, record) by ascending ImageId. `needs_scores`: the InputError message
-    for a file without a Score column (None: such a file is scored without AP)."""
+    for a file without a Score column (None: such a file is scored without AP). `images`: how many
+    the ground truth has, for the progress bar."""
     context = _Context(Path(path), ontology, options, groups, needs_scores)
     accumulators, predicted = {}, set()
-    with bar(progress, description=Path(path).name) as counter:
+    with bar(progress, images, Path(path).name) as counter:
         for parts, found, count in ordered_map(_score_chunk, chunked_frames(path, ground_truth), context, workers):
             for group, part in parts.items():
                 accumulators[group] = Accumulator.merge([accumulators[group], part]) if group in accumulators else part
