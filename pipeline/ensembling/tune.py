@@ -105,7 +105,7 @@ def tune_file(source: Path, index: AnnotationIndex, fold_of_image: np.ndarray, o
     swept = dict(zip([*folds, "all"], ordered_map(_sweep, [*folds, "all"], context, workers)))
     learned = {fold: swept[fold][0] for fold in folds}
     thresholds, calls = swept["all"]
-    scores = headlines(source, index, ontology, options, fold_of_image, predicted, learned, thresholds, workers,
+    scores = headlines(matches, index, ontology, options, fold_of_image, predicted, learned, thresholds, workers,
                        progress)
     in_predicted_folds = int(np.isin(fold_of_image, predicted).sum())
     rows = [{"fold": fold, "tuned_on_images": in_predicted_folds - int((fold_of_image == fold).sum()),
@@ -130,12 +130,19 @@ def tune_file(source: Path, index: AnnotationIndex, fold_of_image: np.ndarray, o
 
 @dataclass
 class Matches:
-    """Every image's predictions and ground truth without masks, their IoU >= 0.5 pairs, and the
-    attribute probabilities of the rows in a pair (sparse)."""
+    """Every image's predictions and ground truth without masks, their IoU >= 0.5 pairs, and, for
+    the rows in a pair, their AttributesIds and attribute probabilities (float64, sparse; a row
+    without AttributeScores: its AttributesIds at 1, as `apply_thresholds` keeps them). Rows come
+    chunk by chunk as read; chunk k holds rows `row_bounds[k]:row_bounds[k + 1]` and likewise
+    ground truths and pairs, of the images `chunks[k]`."""
     table: InstanceTable
     gt: InstanceTable
     pairs: Pairs
     probs: object  # scipy.sparse.csr_matrix (rows, attributes)
+    chunks: list[np.ndarray]
+    row_bounds: np.ndarray
+    gt_bounds: np.ndarray
+    pair_bounds: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -152,26 +159,27 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology, workers: i
     from scipy import sparse
 
     context = _FileContext(source, ontology, SCORES_COLUMN in header(source, PREDICTION_COLUMNS))
-    tables, gts, found, probs = [], [], [], []
-    rows = gt_rows = 0
-    chunks = chunked_frames(source, records_by_image_id(index, ontology))
+    tables, gts, found, probs, chunks = [], [], [], [], []
+    chunk_frames = chunked_frames(source, records_by_image_id(index, ontology))
     with bar(progress, len(index.image_ids), "tune: matching") as counter:
-        for table, gt, pairs, vectors, count in ordered_map(_match_chunk, chunks, context, workers):
+        for images, table, gt, pairs, vectors in ordered_map(_match_chunk, chunk_frames, context, workers):
+            rows, gt_rows = sum(len(t) for t in tables), sum(len(g) for g in gts)
             tables.append(table)
             gts.append(gt)
             found.append(Pairs(pairs.pred + rows, pairs.gt + gt_rows, pairs.iou))
             probs.append(vectors)
-            rows, gt_rows = rows + len(table), gt_rows + len(gt)
-            counter.update(count)
+            chunks.append(images)
+            counter.update(images.size)
     if tables[0].score is None:
         raise InputError("no Score column: tuning needs confidences", source, 1)
+    bounds = [np.cumsum([0, *(len(part) for part in parts)]) for parts in (tables, gts, [p.iou for p in found])]
     return Matches(_joined_tables(tables), _joined_tables(gts),
                    Pairs(*(np.concatenate([getattr(p, name) for p in found]) for name in ("pred", "gt", "iou"))),
-                   sparse.vstack(probs, format="csr"))
+                   sparse.vstack(probs, format="csr"), chunks, *bounds)
 
 
 def _match_chunk(context: _FileContext, chunk):
-    """One chunk's (predictions, ground truth, pairs, paired rows' probabilities, images), `image`
+    """One chunk's (images, predictions, ground truth, pairs, paired rows' probabilities), `image`
     the ground-truth image index, pairs indexing the chunk's rows."""
     from scipy import sparse
 
@@ -182,17 +190,18 @@ def _match_chunk(context: _FileContext, chunk):
     paired = np.zeros(len(table), bool)
     paired[pairs.pred] = True
     texts = frame[SCORES_COLUMN] if context.has_scores else None
-    vectors = np.zeros((len(table), context.ontology.num_attributes), np.float32)
+    vectors = np.zeros((len(table), context.ontology.num_attributes))
     for row, (line, attributes) in enumerate(zip(table.line, table.attributes)):
         # Every row is checked; only the paired rows' probabilities are kept.
         text = texts.loc[line - 2] if context.has_scores else ""
-        vector = attribute_vector(text, attributes, context.ontology, context.source, int(line))
+        vector = attribute_vector(text, attributes, context.ontology, context.source, int(line), np.float64)
         if paired[row]:
             vectors[row] = vector
-    return (InstanceTable(images[table.image], table.class_id, [()] * len(table), [], table.area, table.score,
-                          table.line),
-            InstanceTable(images[gt.image], gt.class_id, gt.attributes, [], gt.area), pairs, sparse.csr_matrix(vectors),
-            len(images))
+    # Only a paired row's attributes ever meet a ground truth's: the others' are dropped.
+    attributes = [a if p else () for a, p in zip(table.attributes, paired)]
+    return (images, InstanceTable(images[table.image], table.class_id, attributes, [], table.area, table.score,
+                                  table.line),
+            InstanceTable(images[gt.image], gt.class_id, gt.attributes, [], gt.area), pairs, sparse.csr_matrix(vectors))
 
 
 def _joined_tables(tables: list[InstanceTable]) -> InstanceTable:
@@ -238,30 +247,28 @@ def _subset(context: _SweepContext, images: np.ndarray) -> tuple:
 
 @dataclass(frozen=True)
 class _HeadlineContext:
-    source: Path
+    matches: Matches
+    index: AnnotationIndex
     ontology: Ontology
     options: KaggleOptions
     fold_of_image: np.ndarray
     predicted: np.ndarray
     learned: dict[int, Thresholds]
     thresholds: Thresholds
-    has_scores: bool
 
 
-def headlines(source: Path, index: AnnotationIndex, ontology: Ontology, options: KaggleOptions,
+def headlines(matches: Matches, index: AnnotationIndex, ontology: Ontology, options: KaggleOptions,
               fold_of_image: np.ndarray, predicted: np.ndarray, learned: dict[int, Thresholds],
               thresholds: Thresholds, workers: int = 1, progress: bool = False) -> dict:
-    """HEADLINE scores, in one pass over the file: ("before" | "after", fold) of each held-out fold
-    under the thresholds learned without it, and ("before" | "after", "all") of all predicted folds'
-    images under the all-data thresholds. Chunks are counted by `workers` processes and pooled in
-    order."""
-    context = _HeadlineContext(source, ontology, options, fold_of_image, predicted, learned, thresholds,
-                               SCORES_COLUMN in header(source, PREDICTION_COLUMNS))
+    """HEADLINE scores: ("before" | "after", fold) of each held-out fold under the thresholds
+    learned without it, and ("before" | "after", "all") of all predicted folds' images under the
+    all-data thresholds. Counted from the matches (no mask is read or matched again), chunk by
+    chunk as they were read, by `workers` processes, and pooled in order."""
+    context = _HeadlineContext(matches, index, ontology, options, fold_of_image, predicted, learned, thresholds)
     names = [("before", int(f)) for f in predicted] + [("after", f) for f in learned] + [("after", "all")]
     accumulators = {name: Accumulator(ontology, options) for name in names}
-    chunks = chunked_frames(source, records_by_image_id(index, ontology))
     with bar(progress, len(index.image_ids), "tune: scoring") as counter:
-        for parts, count in ordered_map(_headline_chunk, chunks, context, workers):
+        for parts, count in ordered_map(_headline_chunk, range(len(matches.chunks)), context, workers):
             for name, part in parts.items():
                 accumulators[name] = Accumulator.merge([accumulators[name], part])
             counter.update(count)
@@ -275,14 +282,23 @@ def headlines(source: Path, index: AnnotationIndex, ontology: Ontology, options:
     return result
 
 
-def _headline_chunk(context: _HeadlineContext, chunk) -> tuple[dict, int]:
-    """Each name's accumulator of one chunk's images: masks parsed and matched once, every
-    accumulator taking its images, and under thresholds its kept rows, of the same pairs."""
-    images, records, frame = chunk
-    table = rows_table(frame, records, context.ontology, context.source)
-    gt = ground_truth_table(records)
-    pairs = overlapping_pairs(gt, table, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])
-    texts = frame.loc[table.line - 2, SCORES_COLUMN].tolist() if context.has_scores else None
+def _headline_chunk(context: _HeadlineContext, k: int) -> tuple[dict, int]:
+    """Each name's accumulator of chunk k's images, every accumulator taking its images, and
+    under thresholds its kept rows, of the chunk's matched pairs."""
+    matches = context.matches
+    images = matches.chunks[k]
+    rows, gt_rows = (slice(*b[k:k + 2]) for b in (matches.row_bounds, matches.gt_bounds))
+    pairs = slice(*matches.pair_bounds[k:k + 2])
+    # The chunk's tables, `image` indexing `images`, and its pairs indexing them.
+    image_of = np.full(len(context.fold_of_image), -1)
+    image_of[images] = np.arange(images.size)
+    table, gt = (InstanceTable(image_of[t.image[r]], t.class_id[r], t.attributes[r], [], t.area[r],
+                               None if t.score is None else t.score[r], None if t.line is None else t.line[r])
+                 for t, r in ((matches.table, rows), (matches.gt, gt_rows)))
+    chunk_pairs = Pairs(matches.pairs.pred[pairs] - rows.start, matches.pairs.gt[pairs] - gt_rows.start,
+                        matches.pairs.iou[pairs])
+    probs = matches.probs[rows]
+    records = [context.index.sized_record(i) for i in images]
     chunk_folds = context.fold_of_image[images]
     plans = [(("before", int(f)), None, chunk_folds == f) for f in context.predicted]
     plans += [(("after", f), context.learned[f], chunk_folds == f) for f in context.learned]
@@ -293,25 +309,25 @@ def _headline_chunk(context: _HeadlineContext, chunk) -> tuple[dict, int]:
         if not local.size:
             continue
         chosen, keep = (table, np.ones(len(table), bool)) if thresholds is None else \
-            _thresholded(table, texts, thresholds, context.ontology)
+            _thresholded(table, probs, chunk_pairs, thresholds, context.ontology)
         parts[name] = Accumulator(context.ontology, context.options)
-        parts[name].add(*_images_of(records, images, local, chosen, keep, gt, pairs))
-    return parts, len(images)
+        parts[name].add(*_images_of(records, images, local, chosen, keep, gt, chunk_pairs))
+    return parts, images.size
 
 
-def _thresholded(table: InstanceTable, texts: list[str] | None, thresholds: Thresholds,
+def _thresholded(table: InstanceTable, probs, pairs: Pairs, thresholds: Thresholds,
                  ontology: Ontology) -> tuple[InstanceTable, np.ndarray]:
-    """The table as `apply_thresholds` leaves the rows: (the table with AttributesIds re-derived
-    from AttributeScores, the rows whose score reaches their class's cut-off)."""
+    """The table as `apply_thresholds` leaves the rows: (the table with the paired rows'
+    AttributesIds re-derived from their probabilities, the rows whose score reaches their class's
+    cut-off). The other rows' attributes never meet a ground truth's."""
     keep = table.score >= thresholds.class_cutoffs(ontology.num_classes)[table.class_id]
-    if texts is None:
-        return table, keep
+    cutoffs = thresholds.attribute_cutoffs(ontology.attribute_ids)
+    ids = np.asarray(ontology.attribute_ids)
     attributes = list(table.attributes)
-    for row in np.flatnonzero(keep):
-        scores = parse_attribute_scores(texts[row])
-        if scores:  # a row without probabilities keeps its AttributesIds
-            attributes[row] = tuple(a for a, p in sorted(scores.items())
-                                    if p >= thresholds.attributes.get(a, thresholds.attribute_default))
+    for row in np.unique(pairs.pred):
+        start, end = probs.indptr[row], probs.indptr[row + 1]
+        columns, values = probs.indices[start:end], probs.data[start:end]
+        attributes[row] = tuple(ids[np.sort(columns[values >= cutoffs[columns]])].tolist())
     return InstanceTable(table.image, table.class_id, attributes, table.runs, table.area, table.score,
                          table.line), keep
 
