@@ -93,6 +93,7 @@ def attribute_text(chosen: tuple[int, ...], rng, attribute_ids: np.ndarray, high
     scores = {a: rng.uniform(0.5, 1.0) if high else rng.uniform(0.05, 0.6) for a in chosen}
     for a in rng.choice(attribute_ids, size=3, replace=False):
         scores.setdefault(int(a), rng.uniform(0.05, 0.4))
+    scores = {a: round(float(p), 3) for a, p in scores.items()}  # as written, so the ids agree with the text
     ids = ",".join(str(a) for a, p in sorted(scores.items()) if p >= 0.5)
     return ids, " ".join(f"{a}:{p:.3f}" for a, p in sorted(scores.items()))
 
