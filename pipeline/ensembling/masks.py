@@ -39,23 +39,24 @@ def weighted_vote(runs: list[tuple[np.ndarray, np.ndarray]], weights: np.ndarray
     cost follows the number of runs, not the mask's pixels.
     """
     shares = np.asarray(weights, np.float64) / np.sum(weights)
-    members = [(starts, starts + lengths) for starts, lengths in runs if starts.size]
+    # (starts, ends, share) of the members with pixels; an empty one's share still counts in the total.
+    members = [(starts, starts + lengths, share) for (starts, lengths), share in zip(runs, shares) if starts.size]
     if not members:
         return ""
     level = threshold - VOTE_TOLERANCE
     if level <= 0:  # every pixel of the members' columns has a vote of at least 0
-        first = min(int(begin[0]) // height for begin, _ in members)
-        last = max(int(end[-1] - 1) // height for _, end in members)
+        first = min(int(begin[0]) // height for begin, _, _ in members)
+        last = max(int(end[-1] - 1) // height for _, end, _ in members)
         return f"{first * height + 1} {(last + 1 - first) * height}"
-    edges = np.unique(np.concatenate([np.concatenate(member) for member in members]))
-    begins = edges[:-1]  # segment k: pixels edges[k] .. edges[k + 1] - 1
-    votes = np.zeros(begins.size, np.float32)
-    for (starts, lengths), share in zip(runs, shares):
-        if not starts.size:
-            continue
-        run = np.searchsorted(starts, begins, side="right") - 1
-        covered = (run >= 0) & (begins < starts[np.maximum(run, 0)] + lengths[np.maximum(run, 0)])
-        votes += share * covered
+    edges = np.concatenate([np.concatenate((begin, end)) for begin, end, _ in members])
+    edges.sort()
+    edges = edges[np.r_[True, edges[1:] != edges[:-1]]]  # segment k: pixels edges[k] .. edges[k + 1] - 1
+    votes = np.zeros(edges.size - 1, np.float32)
+    for starts, ends, share in members:
+        # +1 where a run starts, -1 where it ends: the running sum is 1 on the member's segments.
+        step = (np.bincount(np.searchsorted(edges, starts), minlength=edges.size)
+                - np.bincount(np.searchsorted(edges, ends), minlength=edges.size))
+        votes += share * (np.cumsum(step)[:-1] > 0)
     chosen = np.r_[False, votes >= level, False]
     change = np.flatnonzero(chosen[1:] != chosen[:-1])  # joined runs: begin at odd, end at even changes
     starts, ends = edges[change[0::2]], edges[change[1::2]]
