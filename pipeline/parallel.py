@@ -18,8 +18,6 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-from pipeline.errors import InputError
-
 IN_FLIGHT = 2  # tasks per worker submitted ahead: one running, one queued, so no worker waits
 
 _context = None  # a worker's copy of the context, set when its process starts
@@ -33,15 +31,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def worker_count(workers: int | None, section: str = "", source=None) -> int:
-    """A `workers` setting as a number of processes: None = every available core; 0 or 1 = this
-    process only. InputError naming params `section` in `source` for anything else."""
-    if workers is None:
-        return available_cores()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise InputError(f"{section + ': ' if section else ''}workers must be null (every core) or an integer >= 0, "
-                         f"got {workers!r}", source)
-    return max(workers, 1)
+def check_workers(workers: int | None) -> None:
+    """A config's `workers` check (its __post_init__): ValueError naming the field."""
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be null (every core) or an integer >= 0, got {workers}")
+
+
+def worker_count(workers: int | None) -> int:
+    """A checked `workers` setting as a number of processes: None = every available core; 0 or 1 =
+    this process only."""
+    return available_cores() if workers is None else max(workers, 1)
 
 
 def ordered_map(function: Callable, tasks: Iterable, context=None, workers: int = 1) -> Iterator:

@@ -34,7 +34,7 @@ import yaml
 from pipeline.benchmarks import scale_data
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.images import image_size
-from pipeline.data.synth import generate
+from pipeline.synthetic.fashionpedia import generate
 
 OOF_STAGES = ("gather", "ensemble-oof", "evaluate", "report", "tune")  # tune: tune-<metric> per metric
 TEST_STAGES = ("ensemble-test", "submit", "validate")
@@ -169,7 +169,7 @@ def measure(workload: Workload, work: Path, workers: int) -> dict:
     return {s: {k: round(v, 2 if "seconds" in k else 1) for k, v in r.items()} for s, r in stages.items()}
 
 
-def run(args) -> dict:
+def run(args, settings) -> dict:
     profiles = {}
     with tempfile.TemporaryDirectory() as tmp:
         for profile in args.sizes:

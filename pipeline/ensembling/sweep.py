@@ -14,16 +14,17 @@ to attributes, tunes nothing.
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
+from pipeline.ensembling.config import TuneConfig
 from pipeline.ensembling.thresholds import Thresholds
 from pipeline.scoring import coco_ap
 from pipeline.scoring.attributes import attribute_matrix, fpeval_f1, set_f1
 from pipeline.scoring.instances import InstanceTable, ground_truth_table
-from pipeline.scoring.kaggle_score import KaggleOptions, kaggle_sums
+from pipeline.scoring.kaggle_options import KaggleOptions
+from pipeline.scoring.kaggle_score import kaggle_sums
 from pipeline.scoring.masks import Pairs, overlapping_pairs
-
-METRICS = ("kaggle", "ap_iou_f1", "ap_iou")
 
 
 class Scorer:
@@ -43,8 +44,6 @@ class Scorer:
         records may carry ids and sizes only). `probs`: (rows, attributes) probabilities, dense or
         scipy sparse; only the rows that overlap a ground truth are ever read, so the others may be
         left out (zero)."""
-        from scipy import sparse
-
         self.records, self.table, self.ontology = records, table, ontology
         self.probs = sparse.csr_matrix(probs, dtype=np.float32)
         self.probs_by_attribute = self.probs.tocsc()
@@ -150,12 +149,12 @@ def _by_class(class_id: np.ndarray, num_classes: int) -> list[np.ndarray]:
     return [order[bounds[c]:bounds[c + 1]] for c in range(num_classes)]
 
 
-def tune(scorer: Scorer, cfg: dict) -> Thresholds:
+def tune(scorer: Scorer, cfg: TuneConfig) -> Thresholds:
     """One coordinate sweep: global cut-off, per-class cut-offs, per-attribute thresholds."""
     table, ontology = scorer.table, scorer.ontology
     score, class_id = table.score, table.class_id
-    attribute_cutoffs = np.full(ontology.num_attributes, float(cfg["attribute_default"]))
-    quantiles = np.linspace(0, 1, int(cfg["score_candidates"]), endpoint=False)
+    attribute_cutoffs = np.full(ontology.num_attributes, cfg.attribute_default)
+    quantiles = np.linspace(0, 1, cfg.score_candidates, endpoint=False)
 
     def best(candidates, evaluate_candidate, default):
         """The candidate strictly better than `default` (evaluated first), else `default`."""
@@ -173,7 +172,7 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
     scorer.commit(score >= global_cut, attribute_cutoffs)
     cutoffs = np.full(ontology.num_classes, global_cut)
     gt_per_class = np.bincount(scorer.gt.class_id, minlength=ontology.num_classes)
-    for c in np.flatnonzero(gt_per_class >= int(cfg["min_class_instances"]) if cuts else []):
+    for c in np.flatnonzero(gt_per_class >= cfg.min_class_instances if cuts else []):
         def with_class_cut(t, c=c):
             trial = cutoffs.copy()
             trial[c] = t
@@ -184,19 +183,19 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
     positives = np.bincount([ontology.attribute_index[a] for ids in scorer.gt.attributes for a in ids],
                             minlength=ontology.num_attributes)
     # AP_IoU does not look at attributes.
-    for a in np.flatnonzero(positives >= int(cfg["min_attribute_positives"]) if scorer.metric != "ap_iou" else []):
+    for a in np.flatnonzero(positives >= cfg.min_attribute_positives if scorer.metric != "ap_iou" else []):
         def with_attribute_cut(t, a=a):
             trial = attribute_cutoffs.copy()
             trial[a] = t
             return scorer(keep, trial)
-        attribute_cutoffs[a] = best(cfg["attribute_grid"], with_attribute_cut, float(cfg["attribute_default"]))
+        attribute_cutoffs[a] = best(cfg.attribute_grid, with_attribute_cut, cfg.attribute_default)
         scorer.commit(keep, attribute_cutoffs)
     return Thresholds(
         scorer.metric, global_cut,
         {int(c): float(cutoffs[c]) for c in np.flatnonzero(cutoffs != global_cut)},
-        float(cfg["attribute_default"]),
+        cfg.attribute_default,
         {int(ontology.attribute_ids[a]): float(attribute_cutoffs[a])
-         for a in np.flatnonzero(attribute_cutoffs != float(cfg["attribute_default"]))},
+         for a in np.flatnonzero(attribute_cutoffs != cfg.attribute_default)},
     )
 
 

@@ -1,4 +1,4 @@
-"""`python -m pipeline tune`: score and attribute thresholds tuned on out-of-fold predictions.
+"""Score and attribute thresholds tuned on out-of-fold predictions (the `tune` stage).
 
 On the OOF predictions (default the ensemble's; any row order) against train.csv, one coordinate
 sweep (`sweep.tune`) picks a global score cut-off, per-class cut-offs and per-attribute
@@ -6,7 +6,7 @@ probability thresholds, each to maximise `metric` (the evaluator's kaggle, ap_io
 Masks are matched once, for all images (the folds' scorers take their share of the pairs); a
 candidate re-scores only the classes it changes (`sweep.Scorer`), never the whole evaluation. The
 file is read a chunk of images at a time, each chunk validated and matched by one of `workers`
-processes (params `tune.workers`, default every core); masks are dropped once matched, and only
+processes (`TuneConfig.workers`, None: every core); masks are dropped once matched, and only
 rows that overlap a ground truth keep their attribute probabilities. The sweeps (one per held-out
 fold, one on all images) run on the workers side by side, and the scores before and after are
 again counted a chunk at a time on the workers; every result comes back in order, so the files
@@ -24,16 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
-from pipeline import io, layout, params
+from pipeline import io
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
-from pipeline.data.folds import folds_file, folds_of_images
+from pipeline.data.folds import folds_of_images
 from pipeline.data.ontology import Ontology
 from pipeline.data.sorted_csv import header
+from pipeline.ensembling.config import TuneConfig
 from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
-from pipeline.ensembling.sweep import METRICS, Scorer, tune
-from pipeline.data.prediction_rows import parse_attribute_scores
+from pipeline.ensembling.sweep import Scorer, tune
 from pipeline.ensembling.thresholds import Thresholds, save
 from pipeline.errors import InputError
 from pipeline.parallel import ordered_map, worker_count
@@ -41,60 +42,36 @@ from pipeline.progress import bar
 from pipeline.scoring import coco_ap
 from pipeline.scoring.evaluator import Accumulator
 from pipeline.scoring.instances import InstanceTable, ground_truth_table
-from pipeline.scoring.kaggle_score import KaggleOptions, add_kaggle_arguments, kaggle_options
+from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.scoring.masks import Pairs, overlapping_pairs
 from pipeline.scoring.predictions import PREDICTION_COLUMNS, chunked_frames, rows_table
 
 HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")
-DEFAULTS = {"predictions": str(layout.ensemble_predictions("oof")), "metric": "kaggle", "out": "tuning/thresholds.json",
-            "report": "reports/tuning.json", "gt": None, "folds": None, "score_candidates": 10,
-            "min_class_instances": 10, "min_attribute_positives": 10, "attribute_default": 0.5,
-            "attribute_grid": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "workers": None}
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--predictions", help="OOF predictions CSV (default: params tune.predictions)")
-    parser.add_argument("--metric", choices=METRICS, help="metric to maximise (default: params tune.metric)")
-    parser.add_argument("--out", help="thresholds JSON (default: params tune.out)")
-    parser.add_argument("--report", help="cross-fitted report JSON (default: params tune.report)")
-    parser.add_argument("--gt", help="ground truth CSV (default: <data.root>/train.csv)")
-    parser.add_argument("--folds", help="folds CSV ImageId,fold (default: params folds.out)")
-    add_kaggle_arguments(parser)
-
-
-def settings(args) -> dict:
-    cfg = params.section(args, "tune", DEFAULTS)
-    if cfg["metric"] not in METRICS:
-        raise InputError(f"tune: metric must be one of {', '.join(METRICS)}, got {cfg['metric']!r}", args.params)
-    grid = cfg["attribute_grid"]
-    if not grid or any(not 0 < float(t) <= 1 for t in grid) or int(cfg["score_candidates"]) < 1:
-        raise InputError("tune: attribute_grid needs values in (0, 1] and score_candidates >= 1", args.params)
-    return cfg
-
-
-def run(args) -> int:
+def tune_file(source: Path, gt_path: Path, folds_path: Path, cfg: TuneConfig, options: KaggleOptions,
+              out: str | Path, report_path: str | Path, progress: bool = False) -> str:
+    """Thresholds tuned on the OOF predictions `source` into `out`, the cross-fitted report into
+    `report_path`, on `cfg.workers` processes; a summary line."""
     started = time.perf_counter()
-    cfg = settings(args)
-    gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     index = index_annotations(gt_path, ontology)
-    fold_of_image = _folds(Path(cfg["folds"] or folds_file(args.params)), index.image_ids)
-    thresholds, report = tune_file(Path(cfg["predictions"]), index, fold_of_image, ontology, cfg, kaggle_options(args),
-                                   worker_count(cfg["workers"], "tune", args.params), progress=True)
+    fold_of_image = _folds(folds_path, index.image_ids)
+    thresholds, report = tuned(source, index, fold_of_image, ontology, cfg, options, worker_count(cfg.workers),
+                               progress)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    save(cfg["out"], thresholds)
-    io.write_json(cfg["report"], report)
-    metric, cross = cfg["metric"], report["cross_fitted"]
+    save(out, thresholds)
+    io.write_json(report_path, report)
+    metric, cross = cfg.metric, report["cross_fitted"]
     scored = (f"{metric} cross-fitted over {len(cross['folds'])} folds: {cross['before'][metric]:.4f} before, "
               f"{cross['after'][metric]:.4f} after tuning" if "folds" in cross else f"{metric} not cross-fitted (one fold)")
-    print(f"{scored}; all-data thresholds (global score {thresholds.score:.3f}, "
-          f"{len(thresholds.class_scores)} class and {len(thresholds.attributes)} attribute cut-offs) -> {cfg['out']}, "
-          f"report -> {cfg['report']} ({report['seconds']} s)")
-    return 0
+    return (f"{scored}; all-data thresholds (global score {thresholds.score:.3f}, "
+            f"{len(thresholds.class_scores)} class and {len(thresholds.attributes)} attribute cut-offs) -> {out}, "
+            f"report -> {report_path} ({report['seconds']} s)")
 
 
-def tune_file(source: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology: Ontology, cfg: dict,
-              options: KaggleOptions, workers: int = 1, progress: bool = False) -> tuple[Thresholds, dict]:
+def tuned(source: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology: Ontology, cfg: TuneConfig,
+          options: KaggleOptions, workers: int = 1, progress: bool = False) -> tuple[Thresholds, dict]:
     """The all-data thresholds and the report (without its seconds) of a predictions file.
     `fold_of_image`: each ground-truth image's fold (-1: in none)."""
     matches = matched(source, index, ontology, workers, progress)
@@ -115,7 +92,7 @@ def tune_file(source: Path, index: AnnotationIndex, fold_of_image: np.ndarray, o
     mean = {when: {key: float(np.mean([f[when][key] for f in rows])) for key in HEADLINE}
             for when in ("before", "after")} if rows else None
     report = {
-        "metric": cfg["metric"], "predictions": str(source),
+        "metric": cfg.metric, "predictions": str(source),
         "cross_fitted": {"note": "thresholds tuned on the other folds, scored on the held-out fold; mean of folds",
                          **mean, "folds": rows} if rows else
         {"note": "one fold of out-of-fold predictions: no held-out data to score tuning on"},
@@ -156,8 +133,6 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology, workers: i
             progress: bool = False) -> Matches:
     """The `Matches` of every image, read a chunk of images at a time beside the ground truth and
     matched by `workers` processes; masks are dropped once matched."""
-    from scipy import sparse
-
     context = _FileContext(source, ontology, SCORES_COLUMN in header(source, PREDICTION_COLUMNS))
     tables, gts, found, probs, chunks = [], [], [], [], []
     chunk_frames = chunked_frames(source, records_by_image_id(index, ontology))
@@ -181,8 +156,6 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology, workers: i
 def _match_chunk(context: _FileContext, chunk):
     """One chunk's (images, predictions, ground truth, pairs, paired rows' probabilities), `image`
     the ground-truth image index, pairs indexing the chunk's rows."""
-    from scipy import sparse
-
     images, records, frame = chunk
     table = rows_table(frame, records, context.ontology, context.source)
     gt = ground_truth_table(records)
@@ -220,7 +193,7 @@ class _SweepContext:
     fold_of_image: np.ndarray
     predicted: np.ndarray
     ontology: Ontology
-    cfg: dict
+    cfg: TuneConfig
     options: KaggleOptions
 
 
@@ -241,7 +214,7 @@ def _subset(context: _SweepContext, images: np.ndarray) -> tuple:
     local[rows], gt_local[gt_rows] = np.arange(rows.size), np.arange(gt_rows.size)
     shared = pairs.select(local[pairs.pred] >= 0)
     return ([context.index.sized_record(i) for i in images], table.of_images(images), context.matches.probs[rows],
-            context.ontology, context.cfg["metric"], context.options,
+            context.ontology, context.cfg.metric, context.options,
             Pairs(local[shared.pred], gt_local[shared.gt], shared.iou), gt.of_images(images))
 
 

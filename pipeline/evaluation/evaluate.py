@@ -1,58 +1,39 @@
-"""`python -m pipeline evaluate`: score a predictions CSV against a ground-truth CSV.
+"""Score predictions against ground truth (the `evaluate` command).
 
-Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file comes in
-any row order (one out of ImageId order is sorted on disk first); it and the ground truth are read
-side by side and scored a chunk of images at a time by `workers` processes (params
-`evaluate.workers`, default every core; `scoring.streamed`), so memory does not grow with either
-file. The Kaggle score's two unknowns come from params.yaml's
-`evaluate` section or the flags (`kaggle_score.kaggle_options`).
+Ground truth: a Kaggle train.csv, or a Fashionpedia instances JSON (instances_attributes_val2020.json,
+the papers' protocol). Predictions: the pipeline's CSV (submission layout plus Score), or the
+official results JSON (`python -m pipeline fashionpedia-results` writes one from a CSV). The format
+is told by the file's suffix (`.json`); `pipeline.scoring.sources` has the readers.
+
+`Evaluation.metrics` gives the metrics JSON, `format_table` the printed table: ap_iou is the papers'
+AP_IoU^mask (COCOeval), ap_iou_f1 their AP_IoU+F1^mask (FPEval). A predictions CSV comes in any
+row order (one out of ImageId order is sorted on disk first); it and the ground truth are read side
+by side and scored a chunk of images at a time by `workers` processes (`scoring.streamed`), so
+memory does not grow with either file beyond what a JSON file needs parsed.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from pipeline import io, params
+from pipeline.data.ontology import Ontology
+from pipeline.scoring.evaluator import Accumulator, Evaluation
 from pipeline.parallel import worker_count
-from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
+from pipeline.scoring.kaggle_options import KaggleOptions
+from pipeline.scoring.sources import ground_truth_records, is_json, results_json_chunks
+from pipeline.scoring.streamed import score_file
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", required=True, help="ground truth CSV in train.csv layout")
-    parser.add_argument("--pred", required=True, help="predictions CSV: submission layout plus a Score column")
-    parser.add_argument("--labels", help="label_descriptions.json (default: the project's copy)")
-    parser.add_argument("--out", help="metrics JSON to write")
-    add_kaggle_arguments(parser)
-
-
-def run(args) -> int:
-    # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
-    from pipeline.data import ontology as ontology_lib
-
-    options = kaggle_options(args)
-    ontology = ontology_lib.load(args.labels)
-    workers = worker_count(params.section(args, "evaluate", {"workers": None})["workers"], "evaluate", args.params)
-    evaluation = evaluate_file(args.gt, args.pred, ontology, options, workers, progress=True)
-    metrics = evaluation.metrics()
-    if args.out:
-        io.write_json(args.out, metrics)
-    print(format_table(metrics))
-    if not evaluation.has_ap:
-        print(f"note: {args.pred} has no Score column: AP needs confidences, only kaggle was computed", file=sys.stderr)
-    return 0
-
-
-def evaluate_file(gt: str | Path, predictions: str | Path, ontology, options, workers: int = 1,
-                  progress: bool = False):
-    """The `Evaluation` of a predictions file (any row order) against a ground-truth file."""
-    from pipeline.data.annotations import index_annotations, records_by_image_id
-    from pipeline.scoring.evaluator import Accumulator
-    from pipeline.scoring.streamed import score_file
-
-    index = index_annotations(gt, ontology)
-    accumulators, _ = score_file(predictions, records_by_image_id(index, ontology), ontology, options, workers=workers,
-                                 progress=progress, images=len(index.image_ids))
+def evaluate_files(gt: str | Path, predictions: str | Path, ontology: Ontology, options: KaggleOptions,
+                   workers: int | None = 1, progress: bool = False) -> Evaluation:
+    """Score a predictions file against a ground-truth file, in any accepted format, a chunk of
+    images at a time; a CSV's chunks on `workers` processes (None: every core)."""
+    if is_json(predictions):
+        accumulator = Accumulator(ontology, options)
+        for images, records, table in results_json_chunks(gt, predictions, ontology):
+            accumulator.add(records, table, image_index=images, position=table.line)
+        return accumulator.result()
+    accumulators, _ = score_file(predictions, ground_truth_records(gt, ontology), ontology, options,
+                                 workers=worker_count(workers), progress=progress)
     return accumulators.get(0, Accumulator(ontology, options)).result()
 
 

@@ -21,7 +21,7 @@ from pipeline.errors import InputError
 from pipeline.parallel import ordered_map
 from pipeline.progress import bar
 from pipeline.scoring.evaluator import Accumulator
-from pipeline.scoring.kaggle_score import KaggleOptions
+from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.scoring.predictions import chunked_frames, rows_table
 
 

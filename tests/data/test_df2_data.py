@@ -9,11 +9,11 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from pipeline.cli import main
-from pipeline.data import deepfashion2 as df2
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data import resize
-from pipeline.data.cache import CacheConfig
+from pipeline.data.cache_format import CacheConfig
 from pipeline.data.cache_reader import UnusableCache
-from pipeline.data.deepfashion2_cache import Df2CacheReader, build_cache, fingerprint
+from pipeline.data.deepfashion2.cache import Df2CacheReader, build_cache, fingerprint
 from pipeline.data.images import image_size
 from pipeline.errors import InputError
 

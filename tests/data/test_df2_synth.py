@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.data import deepfashion2 as df2
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data.images import image_size
-from pipeline.data import deepfashion2_scene as scene
-from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
+from pipeline.synthetic.deepfashion2 import scene
+from pipeline.synthetic.deepfashion2.dataset import Df2SynthConfig, build
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_command_knobs_and_errors(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("df2:\n  synth:\n    train_pair: 3\n")
     assert main(["synth-df2", "--params", str(params), "--out", str(out)]) == 2
-    assert "df2.synth: unknown key 'train_pair'" in capsys.readouterr().err
+    assert "unknown config key 'df2.synth.train_pair'" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
     assert main(["synth-df2", "--out", str(tmp_path / "other"), "--train-pairs", "1", "--validation-pairs", "1"]) == 2

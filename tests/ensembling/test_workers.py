@@ -104,9 +104,15 @@ def test_worker_count(monkeypatch, value, expected):
     assert parallel.worker_count(value) == (6 if expected == "cores" else expected)
 
 
+@pytest.mark.parametrize("section", ["ensemble", "evaluate", "report", "tune"])
 @pytest.mark.parametrize("value", [-1, 1.5, "all", True])
-def test_a_bad_worker_count_names_the_section(value):
+def test_a_bad_worker_count_names_its_params_line(tmp_path, section, value):
     from pipeline.errors import InputError
+    from pipeline.settings.load import load_settings
 
-    with pytest.raises(InputError, match="tune: workers must be"):
-        parallel.worker_count(value, "tune", "params.yaml")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"{section}:\n  workers: {json.dumps(value)}\n")
+    with pytest.raises(InputError) as error:
+        load_settings(params)
+    assert error.value.path == str(params) and error.value.line == 2
+    assert error.value.message.startswith(section) and "workers" in error.value.message

@@ -280,11 +280,11 @@ def test_shipped_configs_load_and_build():
 @pytest.mark.parametrize("text, message, line", [
     ("family: fashionformer\nnum_queries: 10\nqueries: 3\n", "unknown config key 'queries'", 3),
     ("family: fashionformer\nmlr: yes please\n", "mlr: expected bool", 2),
-    ("family: fashionformer\ndecoder: deformable\n", "decoder must be one of", None),
-    ("family: fashionformer\nmlr_levels: 5\n", "mlr_levels must be 1..4", None),
-    ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", None),
+    ("family: fashionformer\ndecoder: deformable\n", "decoder must be one of", 2),
+    ("family: fashionformer\nmlr_levels: 5\n", "mlr_levels must be 1..4", 2),
+    ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", 2),
     ("family: fashionformer\nmlr: false\nfpn_channels: 128\n", "fpn_channels must equal hidden_dim", None),
-    ("family: fashionformer\nmlr: false\nmlr_modulation: true\n", "mlr_modulation needs mlr", None),
+    ("family: fashionformer\nmlr: false\nmlr_modulation: true\n", "mlr_modulation needs mlr", 3),
 ])
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
     assert_bad_config_is_an_input_error(tmp_path, text, message, line)

@@ -15,9 +15,10 @@ from pipeline.models.factory import load_config
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import mask_cost
 from pipeline.training import data, engine
-from pipeline.training.config import TrainConfig, crop_side, training_augment
+from pipeline.training import train as training_runs
+from pipeline.training.config import TrainConfig, training_augment
 from pipeline.training.data import TrainDataset
-from pipeline.training.transforms import AugmentConfig
+from pipeline.training.config import AugmentConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -73,10 +74,10 @@ def test_weight_knobs_hold_the_new_knobs_where_they_matter():
     ("real/attribute_mask_rcnn_r50.yaml", 1024), ("real/effdet_mask_d2.yaml", 512)])
 def test_a_null_crop_side_comes_from_the_model_config(name, side):
     config = load_config(CONFIGS / name)
-    assert crop_side(config) == side
+    assert config.crop_side == side
     cfg = TrainConfig(augment=AugmentConfig(image_size=None))
-    assert training_augment(cfg, config).image_size == side
-    assert training_augment(TrainConfig(augment=AugmentConfig(image_size=320)), config).image_size == 320
+    assert training_augment(cfg, config.crop_side).image_size == side
+    assert training_augment(TrainConfig(augment=AugmentConfig(image_size=320)), config.crop_side).image_size == 320
 
 
 def test_fashionformer_bce_mask_loss_and_its_matching_cost():
@@ -113,7 +114,7 @@ def test_train_crops_at_the_model_configs_side_when_image_size_is_null(tmp_path,
                "min_instance_pixels": 4}
     params = write_tiny_project(tmp_path, train_images=4, test_images=1, image_size=160,
                                 model_config={"min_size": 96, "max_size": 128}, train={"augment": augment})
-    monkeypatch.setattr(data, "TrainDataset", RecordingDataset)
+    monkeypatch.setattr(training_runs, "TrainDataset", RecordingDataset)
     RecordingDataset.sides.clear()
     assert main(["--params", str(params), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"]) == 0

@@ -5,6 +5,7 @@ ids are shifted by one on the way in and back on the way out.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -110,3 +111,16 @@ class AttributeMaskRCNN(MaskRCNN):
         if self.training:
             return output
         return [{**d, "labels": d["labels"] - 1} for d in output]
+
+    @contextmanager
+    def enlarged_input(self, factor: float):
+        """Test-time augmentation's larger views: the resize's working size times `factor` for the duration."""
+        transform = self.transform
+        saved = transform.min_size, transform.max_size, transform.letterbox
+        transform.min_size = tuple(size * factor for size in saved[0])
+        transform.max_size = saved[1] * factor
+        transform.letterbox = round(saved[2] * factor)
+        try:
+            yield
+        finally:
+            transform.min_size, transform.max_size, transform.letterbox = saved

@@ -66,6 +66,11 @@ class EffDetMaskConfig(ModelConfig):
         ):
             raise ValueError(f"mask_levels must be increasing levels from 2 to {max_level}, not {self.mask_levels}")
 
+    @property
+    def crop_side(self) -> int:
+        """EfficientDet's fixed input square."""
+        return effdet_config(self).image_size[0]
+
 
 def effdet_config(config: EffDetMaskConfig):
     """effdet's config of `config.effdet_name`, with the project's classes and overrides."""

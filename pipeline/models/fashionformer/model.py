@@ -7,7 +7,8 @@ candidate instance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +117,16 @@ class FashionFormer(nn.Module):
                              [target_at_mask_stride(t, size, side, c.mask_stride) for t, size in zip(targets, sizes)])
         return [self.detections(predictions[-1], b, size, side, image.shape[-2:])
                 for b, (image, size) in enumerate(zip(images, sizes))]
+
+    @contextmanager
+    def enlarged_input(self, factor: float):
+        """Test-time augmentation's larger views: min_size and max_size times `factor` for the duration."""
+        saved = self.config
+        self.config = replace(saved, min_size=round(saved.min_size * factor), max_size=round(saved.max_size * factor))
+        try:
+            yield
+        finally:
+            self.config = saved
 
     def working_size(self, size: torch.Size) -> tuple[int, int]:
         """The size an image of `size` is resized to before the backbone."""

@@ -28,7 +28,7 @@ from torch import nn
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads, heatmaps_to_keypoints, keypoints_to_heatmap
 
-from pipeline.data.deepfashion2 import CATEGORIES, NUM_SLOTS
+from pipeline.data.deepfashion2.annotations import CATEGORIES, NUM_SLOTS
 from pipeline.models.attribute_mask_rcnn.heads import GraftedRoIHeads
 
 MAX_LANDMARKS = max(c.landmarks for c in CATEGORIES)

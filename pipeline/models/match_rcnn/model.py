@@ -17,7 +17,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads
 from torchvision.ops import MultiScaleRoIAlign
 
-from pipeline.data.deepfashion2 import CATEGORIES
+from pipeline.data.deepfashion2.annotations import CATEGORIES
 from pipeline.models.attribute_mask_rcnn.model import FEATURE_LEVELS, mask_rcnn_arguments
 from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform, letterbox_placement
 from pipeline.models.backbones import TimmFPN, normalisation
