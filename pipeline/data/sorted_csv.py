@@ -64,16 +64,17 @@ def image_groups(path: str | Path, required: tuple[str, ...] = ("ImageId",),
     """(ImageId, that image's rows) by ascending ImageId, each image once, its rows in file order;
     a file out of order is read through a sorted copy on disk."""
     header(path, required)
-    if in_image_id_order(path, rows=max(rows, SORT_ROWS)):
+    if in_image_id_order(path, rows):
         yield from _groups(path, path, required, rows)
         return
     with tempfile.TemporaryDirectory(prefix="sorted-csv-") as folder:
         yield from _groups(sorted_copy(path, required, folder, SORT_ROWS), path, required, rows)
 
 
-def in_image_id_order(path: str | Path, rows: int = SORT_ROWS) -> bool:
+def in_image_id_order(path: str | Path, rows: int = CHUNK_ROWS) -> bool:
     """Whether the rows come by ascending ImageId, each image's together (its ImageId column only
-    is read); InputError at an empty ImageId."""
+    is kept, but the parser holds `rows` whole rows, masks included: a few thousand, so the check's
+    peak memory stays below the readers'); InputError at an empty ImageId."""
     last = None
     reader = pd.read_csv(path, usecols=["ImageId"], dtype=str, keep_default_na=False, na_filter=False,
                          chunksize=rows)
