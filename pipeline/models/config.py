@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import InputError
 from pipeline.models.init_weights import INIT_LAYOUTS
-from pipeline.models.losses import LOSS_KINDS
+from pipeline.models.losses import LOSS_KINDS, NORMALISATIONS
 
 
 # Keys naming checkpoints (files or named starts, pipeline.models.starts) read only when a model is
@@ -32,6 +32,8 @@ class ModelConfig:
     init_min_match: float = 0.9  # share of the model's part and of the checkpoint's tensors that must load
     freeze_backbone_norm: bool | None = None  # batch norms of the backbone frozen; None: when init is set
     attribute_loss: str = "focal"  # 'focal' or 'bce', see pipeline.models.losses
+    attribute_normalisation: str = "rows"  # rows: summed over a row's attributes, averaged over rows;
+    # elements: averaged over every (row, attribute), as the official FashionFormer code's cross-entropy
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     attribute_loss_weight: float = 1.0
@@ -42,6 +44,9 @@ class ModelConfig:
     def __post_init__(self):
         if self.attribute_loss not in LOSS_KINDS:
             raise ValueError(f"attribute_loss must be one of {LOSS_KINDS}, not {self.attribute_loss!r}")
+        if self.attribute_normalisation not in NORMALISATIONS:
+            raise ValueError(f"attribute_normalisation must be one of {NORMALISATIONS}, "
+                             f"not {self.attribute_normalisation!r}")
         if self.init_layout not in INIT_LAYOUTS:
             raise ValueError(f"init_layout must be one of {INIT_LAYOUTS}, not {self.init_layout!r}")
         if not 0 <= self.init_min_match <= 1:

@@ -33,7 +33,7 @@ from pipeline.settings.load import GENERATED, load_settings
 from pipeline.synthetic import fashionpedia
 from pipeline.synthetic.config import Df2SynthConfig, SynthConfig
 from pipeline.synthetic.deepfashion2 import dataset as df2_dataset
-from pipeline.training.engine import steps_per_epoch
+from pipeline.training.engine import total_steps
 
 # What the rehearsal's own commands' rows say.
 OWN = {"profile": "the profile with the rehearsal's keys set over it, into params.yaml: not extrapolated",
@@ -214,18 +214,18 @@ def data_counts(project: Path, settings) -> extrapolate.Counts:
 
 
 def real_steps(settings) -> dict[str, int]:
-    """The optimizer steps each training stage takes in the real run (on the real sets' images)."""
+    """The optimizer steps each training stage takes in the real run (on the real sets' images): the
+    recipe's `steps` at the run's global batch, or its epochs (a DeepFashion2 image counted as one item)."""
     steps = {}
     train_images = extrapolate.REAL_IMAGES["train"]
     for name in settings.train.models:
         train = settings.model(name).train
         per_fold = train_images - train_images // settings.folds.k
         for fold in settings.trained_folds():
-            steps[f"train@{name}-{fold}"] = train.epochs * steps_per_epoch(per_fold, train.processes, train)
+            steps[f"train@{name}-{fold}"] = total_steps(train, per_fold, train.processes)
     if settings.df2.model:
         train = settings.model(settings.df2.model).train
-        steps["train-df2"] = train.epochs * steps_per_epoch(extrapolate.REAL_IMAGES["df2_train"], train.processes,
-                                                            train)
+        steps["train-df2"] = total_steps(train, extrapolate.REAL_IMAGES["df2_train"], train.processes)
     return steps
 
 

@@ -228,18 +228,27 @@ class Settings:
         """The config file and training knobs of model `name`: an entry of `models`, or the
         DeepFashion2 track's model (`df2.model`, `df2.config`, `df2.train`), its `train` over `train`."""
         where = where or self.origins
-        if name and name == self.df2.model:
-            config, overrides, at = self.df2.config, self.df2.train, ("df2", "train")
-        elif name in self.models:
-            config, overrides, at = self.models[name].config, self.models[name].train, ("models", name, "train")
-        else:
-            known = ", ".join([*self.models, *[self.df2.model] * bool(self.df2.model)])
-            raise InputError(f"model {name!r} is not in params models (known: {known})", *where(("models",)))
+        config, overrides, at = self._model_source(name, where)
         base = {f.name: _plain(getattr(self.train, f.name)) for f in dataclasses.fields(TrainConfig)}
         merged = _merged(base, overrides)
         train = build(TrainConfig, merged, lambda keys: where(at + keys) if _has(overrides, keys) else where(
             ("train", *keys)))
         return ModelEntry(name, Path(config), train)
+
+    def train_key(self, name: str, *keys: str) -> Keys:
+        """The key path that sets model `name`'s training knob `keys` (for errors): its own `train`
+        overrides where they have it, else the shared `train` section."""
+        _, overrides, at = self._model_source(name, self.origins)
+        return (*at, *keys) if _has(overrides, keys) else ("train", *keys)
+
+    def _model_source(self, name: str, where: Where) -> tuple[str, dict, Keys]:
+        """Model `name`'s config file, its `train` overrides and where they are in params."""
+        if name and name == self.df2.model:
+            return self.df2.config, self.df2.train, ("df2", "train")
+        if name in self.models:
+            return self.models[name].config, self.models[name].train, ("models", name, "train")
+        known = ", ".join([*self.models, *[self.df2.model] * bool(self.df2.model)])
+        raise InputError(f"model {name!r} is not in params models (known: {known})", *where(("models",)))
 
 
 def _plain(value):

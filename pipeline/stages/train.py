@@ -38,6 +38,10 @@ def run(settings, args) -> int:
 
     entry = settings.model(args.model)
     processes = entry.train.processes
+    if entry.train.sync_bn and int(os.environ.get("WORLD_SIZE", processes)) == 1:
+        raise settings.error("train.sync_bn needs more than one training process (train.processes, one per GPU): "
+                             "a single process has nothing to synchronise; set it false",
+                             *settings.train_key(args.model, "sync_bn"))
     if processes > 1 and "WORLD_SIZE" not in os.environ:
         if torch.cuda.is_available() and processes > torch.cuda.device_count():
             raise settings.error(f"train.processes is {processes} but there are {torch.cuda.device_count()} GPUs",

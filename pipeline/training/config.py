@@ -25,8 +25,11 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 2              # per process and micro-batch
+    epochs: int | None = 12          # passes over the training images; null: `steps` sets the run's length
+    steps: int | None = None         # the run's length in optimizer steps of `lr_reference_batch` images (a
+                                     # paper's iterations of its global batch); null: `epochs`
+    batch_size: int = 2              # per process and micro-batch, in dataset items (DeepFashion2: an image
+                                     # with its partner photo)
     accumulate: int = 1              # micro-batches per optimizer step (gradient accumulation); steps,
                                      # warm-up and schedule count optimizer steps
     workers: int = 2                 # DataLoader worker processes
@@ -36,15 +39,17 @@ class TrainConfig:
                                      # one per GPU; on a CPU, one per core with threads 1, workers 0
     optimizer: str = "adamw"         # adamw | sgd
     lr: float = 2e-4
-    lr_reference_batch: int = 0      # > 0: `lr` is for this global batch and scales linearly with the run's
-                                     # (processes x batch_size x accumulate); 0: `lr` as it is
+    lr_reference_batch: int = 0      # > 0: the global batch in images that `lr`, `warmup_steps` and `steps`
+                                     # are stated for: lr scales linearly with the run's global batch, steps
+                                     # and warm-up inversely (the same images); 0: all as they are
     backbone_lr_multiplier: float = 1.0  # the backbone's lr (and warm-up, schedule) is lr times this
     momentum: float = 0.9            # sgd only
     weight_decay: float = 1e-4
     warmup_steps: int = 100          # linear warm-up from lr/1000
     schedule: str = "cosine"         # cosine | step | constant
-    step_milestones: tuple[float, ...] = (2 / 3, 8 / 9)  # step: shares of the steps after warm-up where the
-    step_factor: float = 0.1         # lr is multiplied by step_factor (2/3, 8/9: Detectron2's 1x and 2x)
+    step_milestones: tuple[float, ...] = (2 / 3, 8 / 9)  # step: shares of all the run's steps, warm-up included
+    step_factor: float = 0.1         # (as Detectron2's and MMDetection's milestones count), where the lr is
+                                     # multiplied by step_factor (2/3, 8/9: Detectron2's 1x and 2x)
     clip_grad_norm: float = 10.0     # 0 disables
     amp: bool = True                 # mixed precision: float16 on CUDA only, bfloat16 on CUDA or CPU
     amp_dtype: str = "float16"       # float16 (with a grad scaler) | bfloat16 (needs none)
@@ -64,6 +69,10 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self):
+        if (self.epochs is None) == (self.steps is None):
+            raise ValueError(f"set one of epochs and steps, the other null (epochs {self.epochs}, steps {self.steps})")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, not {self.steps}")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"optimizer must be adamw or sgd, not {self.optimizer!r}")
         if self.schedule not in ("cosine", "step", "constant"):
@@ -92,16 +101,16 @@ class TrainConfig:
     def weight_knobs(self) -> dict:
         """The knobs that change the trained weights, for a run's key; the others never restart a run.
 
-        `epochs` sets the total steps, which shapes the cosine and step schedules from step 0; with
-        the constant schedule it does not, so raising it continues a finished run. `processes` is
-        not here: the key holds the actual number of processes (torchrun may start other than it).
-        `step_cap` is only there when set, so a capped run never has a full run's key.
+        `epochs` or `steps` sets the total steps, which shapes the cosine and step schedules from
+        step 0; with the constant schedule it does not, so raising it continues a finished run.
+        `processes` is not here: the key holds the actual number of processes (torchrun may start
+        other than it). `step_cap` is only there when set, so a capped run never has a full run's key.
         """
         knobs = {name: dataclasses.asdict(self)[name] for name in WEIGHT_KNOBS}
         if self.step_cap is None:
             del knobs["step_cap"]
         if self.schedule == "constant":
-            del knobs["epochs"]
+            del knobs["epochs"], knobs["steps"]
         if self.optimizer != "sgd":
             del knobs["momentum"]
         if self.schedule != "step":
@@ -112,23 +121,32 @@ class TrainConfig:
         """The step a run of `total` scheduled steps ends at: `total`, or `step_cap` when smaller."""
         return total if self.step_cap is None else min(total, self.step_cap)
 
-    def global_batch(self, world: int) -> int:
-        """Images per optimizer step over all `world` processes."""
-        return world * self.batch_size * self.accumulate
+    def global_batch(self, world: int, images_per_item: float = 1.0) -> float:
+        """Images per optimizer step over all `world` processes: dataset items per step (processes x
+        batch_size x accumulate) times the images an item holds (DeepFashion2's: an image and, where it
+        has one, its partner photo)."""
+        return world * self.batch_size * self.accumulate * images_per_item
 
-    def scaled_lr(self, world: int) -> float:
+    def scaled_lr(self, world: int, images_per_item: float = 1.0) -> float:
         """The lr a run of `world` processes uses: `lr`, or with `lr_reference_batch` set, `lr` scaled
         linearly from that global batch to the run's (the linear scaling rule of Goyal et al., 2017)."""
         if not self.lr_reference_batch:
             return self.lr
-        return self.lr * self.global_batch(world) / self.lr_reference_batch
+        return self.lr * self.global_batch(world, images_per_item) / self.lr_reference_batch
+
+    def run_steps(self, reference_steps: int, world: int, images_per_item: float = 1.0) -> int:
+        """Optimizer steps of `lr_reference_batch` images as the run's own steps over as many images
+        (a paper's 1000 warm-up iterations of 16 images are 4000 steps of 4); as given without one."""
+        if not self.lr_reference_batch:
+            return reference_steps
+        return round(reference_steps * self.lr_reference_batch / self.global_batch(world, images_per_item))
 
 
 # TrainConfig's fields that change what a run learns, listed as `train.<name>` params of the train
 # stage in dvc.yaml (with `train.processes`); workers, threads, log_every, checkpoint_every,
 # max_bad_steps, validate_every, validate_images and keep_checkpoints change how a run goes and
 # what it reports, not its weights. channels_last and amp_dtype are in: they change the arithmetic.
-WEIGHT_KNOBS = ("epochs", "batch_size", "accumulate", "optimizer", "lr", "lr_reference_batch",
+WEIGHT_KNOBS = ("epochs", "steps", "batch_size", "accumulate", "optimizer", "lr", "lr_reference_batch",
                 "backbone_lr_multiplier", "momentum", "weight_decay", "warmup_steps", "schedule", "step_milestones",
                 "step_factor", "clip_grad_norm", "amp", "amp_dtype", "channels_last", "sync_bn", "ema_decay", "seed",
                 "step_cap", "augment")

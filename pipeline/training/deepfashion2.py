@@ -5,20 +5,23 @@ Match R-CNN's pair loss needs consumer and shop photos of one product in the sam
 random order of single images rarely gives. With `partners`, each item is a list of two samples:
 the image and a photo of the other source with the same pair_id (drawn from the seed, epoch and
 position, so a resumed run sees the same ones); `data.collate` flattens the lists, so a batch of
-`batch_size` items holds up to twice as many images.
+`batch_size` items holds up to twice as many images. `images_per_item` says how many on average,
+so that the lr scaling and the epochs count images, as the paper's batch of 16 images does.
 
 Augmentation is the Fashionpedia pipeline's (`transforms`), with the annotated boxes and the
 landmarks moved along, boxes clipped to the crop and landmarks it removes marked not labelled.
-Horizontal flips are refused: a flip turns each landmark into its mirror slot (image-left and
-image-right swap), a table not written yet.
+A horizontal flip (probability `hflip`, drawn from the sample's seed) also moves each landmark to
+its mirror slot (`annotations.mirror_order`): the image-left shoulder of the flipped garment is
+the slot of the image-left shoulder, as an annotator would have labelled the flipped photo.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 
-from pipeline.data.deepfashion2.annotations import CATEGORY_BY_ID, NUM_SLOTS
-from pipeline.errors import InputError
+from pipeline.data.deepfashion2.annotations import CATEGORY_BY_ID, NUM_SLOTS, mirror_order
 from pipeline.training import transforms
 from pipeline.training.data import image_to_tensor
 
@@ -27,12 +30,12 @@ class Df2TrainDataset(torch.utils.data.Dataset):
     """Images of the given DeepFashion2 cache indices, with Match R-CNN's targets (see MatchRCNN)."""
 
     def __init__(self, reader, indices, augment: transforms.AugmentConfig, seed: int, partners: bool = True):
-        if augment.hflip > 0:
-            raise InputError("train.augment.hflip must be 0 for DeepFashion2 (flipped landmarks would need "
-                             "their mirror slots)")
         self.reader, self.indices, self.augment, self.seed, self.epoch = reader, list(indices), augment, seed, 0
-        self.transform = transforms.train_transform(augment, keypoints=True)
+        # Flips are done here, where the landmarks' slots are known, not by the shared transform.
+        self.transform = transforms.train_transform(dataclasses.replace(augment, hflip=0.0), keypoints=True)
         self.partners = partner_table(reader, self.indices) if partners else None
+        with_partner = sum(map(bool, self.partners)) if self.partners else 0
+        self.images_per_item = 1 + with_partner / max(len(self.indices), 1)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -63,6 +66,12 @@ class Df2TrainDataset(torch.utils.data.Dataset):
         moved = np.asarray(out["keypoints"], np.float32).reshape(-1, 2)
         boxes = np.clip(moved[len(landmarks):].reshape(-1, 4), 0, np.array([width, height] * 2, np.float32))
         landmarks = np.c_[moved[: len(landmarks)], landmarks[:, 2]]
+        image = out["image"]
+        if np.random.default_rng([seed, 1]).random() < self.augment.hflip:
+            image, masks = image[:, ::-1], masks[:, :, ::-1]
+            boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], axis=1)
+            landmarks = landmarks[mirror_rows(sample.category_ids, counts)]
+            landmarks[:, 0] = width - landmarks[:, 0]
         outside = (landmarks[:, 0] < 0) | (landmarks[:, 1] < 0) | (landmarks[:, 0] >= width) | (
             landmarks[:, 1] >= height)
         landmarks[outside | (landmarks[:, 2] == 0)] = 0
@@ -79,7 +88,7 @@ class Df2TrainDataset(torch.utils.data.Dataset):
             "pair_ids": torch.full((items,), sample.pair_id, dtype=torch.int64),
             "shop": torch.full((items,), sample.source == "shop", dtype=torch.bool),
         }
-        return image_to_tensor(out["image"]), target
+        return image_to_tensor(image), target
 
 
 def slot_layout(landmarks: list[np.ndarray], category_ids) -> np.ndarray:
@@ -89,6 +98,12 @@ def slot_layout(landmarks: list[np.ndarray], category_ids) -> np.ndarray:
         first = CATEGORY_BY_ID[int(category_id)].first_slot
         out[row, first : first + len(points)] = points
     return out
+
+
+def mirror_rows(category_ids, counts: list[int]) -> np.ndarray:
+    """Row order that takes the items' concatenated landmarks to those of the flipped image."""
+    starts = np.cumsum([0, *counts[:-1]])
+    return np.concatenate([start + mirror_order(int(c)) for start, c in zip(starts, category_ids)] or [np.zeros(0, int)])
 
 
 def partner_table(reader, indices: list[int]) -> list[list[int]]:

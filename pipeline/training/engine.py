@@ -69,11 +69,12 @@ def same_on_every_rank(value, world: int, what: str) -> None:
                              f"cache, folds, configs and run folder at the same paths (a shared file system)")
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1) -> torch.optim.Optimizer:
-    """AdamW or SGD at `cfg.scaled_lr(world)`, the backbone's parameters (a family's `BACKBONE` prefix)
-    at `backbone_lr_multiplier` times that. No weight decay on norms and biases, as the detection
-    references do. The schedule multiplies every group's lr alike."""
-    lr = cfg.scaled_lr(world)
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1,
+                    images_per_item: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW or SGD at `cfg.scaled_lr(world, images_per_item)`, the backbone's parameters (a family's
+    `BACKBONE` prefix) at `backbone_lr_multiplier` times that. No weight decay on norms and biases, as
+    the detection references do. The schedule multiplies every group's lr alike."""
+    lr = cfg.scaled_lr(world, images_per_item)
     prefix = BACKBONE.get(getattr(getattr(model, "config", None), "family", None))
     groups = {}
     for name, p in model.named_parameters():
@@ -90,15 +91,17 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1) ->
     return torch.optim.AdamW(optimizer_groups, lr=lr)
 
 
-def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then the chosen schedule over the remaining steps."""
-    if step < cfg.warmup_steps:
-        return 1e-3 + (1 - 1e-3) * step / cfg.warmup_steps
+def lr_factor(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over `warmup` steps, then the chosen schedule: `step` drops at its shares of all
+    `total` steps (Detectron2's 60k and 80k of 90k iterations: 2/3 and 8/9), cosine decays over the
+    steps after warm-up."""
+    if step < warmup:
+        return 1e-3 + (1 - 1e-3) * step / warmup
     if cfg.schedule == "constant":
         return 1.0
-    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     if cfg.schedule == "step":
-        return cfg.step_factor ** sum(progress >= m for m in cfg.step_milestones)
+        return cfg.step_factor ** sum(step >= round(m * total) for m in cfg.step_milestones)
+    progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -173,7 +176,8 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
     """
     rank, world, device = distributed_setup()
     torch.manual_seed(cfg.seed)
-    total = cfg.epochs * steps_per_epoch(len(dataset), world, cfg)
+    per_item = images_per_item(dataset)
+    total = total_steps(cfg, len(dataset), world, per_item)
     run = start(model, cfg, run_key, rank, world, device, total)
     last = out_dir / checkpoint.LAST
     if last.exists():
@@ -218,19 +222,35 @@ class Outputs:
     stop: int                  # the step this invocation stops at
 
 
-def steps_per_epoch(images: int, world: int, cfg: TrainConfig) -> int:
+def steps_per_epoch(items: int, world: int, cfg: TrainConfig) -> int:
     """Optimizer steps: micro-batches of `batch_size` per process, `accumulate` of them per step."""
-    return math.ceil(math.ceil(math.ceil(images / world) / cfg.batch_size) / cfg.accumulate)
+    return math.ceil(math.ceil(math.ceil(items / world) / cfg.batch_size) / cfg.accumulate)
 
 
-def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, total: int) -> Run:
+def images_per_item(dataset) -> float:
+    """Images in one of the dataset's items: one, unless the dataset says otherwise (DeepFashion2's
+    items are an image and its partner photo)."""
+    return float(getattr(dataset, "images_per_item", 1.0))
+
+
+def total_steps(cfg: TrainConfig, items: int, world: int, per_item: float = 1.0) -> int:
+    """The run's optimizer steps: `steps` (of `lr_reference_batch` images) over as many images at the
+    run's global batch, or `epochs` passes over the images (items / per_item items each)."""
+    if cfg.steps is not None:
+        return max(1, cfg.run_steps(cfg.steps, world, per_item))
+    return cfg.epochs * steps_per_epoch(math.ceil(items / per_item), world, cfg)
+
+
+def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, total: int,
+          per_item: float = 1.0) -> Run:
     """A fresh run at step 0: model on its device, EMA, optimizer, schedule, grad scaler, DDP wrapper."""
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     if cfg.sync_bn and world > 1:
         sync_batch_norm(model, device)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
-    optimizer = build_optimizer(model, cfg, world)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, cfg))
+    optimizer = build_optimizer(model, cfg, world, per_item)
+    warmup = cfg.run_steps(cfg.warmup_steps, world, per_item)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, cfg))
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cfg.amp_dtype == "float16" and device.type == "cuda")
     # Every family's losses reach all its parameters (empty RoI or attribute batches give exact zeros
     # that stay in the graph), so DDP need not search the graph for unused ones each step.

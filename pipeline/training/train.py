@@ -144,7 +144,7 @@ def train_run(entry: ModelEntry, model_config: ModelConfig, data: TrainingData, 
                            progress=progress, validate=validate, model_info=model_info(model_config))
     seconds = time.perf_counter() - start
     if rank == 0:
-        log_run(out_dir, summary, seconds, entry.train.batch_size * entry.train.accumulate * world)
+        log_run(out_dir, summary, seconds, entry.train.global_batch(world, engine.images_per_item(data.dataset)))
         if summary["step"] >= summary["end_step"]:
             write_summary(out_dir, key, summary, summary_fields or {}, images=data.images, world=world)
     capped = summary["end_step"] < summary["total_steps"]

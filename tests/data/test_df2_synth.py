@@ -20,6 +20,16 @@ def dataset(tmp_path_factory):
 
 
 @pytest.mark.parametrize("category", df2.CATEGORIES, ids=lambda c: c.name)
+def test_a_symmetric_garment_mirrors_onto_its_mirror_slots(category):
+    """On a figure with both wrists alike, landmark k reflected is landmark mirror_order[k]: the drawing
+    follows the order the mirror table (and the official sigmas) read."""
+    product = scene.random_product(np.random.default_rng(category.id), category.id)
+    points = scene.landmarks(product, scene.Body(1.0, (0.2, 0.2), 0.06).figure(0, 0, 1))
+    reflected = points * [-1, 1]
+    assert np.allclose(reflected[df2.mirror_order(category.id)], points)
+
+
+@pytest.mark.parametrize("category", df2.CATEGORIES, ids=lambda c: c.name)
 def test_every_category_is_drawn_through_its_landmarks(category):
     rng = np.random.default_rng(category.id)
     product = scene.random_product(rng, category.id)

@@ -40,7 +40,7 @@ def test_a_planted_start_keeps_a_detectors_first_losses_in_range(offline, path):
     """Batch norm statistics drawn for the planted tensors: a network on a planted start trains from losses
     of the size an untrained head gives (the classifier's about 4-15), not the hundreds that overflowed
     into NaN at 1024 px and skipped a rehearsal's backward pass."""
-    config = smoke_config(load_config(CONFIGS / path), 256)
+    config = smoke_config(load_config(CONFIGS / path), 256, planted=True)
     planting.plant(config.init)
     torch.manual_seed(0)
     model = create_model(config).train()

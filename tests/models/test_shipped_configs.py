@@ -20,7 +20,7 @@ CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 EMBEDDED = sorted({entry["config"] for entry in PARAMS["models"].values()})
 # CPU configs a params file can put in the embedded run's place (the decoder comparisons in the README).
-ALTERNATIVES = ["configs/fashionformer_mla_regnetx002.yaml"]
+ALTERNATIVES = ["configs/fashionformer_mla_regnetx002.yaml", "configs/fashionformer_mla_lite0.yaml"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)

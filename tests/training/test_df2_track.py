@@ -2,6 +2,7 @@
 match_rcnn` on the train split (run key, no-op), `predict-df2`, `retrieve`, `report-df2`."""
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from pipeline.cli import main
+from pipeline.data.deepfashion2.cache import Df2CacheReader
 from pipeline.errors import InputError
 from pipeline.settings.load import load_settings
 from pipeline.settings.sections import Df2Settings
@@ -16,6 +18,8 @@ from pipeline.evaluation.deepfashion2 import report as report_df2
 from pipeline.evaluation.deepfashion2 import retrieval
 from pipeline.typed import to_mapping
 from pipeline.models.factory import load_config
+from pipeline.training.config import AugmentConfig
+from pipeline.training.deepfashion2 import Df2TrainDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,7 +89,10 @@ def test_train_predict_retrieve_report(track, monkeypatch, capsys):
     assert main(["train", *params, "--model", "match_rcnn", "--no-progress"]) == 0
     summary = json.loads((root / "models/match_rcnn/deepfashion2/train.json").read_text())
     train_images = len(list((root / "data/train/image").iterdir()))
-    assert summary["images"] == train_images and summary["steps"] == train_images
+    # one epoch is a pass over the images: items of an image and its partner photo, one item per step
+    paired = Df2TrainDataset(Df2CacheReader(root / "cache/train.h5"), range(train_images), AugmentConfig(hflip=0.0), 0)
+    assert summary["images"] == train_images and paired.images_per_item > 1
+    assert summary["steps"] == math.ceil(train_images / paired.images_per_item)
     capsys.readouterr()
     assert main(["train", *params, "--model", "match_rcnn", "--no-progress"]) == 0
     assert "already trained" in capsys.readouterr().out

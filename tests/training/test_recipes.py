@@ -56,9 +56,9 @@ def test_optimizer_gives_the_backbone_its_multiplier_and_the_scaled_lr():
 
 def test_step_schedule_drops_at_its_milestones_by_its_factor():
     cfg = TrainConfig(warmup_steps=0, schedule="step", step_milestones=(0.2, 0.6), step_factor=0.5)
-    assert [engine.lr_factor(s, 10, cfg) for s in (0, 1, 2, 5, 6, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    assert [engine.lr_factor(s, 10, 0, cfg) for s in (0, 1, 2, 5, 6, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
     default = TrainConfig(warmup_steps=0, schedule="step")
-    assert [engine.lr_factor(s, 90, default) for s in (59, 60, 80)] == pytest.approx([1, 0.1, 0.01])
+    assert [engine.lr_factor(s, 90, 0, default) for s in (59, 60, 80)] == pytest.approx([1, 0.1, 0.01])
     with pytest.raises(ValueError, match="step_milestones"):
         TrainConfig(step_milestones=(0.8, 0.4))
 

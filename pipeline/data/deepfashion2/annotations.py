@@ -48,6 +48,39 @@ CATEGORIES = tuple(
 )
 CATEGORY_BY_ID = {c.id: c for c in CATEGORIES}
 NUM_SLOTS = 294
+TOPS = (1, 2, 5, 6, 10, 11, 12, 13)  # tops and dresses: neckline 1-6, then the outline
+OUTWEAR = (3, 4)  # a top's landmarks plus the front opening's six at the end
+BOTTOMS = (7, 8, 9)  # waistband 1-3, then the outline
+
+
+def mirror_order(category_id: int) -> np.ndarray:
+    """0-based: position k of the category's landmarks holds, in the horizontally flipped image, the
+    point that was landmark mirror_order[k] (image-left and image-right swap; points on the axis stay).
+
+    From the landmark order (README Figure 2): a top's neckline is 1 (back centre), 2/6 (top corners),
+    3/5 (partway down), 4 (front centre); the outline then runs from the image-left shoulder round
+    to the image-right one, so it mirrors end to end. Bottoms: waistband 1/3 (2 centre), then the
+    outline end to end. Outerwear: 4 is the top of the opening's image-left edge, its partner the
+    opening's first point; the opening's 2nd/3rd mirror its 5th/6th, and its 4th the outline's middle
+    point. These pairs are the official OKS sigmas' own: every landmark and its mirror share a sigma,
+    and no other reading of the order does for outerwear (long sleeve dress 15/29, .0455 against
+    .0486, is the table's one exception).
+    """
+    count = CATEGORY_BY_ID[category_id].landmarks
+    if category_id in BOTTOMS:
+        return np.r_[2, 1, 0, np.arange(3, count)[::-1]]
+    contour = count - 6 if category_id in OUTWEAR else count
+    order = np.r_[0, 5, 4, 3, 2, 1, np.arange(6, contour)[::-1]]
+    if category_id in OUTWEAR:
+        middle = (6 + contour - 1) // 2
+        opening = np.arange(contour, count)
+        order[3], order[middle] = opening[0], opening[3]
+        order = np.r_[order, 3, opening[[4, 5]], middle, opening[[1, 2]]]
+    return order
+
+
+# Per global slot: the slot its landmark moves to under a horizontal flip (an involution).
+MIRRORED_SLOTS = np.concatenate([c.first_slot + mirror_order(c.id) for c in CATEGORIES])
 SOURCES = ("user", "shop")
 # The four difficulty labels of each item and the names of their values 1, 2, 3 (paper Table 4).
 DIFFICULTIES = {

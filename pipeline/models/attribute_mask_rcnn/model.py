@@ -99,7 +99,8 @@ class AttributeMaskRCNN(MaskRCNN):
         self.roi_heads = AttributeRoIHeads(
             self.roi_heads,
             AttributeHead(c.box_representation_size, c.attribute_hidden_size, c.num_attributes, c.attribute_prior),
-            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma),
+            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma,
+                    normalisation=c.attribute_normalisation),
             c.attribute_loss_weight,
         )
         self.config = config

@@ -114,7 +114,8 @@ class EffDetMask(nn.Module):
             [str(level) for level in self.levels], h.fpn_channels, c.mask_roi_size,
             c.mask_head_channels or h.fpn_channels, c.mask_head_layers, c.num_classes,
             c.num_attributes, c.attribute_hidden_size, c.attribute_prior,
-            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma),
+            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma,
+                    normalisation=c.attribute_normalisation),
             c.attribute_loss_weight,
         )
         self.config = config

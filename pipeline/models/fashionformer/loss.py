@@ -30,6 +30,7 @@ class LossWeights:
     alpha: float = 0.25
     gamma: float = 2.0
     mask_kind: str = "focal"  # the pixel loss: focal or bce (K-Net's and the official FashionFormer's)
+    attribute_normalisation: str = "rows"  # rows | elements (pipeline.models.losses)
 
 
 def dice_loss(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -103,4 +104,4 @@ class FashionFormerLoss:
             logits.append(attribute_logits[b, rows[annotated]])
             wanted.append(target["attributes"][cols[annotated]])
         return attribute_loss(torch.cat(logits), torch.cat(wanted), self.weights.attribute_kind,
-                              self.weights.alpha, self.weights.gamma)
+                              self.weights.alpha, self.weights.gamma, self.weights.attribute_normalisation)

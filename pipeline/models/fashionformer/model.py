@@ -42,6 +42,8 @@ class FashionFormerConfig(ModelConfig):
     mlr_levels: int = 4  # pyramid levels X1..X<mlr_levels> the masks are rendered on
     mlr_modulation: bool = False  # rendered features also multiplied by the query (layered-attention paper, eq. 2)
     shared_attribute_query: bool = False  # the attribute stream starts from the object query itself
+    xavier_init: bool = False  # the stages' weight matrices Xavier-uniform (paper 4.1; the official code's
+                               # KernelUpdateHead.init_weights); false: PyTorch's default initialisation
     class_loss_weight: float = 1.0
     mask_loss_weight: float = 1.0  # the pixel loss on mask pixels
     mask_loss: str = "focal"  # the pixel loss: focal | bce (sigmoid cross-entropy, the official configuration's)
@@ -97,10 +99,13 @@ class FashionFormer(nn.Module):
         self.loss = FashionFormerLoss(LossWeights(
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
             c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss,
+            attribute_normalisation=c.attribute_normalisation,
         ))
         mean, std = normalisation(c.backbone)
         self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(3, 1, 1), persistent=False)
+        if c.xavier_init:
+            self.decoder.xavier_()
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None):
         if self.training and targets is None:

@@ -8,8 +8,11 @@ polygon runs through them, so every landmark lies at a known point of the garmen
 - upper garments: 1 back-neck centre, 2 and 6 the neckline's top corners (2 image-left), 3 and 5
   partway down, 4 the front-neck centre; then from the image-left shoulder (or strap top) down the
   sleeve's outer edge, across the cuff, back up its inner edge to the armpit, down the side to the
-  hem corner, the hem centre, and back up the image-right side in mirror order. Outerwear adds
-  its front opening at the end: three points down its left edge, three down its right edge.
+  hem corner, the hem centre, and back up the image-right side in mirror order. Outerwear: 4 is
+  the top of the front opening's image-left edge and the outline's middle point its bottom (at the
+  hem); the six opening points at the end run down its right edge from the neck to the hem, then
+  the left edge's two inner points, so that each landmark's mirror is the one the official OKS
+  sigmas pair it with (`annotations.mirror_order`).
 - shorts and trousers: 1-3 the waistband left to right, then down the image-left outer seam, the
   left hem, the inseam and crotch, the right hem and up the right seam. Skirts: waistband, left
   hip and hem corner, hem centre, right hem corner and hip.
@@ -186,9 +189,11 @@ def _upper(product: Product, f: Figure) -> np.ndarray:
 def _outwear(product: Product, f: Figure) -> np.ndarray:
     gap = 0.004
     points = _upper(product, f)
-    points[3] = (-gap, NECK_Y + product.neck_depth)  # 4: the opening's left edge at the neck
-    ys = np.linspace(NECK_Y + product.neck_depth + 0.04, product.hem, 3)
-    opening = [(-gap, y) for y in ys] + [(gap, y) for y in ys]
+    top, bottom = NECK_Y + product.neck_depth, product.hem + 0.01
+    points[3] = (-gap, top)  # 4: the opening's left edge at the neck ...
+    points[(6 + len(points) - 1) // 2] = (-gap, bottom)  # ... and the outline's middle point at the hem
+    ys = np.linspace(top, bottom, 4)
+    opening = [(gap, y) for y in ys] + [(-gap, y) for y in ys[1:3]]
     return np.concatenate([points, opening])
 
 
@@ -299,7 +304,7 @@ def _draw(canvas: Canvas, product: Product, f: Figure, style: int, viewpoint: in
         return
     polygon = shape.fills[0].astype(np.float32)
     if CUTS[product.category_id][0] == "outwear" and viewpoint != 3:  # the closed front opening, as a seam
-        opening = pixels[-6:-3]
+        opening = pixels[-6:-2]  # its right edge, neck to hem
         canvas.detail(index, Shape(strokes=[(opening, max(1.0, f.unit * 0.004))]), shade(fabric.color, 0.4))
     drawn.append((index, product, style, viewpoint, pixels, abs(cv2.contourArea(polygon))))
 
