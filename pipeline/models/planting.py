@@ -30,7 +30,7 @@ RELEASED_NAMES = (
 )
 NEW_MASK_HEAD = re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(weight|bias)$")
 OLD_NAMES = ("MaskRCNN_ResNet50_FPN_Weights",)
-CALIBRATION_SIDE = 256  # random images' side when batch norm statistics are drawn (a multiple of 128: EfficientDet)
+CALIBRATION_SIDE = 256  # random images' side when batch norm statistics are drawn (EfficientDet: its own size)
 
 
 def plant(init: str, weights_dir: Path = WEIGHTS_DIR, in_cache: bool = True, seed: int = 0) -> Path:
@@ -102,12 +102,19 @@ def calibrated(model: torch.nn.Module, body: torch.nn.Module) -> dict:
         if isinstance(norm, torch.nn.modules.batchnorm._BatchNorm):
             norm.reset_running_stats()
             norm.momentum = None  # a cumulative average: exactly this pass's statistics
-    side = CALIBRATION_SIDE
+    side = calibration_side(model)
     smooth = torch.nn.functional.interpolate(torch.randn(2, 3, 8, 8), size=(side, side), mode="bicubic")
     body.train()
     with torch.no_grad():
         body(smooth + 0.3 * torch.randn(2, 3, side, side))
     return {key: tensor.detach().clone().contiguous() for key, tensor in model.state_dict().items()}
+
+
+def calibration_side(model: torch.nn.Module) -> int:
+    """CALIBRATION_SIDE, or an EfficientDet's own input size: its BiFPN resamples to the feature sizes
+    that size gives, so another one does not fit."""
+    size = getattr(getattr(model, "config", None), "image_size", None)
+    return max(size) if size else CALIBRATION_SIDE
 
 
 def torchvision_model(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -110,3 +110,14 @@ def test_make_profile_switch_merges_the_profile_and_keeps_local_edits(tmp_path):
     assert load_settings(tmp_path / "params.yaml") == REAL
     missing = subprocess.run([*make, "PROFILE=nope"], cwd=tmp_path, capture_output=True, text=True)
     assert missing.returncode != 0 and "no such profile" in missing.stderr
+
+
+def test_the_weights_stage_refuses_held_out_scores_for_the_df2_model_before_anything_trains(capsys, tmp_path):
+    """train-df2 runs after every Fashionpedia fold: the DAG's first stage finds its bad setting."""
+    from pipeline.cli import main
+    from pipeline.stages.weights import check_df2_validation
+
+    check_df2_validation(REAL)  # the real profile sets df2.train.validate_every: 0
+    out = tmp_path / "lite0.pth"
+    assert main(["--set", "train.validate_every=5", "weights", "--out", str(out)]) == 2
+    assert "set df2.train.validate_every: 0" in capsys.readouterr().err and not out.exists()
