@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from pipeline.models.factory import create_model, load_config
 from pipeline.models.fashionformer.decoder import DECODERS, MultiLayerRendering
 from pipeline.models.fashionformer.layered import render
 from pipeline.models.fashionformer.encoder import PixelEncoder, sine_position_embedding
+from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights, point_values, sample_points
 from pipeline.models.fashionformer.matcher import class_cost, dice_cost, hungarian_match, mask_cost
 from pipeline.models.fashionformer.model import boxes_from_masks
 
@@ -175,6 +177,78 @@ def test_model_uses_the_configured_attribute_loss(tiny_config):
     assert 0 < values["focal"] < values["bce"]
 
 
+def test_attribute_loss_over_elements_is_the_row_sum_over_the_number_of_attributes(tiny_config):
+    values = {}
+    for normalisation in ("rows", "elements"):
+        torch.manual_seed(0)
+        model = create_model(dataclasses.replace(tiny_config, attribute_normalisation=normalisation))
+        values[normalisation] = train_losses(model, *two_scenes())["loss_attributes"].item()
+    assert values["elements"] > 0
+    assert values["rows"] == pytest.approx(values["elements"] * NUM_ATTRIBUTES, rel=1e-5)
+
+
+def test_softmax_class_loss_is_the_cross_entropy_with_no_object_weighted_down():
+    loss = FashionFormerLoss(LossWeights(class_kind="softmax", no_object_weight=0.1))
+    logits = torch.zeros(1, 3, 4)  # 3 queries, 3 classes and 'no object'
+    matches, targets = [(torch.tensor([1]), torch.tensor([0]))], [{"labels": torch.tensor([2])}]
+    assert loss._classes(logits, matches, targets, 1).item() == pytest.approx(math.log(4))
+    logits[0, 0, 0] = 10  # unmatched query 0 says class 0
+    logits[0, 1, 2] = 10  # query 1 is right
+    logits[0, 2, 3] = 10  # unmatched query 2 says 'no object'
+    each = torch.nn.functional.cross_entropy(logits[0], torch.tensor([3, 2, 3]), reduction="none")
+    expected = (0.1 * each[0] + each[1] + 0.1 * each[2]) / 1.2
+    assert loss._classes(logits, matches, targets, 1).item() == pytest.approx(expected.item())
+    assert expected < each.mean() / 3  # the wrong class of unmatched query 0 counts a tenth
+
+
+def test_softmax_classes_score_without_no_object(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, class_loss="softmax", score_threshold=0.0,
+                                             detections_per_image=5)).eval()
+    logits = torch.zeros(3, 47)
+    logits[0, 46] = 10  # sure there is nothing
+    logits[1, 7] = 10
+    probabilities = model.class_probabilities(logits)
+    assert probabilities.shape == (3, 46) and probabilities[0].max() < 1e-3 and probabilities[1, 7] > 0.99
+    head = model.decoder.segmentation[-1].classify[-1]
+    with torch.no_grad():  # every query says 'no object' for sure
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[46] = 20
+        scores = model([torch.rand(3, 96, 128)])[0]["scores"]
+    assert len(scores) == 5 and scores.max() < 1e-6
+
+
+def test_softmax_class_cost_is_minus_the_probability():
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]])
+    cost = class_cost(logits, torch.tensor([1, 0]), kind="softmax")
+    assert torch.allclose(cost, -logits.softmax(-1)[:, [1, 0]])
+
+
+def test_point_values_read_pixel_centres_and_points_gather_where_masks_are_uncertain():
+    maps = torch.arange(12.0).view(1, 3, 4)
+    centres = torch.tensor([[[0.5 / 4, 0.5 / 3], [3.5 / 4, 2.5 / 3], [1.5 / 4, 1.5 / 3]]])
+    assert torch.allclose(point_values(maps, centres), torch.tensor([[0.0, 11.0, 5.0]]), atol=1e-5)
+    torch.manual_seed(0)
+    logits = torch.full((2, 32, 32), 8.0)
+    logits[:, :, 15:17] = 0.0  # an uncertain band, a 16th of the mask
+    targets = (torch.rand(2, 32, 32) > 0.5).float()
+    predicted, truth = sample_points(logits, targets, 200)
+    assert predicted.shape == truth.shape == (2, 200)
+    assert (predicted.abs() < 8).float().mean() > 0.5  # uniform points would hit the band ~1/16 of the time
+    assert ((truth >= 0) & (truth <= 1)).all()
+    empty = sample_points(logits[:0], targets[:0], 200)
+    assert empty[0].shape == (0, 200)
+
+
+def test_mask_losses_on_points_reach_the_masks(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, mask_loss="bce", mask_points=64))
+    losses = train_losses(model, *two_scenes())
+    losses["loss_mask"].backward()
+    assert losses["loss_mask"] > 0 and model.decoder.segmentation[-1].mask_kernel[-1].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("switch, check", [
     ({"mlr": False}, lambda m: all(stage.rendering is None for stage in m.decoder.attributes)),
     ({"mlr_levels": 2}, lambda m: m.decoder.attributes[0].rendering.project[0].in_features == 2 * 32),
@@ -188,6 +262,9 @@ def test_model_uses_the_configured_attribute_loss(tiny_config):
     ({"decoder": "multi_layer_attention", "mlr": False}, lambda m: m.decoder.attributes[0].rendering is None),
     ({"mask_stride": 4}, lambda m: m.encoder.fine is None),
     ({"position_embedding": False}, lambda m: not m.encoder.position_embedding),
+    ({"class_loss": "softmax"}, lambda m: all(s.classify[-1].out_features == 47 for s in m.decoder.segmentation)),
+    ({"class_loss": "focal"}, lambda m: all(s.classify[-1].out_features == 46 for s in m.decoder.segmentation)),
+    ({"mask_points": 50, "mask_loss": "bce"}, lambda m: m.loss.weights.mask_points == 50),
 ])
 def test_switches_shape_the_model_and_it_trains(tiny_config, switch, check):
     torch.manual_seed(0)
@@ -285,6 +362,9 @@ def test_shipped_configs_load_and_build():
     ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", None),
     ("family: fashionformer\nmlr: false\nfpn_channels: 128\n", "fpn_channels must equal hidden_dim", None),
     ("family: fashionformer\nmlr: false\nmlr_modulation: true\n", "mlr_modulation needs mlr", None),
+    ("family: fashionformer\nclass_loss: softmax_focal\n", "class_loss must be one of", None),
+    ("family: fashionformer\nattribute_normalisation: batch\n", "attribute_normalisation must be one of", None),
+    ("family: fashionformer\nmask_points: -1\n", "mask_points must be >= 0", None),
 ])
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
     assert_bad_config_is_an_input_error(tmp_path, text, message, line)

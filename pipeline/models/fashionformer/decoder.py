@@ -29,7 +29,7 @@ from pipeline.models.fashionformer.layered import LayeredAttentionStage, Layered
 
 
 class StagePrediction(NamedTuple):
-    class_logits: torch.Tensor  # (B, N, num_classes)
+    class_logits: torch.Tensor  # (B, N, num_classes), + 1 for 'no object' with the softmax class loss
     mask_logits: torch.Tensor  # (B, N, H/4, W/4)
     attribute_logits: torch.Tensor  # (B, N, num_attributes)
 
@@ -43,7 +43,7 @@ def binary(mask_logits: torch.Tensor) -> torch.Tensor:
 class SegmentationStage(nn.Module):
     """Mask grouping, dynamic convolution, self-attention, FFN; class logits and new masks."""
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float):
+    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float | None):
         super().__init__()
         self.update = DynamicConv(dim)
         self.attention = Attention(dim, heads)
@@ -128,7 +128,7 @@ class Decoder(nn.Module):
                  num_stages: int, num_classes: int, num_attributes: int, variant: str = "fashionformer",
                  mlr: bool = True, mlr_levels: int = 4, mlr_modulation: bool = False,
                  shared_attribute_query: bool = False,
-                 class_prior: float = 0.01, attribute_prior: float = 0.01):
+                 class_prior: float | None = 0.01, attribute_prior: float = 0.01):
         super().__init__()
         if variant not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, not {variant!r}")

@@ -57,7 +57,7 @@ class LayeredAttentionStage(nn.Module):
     """Internal attention (per query, over its prediction at 4 scales), external attention (over all
     queries' internal predictions), FFN; class logits and new masks."""
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float):
+    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float | None):
         super().__init__()
         self.level_embedding = nn.Parameter(torch.randn(LEVELS, dim) * 0.02)
         self.component_norm = nn.LayerNorm(dim)

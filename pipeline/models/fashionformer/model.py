@@ -21,6 +21,8 @@ from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import PIXEL_TERMS
 
 SIZE_DIVISOR = 32  # the canvas side is a multiple of the coarsest pyramid stride
+CLASS_LOSSES = ("focal", "softmax")
+ATTRIBUTE_NORMALISATIONS = ("rows", "elements")
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,13 @@ class FashionFormerConfig(ModelConfig):
     mask_loss_weight: float = 1.0  # the pixel loss on mask pixels
     mask_loss: str = "focal"  # the pixel loss: focal | bce (sigmoid cross-entropy, the official configuration's)
     dice_loss_weight: float = 1.0
-    class_prior: float = 0.01  # initial probability of every class
+    mask_points: int = 0  # 0: mask losses on every pixel; N: on N points per mask, mostly uncertain ones
+    class_loss: str = "focal"  # focal (sigmoid per class, the paper's) | softmax (classes + 'no object')
+    no_object_weight: float = 0.1  # softmax class loss: the 'no object' class's weight (DETR, Mask2Former)
+    class_prior: float = 0.01  # initial probability of every class (focal class loss)
     attribute_prior: float = 0.01  # initial probability of every attribute
+    attribute_normalisation: str = "rows"  # rows: summed over attributes, averaged over instances;
+    # elements: averaged over every (instance, attribute), as the official code's sigmoid cross-entropy
 
     def __post_init__(self):
         super().__post_init__()
@@ -56,6 +63,10 @@ class FashionFormerConfig(ModelConfig):
             (self.mlr_modulation and not self.mlr, "mlr_modulation needs mlr"),
             (self.mask_loss not in PIXEL_TERMS,
              f"mask_loss must be one of {tuple(PIXEL_TERMS)}, not {self.mask_loss!r}"),
+            (self.class_loss not in CLASS_LOSSES, f"class_loss must be one of {CLASS_LOSSES}, not {self.class_loss!r}"),
+            (self.attribute_normalisation not in ATTRIBUTE_NORMALISATIONS,
+             f"attribute_normalisation must be one of {ATTRIBUTE_NORMALISATIONS}, not {self.attribute_normalisation!r}"),
+            (self.mask_points < 0, "mask_points must be >= 0"),
             (self.num_stages < 1, "num_stages must be >= 1"),
             (self.num_queries < 1, "num_queries must be >= 1"),
             (self.mask_stride not in (2, 4), "mask_stride must be 2 or 4"),
@@ -86,16 +97,18 @@ class FashionFormer(nn.Module):
         c = self.config = config
         self.encoder = PixelEncoder(c.backbone, c.fpn_channels, c.hidden_dim, c.position_embedding, c.mask_stride,
                                     c.backbone_norm_frozen)
+        softmax = c.class_loss == "softmax"
         self.decoder = Decoder(
             num_queries=c.num_queries, dim=c.hidden_dim, fpn_channels=c.fpn_channels, heads=c.num_heads,
-            ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes,
+            ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes + softmax,
             num_attributes=c.num_attributes, variant=c.decoder, mlr=c.mlr, mlr_levels=c.mlr_levels,
             mlr_modulation=c.mlr_modulation, shared_attribute_query=c.shared_attribute_query,
-            class_prior=c.class_prior, attribute_prior=c.attribute_prior,
+            class_prior=None if softmax else c.class_prior, attribute_prior=c.attribute_prior,
         )
         self.loss = FashionFormerLoss(LossWeights(
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
-            c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss,
+            c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss, c.class_loss, c.no_object_weight,
+            c.mask_points, c.attribute_normalisation,
         ))
         mean, std = normalisation(c.backbone)
         self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
@@ -122,6 +135,12 @@ class FashionFormer(nn.Module):
         scale = min(self.config.min_size / min(size), self.config.max_size / max(size))
         return round(size[0] * scale), round(size[1] * scale)
 
+    def class_probabilities(self, class_logits: torch.Tensor) -> torch.Tensor:
+        """(N, num_classes) probabilities: sigmoids, or the softmax without its 'no object' column."""
+        if self.config.class_loss == "softmax":
+            return class_logits.softmax(-1)[:, :-1]
+        return class_logits.sigmoid()
+
     def detections(self, prediction: StagePrediction, b: int, size: tuple[int, int], side: int,
                    original: torch.Size) -> dict:
         """The best (query, class) pairs of image b (K-Net ranks pairs too), masks at the `original` size.
@@ -135,7 +154,7 @@ class FashionFormer(nn.Module):
         low_resolution = prediction.mask_logits[b].sigmoid()
         inside = low_resolution >= 0.5
         mask_scores = (low_resolution * inside).flatten(1).sum(1) / inside.flatten(1).sum(1).clamp(min=1)
-        pair_scores = prediction.class_logits[b].sigmoid() * mask_scores[:, None]
+        pair_scores = self.class_probabilities(prediction.class_logits[b]) * mask_scores[:, None]
         num_classes = pair_scores.shape[1]
         scores, pairs = pair_scores.flatten().topk(min(c.detections_per_image, pair_scores.numel()))
         keep = scores >= c.score_threshold
