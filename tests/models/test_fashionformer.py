@@ -265,6 +265,9 @@ def test_mask_losses_on_points_reach_the_masks(tiny_config):
     ({"class_loss": "softmax"}, lambda m: all(s.classify[-1].out_features == 47 for s in m.decoder.segmentation)),
     ({"class_loss": "focal"}, lambda m: all(s.classify[-1].out_features == 46 for s in m.decoder.segmentation)),
     ({"mask_points": 50, "mask_loss": "bce"}, lambda m: m.loss.weights.mask_points == 50),
+    ({"fuse": "semantic_fpn"}, lambda m: [len(level) for level in m.encoder.semantic.levels] == [1, 2, 4, 6]),
+    ({"fuse": "semantic_fpn", "mask_stride": 2}, lambda m: m.encoder.semantic is not None and m.encoder.fine is not None),
+    ({"fuse": "sum"}, lambda m: m.encoder.semantic is None),
 ])
 def test_switches_shape_the_model_and_it_trains(tiny_config, switch, check):
     torch.manual_seed(0)
@@ -365,6 +368,7 @@ def test_shipped_configs_load_and_build():
     ("family: fashionformer\nclass_loss: softmax_focal\n", "class_loss must be one of", None),
     ("family: fashionformer\nattribute_normalisation: batch\n", "attribute_normalisation must be one of", None),
     ("family: fashionformer\nmask_points: -1\n", "mask_points must be >= 0", None),
+    ("family: fashionformer\nfuse: concat\n", "fuse must be one of", None),
 ])
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
     assert_bad_config_is_an_input_error(tmp_path, text, message, line)

@@ -16,7 +16,7 @@ from torch import nn
 from pipeline.models.backbones import normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.fashionformer.decoder import DECODERS, Decoder, StagePrediction
-from pipeline.models.fashionformer.encoder import PixelEncoder
+from pipeline.models.fashionformer.encoder import FUSES, PixelEncoder
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import PIXEL_TERMS
 
@@ -33,6 +33,7 @@ class FashionFormerConfig(ModelConfig):
     fpn_channels: int = 256
     hidden_dim: int = 256  # d: width of X_fuse and of the queries
     position_embedding: bool = True  # sine embedding of absolute positions added to X_fuse
+    fuse: str = "sum"  # X_fuse from the FPN levels: summed (paper, 3.1) | semantic_fpn (the official code's)
     mask_stride: int = 4  # of X_fuse and the masks: 4 as in the paper, or 2 (small parts, small images)
     num_queries: int = 100
     num_stages: int = 3
@@ -67,6 +68,7 @@ class FashionFormerConfig(ModelConfig):
             (self.attribute_normalisation not in ATTRIBUTE_NORMALISATIONS,
              f"attribute_normalisation must be one of {ATTRIBUTE_NORMALISATIONS}, not {self.attribute_normalisation!r}"),
             (self.mask_points < 0, "mask_points must be >= 0"),
+            (self.fuse not in FUSES, f"fuse must be one of {FUSES}, not {self.fuse!r}"),
             (self.num_stages < 1, "num_stages must be >= 1"),
             (self.num_queries < 1, "num_queries must be >= 1"),
             (self.mask_stride not in (2, 4), "mask_stride must be 2 or 4"),
@@ -96,7 +98,7 @@ class FashionFormer(nn.Module):
         super().__init__()
         c = self.config = config
         self.encoder = PixelEncoder(c.backbone, c.fpn_channels, c.hidden_dim, c.position_embedding, c.mask_stride,
-                                    c.backbone_norm_frozen)
+                                    c.backbone_norm_frozen, c.fuse)
         softmax = c.class_loss == "softmax"
         self.decoder = Decoder(
             num_queries=c.num_queries, dim=c.hidden_dim, fpn_channels=c.fpn_channels, heads=c.num_heads,
