@@ -19,7 +19,7 @@ from family import (
 )
 from overfit import overfit_and_score
 from pipeline.models.factory import create_model, load_config
-from pipeline.models.fashionformer.decoder import DECODERS, MultiLayerRendering
+from pipeline.models.fashionformer.decoder import DECODERS, MultiLayerRendering, QuerySelection
 from pipeline.models.fashionformer.layered import render
 from pipeline.models.fashionformer.encoder import PixelEncoder, sine_position_embedding
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights, point_values, sample_points
@@ -268,6 +268,8 @@ def test_mask_losses_on_points_reach_the_masks(tiny_config):
     ({"fuse": "semantic_fpn"}, lambda m: [len(level) for level in m.encoder.semantic.levels] == [1, 2, 4, 6]),
     ({"fuse": "semantic_fpn", "mask_stride": 2}, lambda m: m.encoder.semantic is not None and m.encoder.fine is not None),
     ({"fuse": "sum"}, lambda m: m.encoder.semantic is None),
+    ({"query_selection": True}, lambda m: m.decoder.initial_kernels is None and m.decoder.selection is not None),
+    ({"query_selection": True, "class_loss": "softmax"}, lambda m: m.decoder.selection.foreground == 46),
 ])
 def test_switches_shape_the_model_and_it_trains(tiny_config, switch, check):
     torch.manual_seed(0)
@@ -329,6 +331,31 @@ def test_modulated_rendering_starts_as_plain_rendering_and_then_follows_the_quer
     assert torch.equal(modulated(masks, pyramid, queries), plain(masks, pyramid, queries))
     torch.nn.init.normal_(modulated.modulate.weight)
     assert not torch.allclose(modulated(masks, pyramid, queries), modulated(masks, pyramid, queries + 1))
+
+
+def test_query_selection_starts_from_the_best_scored_pixels():
+    torch.manual_seed(0)
+    selection = QuerySelection(dim=8, num_queries=3, num_classes=5, foreground=4, class_prior=None)
+    fused = torch.randn(2, 8, 4, 6)
+    queries, class_logits = selection(fused)
+    pixels = fused.flatten(2).transpose(1, 2)
+    logits = selection.classify(pixels)
+    for b in range(2):
+        best = logits[b, :, :4].max(-1).values.topk(3).indices  # the 5th logit ('no object') does not rank
+        assert torch.allclose(class_logits[b], logits[b, best])
+        assert torch.allclose(queries[b], selection.project(pixels[b, best]))
+    selection.zero_grad()
+    queries.sum().backward()
+    assert selection.project[0].weight.grad is not None and selection.classify[-1].weight.grad is None
+
+
+def test_query_selection_supervises_the_initial_classes(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, query_selection=True))
+    images, targets = two_scenes()
+    losses = train_losses(model, images, targets)
+    losses["loss_classes"].backward()
+    assert model.decoder.selection.classify[-1].weight.grad.abs().sum() > 0
 
 
 def test_position_embedding_does_not_depend_on_the_padded_size():

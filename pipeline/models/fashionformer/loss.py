@@ -56,13 +56,16 @@ class FashionFormerLoss:
     def __init__(self, weights: LossWeights):
         self.weights = weights
 
-    def __call__(self, initial_masks: torch.Tensor, predictions: list[StagePrediction], targets: list[dict]):
+    def __call__(self, initial: StagePrediction, predictions: list[StagePrediction], targets: list[dict]):
+        """`initial`: the masks M0 and, from query selection, their class logits (else None)."""
         w = self.weights
         instances = max(sum(len(t["labels"]) for t in targets), 1)
         totals = {"loss_classes": 0.0, "loss_mask": 0.0, "loss_dice": 0.0, "loss_attributes": 0.0}
-        matches = self._match(initial_masks.flatten(2), None, targets)
-        for name, value in zip(("loss_mask", "loss_dice"), self._masks(initial_masks, matches, targets)):
+        matches = self._match(initial.mask_logits.flatten(2), initial.class_logits, targets)
+        for name, value in zip(("loss_mask", "loss_dice"), self._masks(initial.mask_logits, matches, targets)):
             totals[name] += value / instances
+        if initial.class_logits is not None:
+            totals["loss_classes"] += self._classes(initial.class_logits, matches, targets, instances)
         for stage in predictions:
             matches = self._match(stage.mask_logits.flatten(2), stage.class_logits, targets)
             for name, value in zip(("loss_mask", "loss_dice"), self._masks(stage.mask_logits, matches, targets)):

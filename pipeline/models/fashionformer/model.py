@@ -36,6 +36,7 @@ class FashionFormerConfig(ModelConfig):
     fuse: str = "sum"  # X_fuse from the FPN levels: summed (paper, 3.1) | semantic_fpn (the official code's)
     mask_stride: int = 4  # of X_fuse and the masks: 4 as in the paper, or 2 (small parts, small images)
     num_queries: int = 100
+    query_selection: bool = False  # initial queries from the best-scored X_fuse pixels (Mask DINO), not learnt
     num_stages: int = 3
     num_heads: int = 8
     ffn_dim: int = 2048
@@ -105,6 +106,7 @@ class FashionFormer(nn.Module):
             ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes + softmax,
             num_attributes=c.num_attributes, variant=c.decoder, mlr=c.mlr, mlr_levels=c.mlr_levels,
             mlr_modulation=c.mlr_modulation, shared_attribute_query=c.shared_attribute_query,
+            query_selection=c.query_selection, foreground=c.num_classes,
             class_prior=None if softmax else c.class_prior, attribute_prior=c.attribute_prior,
         )
         self.loss = FashionFormerLoss(LossWeights(
@@ -125,9 +127,9 @@ class FashionFormer(nn.Module):
         # Black around the image before normalising, as in the training crops.
         batch = torch.stack([centre(resize(image, size), side) for image, size in zip(images, sizes)])
         fused, pyramid = self.encoder((batch - self.mean) / self.std)
-        initial_masks, predictions = self.decoder(fused, pyramid)
+        initial, predictions = self.decoder(fused, pyramid)
         if self.training:
-            return self.loss(initial_masks, predictions,
+            return self.loss(initial, predictions,
                              [target_at_mask_stride(t, size, side, c.mask_stride) for t, size in zip(targets, sizes)])
         return [self.detections(predictions[-1], b, size, side, image.shape[-2:])
                 for b, (image, size) in enumerate(zip(images, sizes))]
