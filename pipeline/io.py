@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import tempfile
@@ -45,8 +46,6 @@ def write_csv(path: str | Path, frame) -> None:
 @contextlib.contextmanager
 def csv_rows(path: str | Path, columns) -> Iterator:
     """A csv writer with the header written, whose rows go to `path` atomically (streamed, not held)."""
-    import csv
-
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(columns)

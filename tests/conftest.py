@@ -31,11 +31,11 @@ def write_tiny_project(root: Path, train_images: int = 6, test_images: int = 2, 
     """
     import yaml
 
-    from pipeline.data.cache import CacheConfig
+    from pipeline.data.cache_format import CacheConfig
     from pipeline.data.cache_build import build_cache
-    from pipeline.data.synth import generate
+    from pipeline.synthetic.fashionpedia import generate
     from pipeline.models.factory import load_config
-    from pipeline.models.config import to_mapping
+    from pipeline.typed import to_mapping
 
     data = generate(root / "data", train_images, test_images, seed, min_size=image_size * 5 // 8,
                     max_size=image_size, large_fraction=0)
@@ -62,10 +62,11 @@ def tiny_df2(root: Path, pairs: int, size: int, seed: int = 0) -> Path:
     """A synthetic DF2 train split of `pairs` outfits at most `size` px (`synth-df2`), its cache `root/train.h5`
     and its retrieval ground truth `root/query_gt.json`, `root/gallery_gt.json` (the split folder returned)."""
     from pipeline import io
-    from pipeline.data import deepfashion2 as df2
-    from pipeline.data.cache import CacheConfig
-    from pipeline.data.deepfashion2_cache import build_cache
-    from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
+    from pipeline.data.deepfashion2 import annotations as df2
+    from pipeline.data.cache_format import CacheConfig
+    from pipeline.data.deepfashion2.cache import build_cache
+    from pipeline.synthetic.config import Df2SynthConfig
+    from pipeline.synthetic.deepfashion2.dataset import build
 
     build(root / "data", Df2SynthConfig(train_pairs=pairs, validation_pairs=1, seed=seed, min_size=size * 4 // 5,
                                          max_size=size))
@@ -75,3 +76,18 @@ def tiny_df2(root: Path, pairs: int, size: int, seed: int = 0) -> Path:
     io.write_json(root / "query_gt.json", query)
     io.write_json(root / "gallery_gt.json", gallery)
     return split
+
+
+def embedded_config(name: str):
+    """The family's config as the embedded params.yaml trains it (a `models` entry or the DeepFashion2
+    model), without its `init` file: every family in the family table has one."""
+    from pipeline.models.config import portable
+    from pipeline.models.factory import load_config
+    from pipeline.settings.load import load_settings
+
+    settings = load_settings(ROOT / "params.yaml")
+    for model in [*settings.models, settings.df2.model]:
+        config = load_config(ROOT / settings.model(model).config)
+        if config.family == name:
+            return portable(config)
+    raise AssertionError(f"family {name} has no model in params.yaml")

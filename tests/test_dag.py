@@ -43,15 +43,19 @@ def test_dag_order_from_cache_to_submission():
         assert (upstream, downstream) in edges, (upstream, downstream, sorted(edges))
 
 
-def test_train_stage_depends_on_what_changes_the_weights_only():
-    """dvc.yaml's train params and code deps are the run key's (pipeline/training/config.py)."""
-    from pipeline.training.config import TRAINING_SOURCE, WEIGHT_KNOBS
+def test_train_stage_depends_on_whole_sections_and_the_run_key_s_code():
+    """No knob list to keep in step: the train stages read whole sections, and their code deps hold the
+    run key's code (pipeline/training/config.py), so a change the key sees always reruns the stage."""
+    from pipeline.training.config import TRAINING_SOURCE
+    from pipeline.training.train import DF2_SOURCE
 
-    train = DVC["train"]
-    assert set(train["params"]) == {f"train.{k}" for k in WEIGHT_KNOBS} | {"train.processes",
-                                                                             "models.${item.model}"}
-    assert {f"pipeline/{part}" for part in TRAINING_SOURCE} <= set(train["deps"])
-    assert "pipeline/code_version.py" in train["deps"]
+    assert set(DVC["train"]["params"]) == {"train", "models.${item.model}"}
+    assert "train" in DVC["train-df2"]["params"]
+    for stage in ("train", "train-df2"):
+        deps = set(DVC[stage]["deps"])
+        for part in TRAINING_SOURCE + DF2_SOURCE + ("code_version.py",):
+            assert any(f"pipeline/{part}".startswith(dep) for dep in deps if dep.startswith("pipeline/")), (stage, part)
+        assert "pipeline/stages/train.py" in deps
 
 
 def test_train_stage_depends_on_the_init_file_of_every_trained_config():
@@ -65,11 +69,11 @@ def test_train_stage_depends_on_the_init_file_of_every_trained_config():
 def test_cache_stage_depends_on_the_code_and_knobs_of_its_fingerprint():
     from dataclasses import fields
 
-    from pipeline.data.cache import CACHE_SOURCE, CacheConfig
+    from pipeline.data.cache_format import CACHE_SOURCE, CacheConfig
 
     cache = DVC["cache"]
     assert {f"pipeline/{part}" for part in CACHE_SOURCE} | {"pipeline/code_version.py"} <= set(cache["deps"])
-    assert set(cache["params"]) == {"data.root"} | {f"cache.{f.name}" for f in fields(CacheConfig)}
+    assert set(cache["params"]) == {"data.root", "data.layout"} | {f"cache.{f.name}" for f in fields(CacheConfig)}
     assert all(next(iter(out.values()))["persist"] for out in cache["outs"])
 
 
@@ -87,19 +91,13 @@ def test_model_and_prediction_paths_are_the_layout_module_s():
 
 
 def test_deepfashion2_stages_follow_the_code():
-    """The DF2 track: train-df2's params and code are a run key's (plus DF2_SOURCE), its paths the layout's,
-    and every stage's file names are the commands' (predict-df2's outputs, report-df2's inputs)."""
+    """The DF2 track: train-df2's paths are the layout's, and every stage's file names are the commands'
+    (predict-df2's outputs, report-df2's inputs)."""
     from pipeline import layout
-    from pipeline.data.deepfashion2_params import Df2Params, load_df2
-    from pipeline.evaluation import report_df2
-    from pipeline.inference import predict_df2
-    from pipeline.training.config import TRAINING_SOURCE, WEIGHT_KNOBS
-    from pipeline.training.train import DF2_SOURCE
+    from pipeline.evaluation.deepfashion2 import report as report_df2
+    from pipeline.settings.sections import Df2Settings
 
     train = DVC["train-df2"]
-    assert set(train["params"]) == {f"train.{k}" for k in WEIGHT_KNOBS} | {
-        "train.processes", "df2.model", "df2.config", "df2.train", "df2.cache_dir"}
-    assert {f"pipeline/{part}" for part in TRAINING_SOURCE + DF2_SOURCE} <= set(train["deps"])
     assert {"${df2.config}", "${weights.out}", "${df2.cache_dir}/train.h5"} <= set(train["deps"])
     model = "${df2.model}"
     assert [next(iter(o)) for o in train["outs"]] == [str(layout.df2_model_file(model))]
@@ -107,16 +105,58 @@ def test_deepfashion2_stages_follow_the_code():
     for stage in ("predict-df2", "retrieve"):
         assert str(layout.df2_model_file(model)) in DVC[stage]["deps"]
     predicted = [f"${{df2.predictions}}/{task}.json" for task in report_df2.DETECTION]
-    index = f"${{df2.predictions}}/{predict_df2.INDEX}"
+    index = f"${{df2.predictions}}/{layout.DF2_GALLERY_INDEX}"
     assert [next(iter(o)) for o in DVC["predict-df2"]["outs"]] == [*predicted, index]
-    assert predict_df2.INDEX == report_df2.INDEX and index in DVC["retrieve"]["deps"]
+    assert index in DVC["retrieve"]["deps"]
     assert [next(iter(o)) for o in DVC["retrieve"]["outs"]] == [f"${{df2.predictions}}/{report_df2.RETRIEVAL}"]
     assert {*predicted, f"${{df2.predictions}}/{report_df2.RETRIEVAL}"} <= set(DVC["report-df2"]["deps"])
     assert [next(iter(m)) for m in DVC["report-df2"]["metrics"]] == ["${df2.report}"]
     assert all(next(iter(o.values()))["persist"] for o in DVC["cache-df2"]["outs"])
-    # every key of the df2 section is a Df2Params field, and each stage's params name existing keys
-    assert set(PARAMS["df2"]) <= set(Df2Params.__dataclass_fields__) and load_df2(PARAMS)
+    # each stage's params name existing keys of the df2 section
     for stage in ("synth-df2", "cache-df2", "train-df2", "predict-df2", "retrieve", "report-df2"):
         for name in DVC[stage]["params"]:
             if name.startswith("df2."):
-                assert name.split(".")[1] in Df2Params.__dataclass_fields__, (stage, name)
+                assert name.split(".")[1] in Df2Settings.__dataclass_fields__, (stage, name)
+
+
+def test_every_stage_s_module_is_a_dependency():
+    """A stage's own thin module (pipeline/stages/<command>.py) is among its deps, so editing it reruns it."""
+    for stage, spec in DVC.items():
+        for command in spec["cmd"].split("&&"):
+            name = shlex.split(command)[3]
+            assert f"pipeline/stages/{name.replace('-', '_')}.py" in spec["deps"], stage
+
+
+def test_weights_stage_reruns_when_a_trained_model_s_start_may_change():
+    """The stage fetches and loads the `init` of every trained model (train.models and the df2 model)."""
+    weights = DVC["weights"]
+    assert {"weights", "train.models", "models", "df2.model", "df2.config"} <= set(weights["params"])
+    assert {"configs", "pipeline/models/starts.py", "pipeline/models/prefetch.py"} <= set(weights["deps"])
+
+
+def test_no_stage_writes_into_the_downloaded_datasets_of_the_real_profile():
+    """With the real profile the data folders hold the downloaded sets: no stage may have them as an output
+    (DVC deletes a stage's outputs before running it). synth-df2 once wrote into df2.root."""
+    import re
+
+    from pipeline.settings.load import merged_params
+
+    values, _ = merged_params(ROOT / "params.yaml", str(ROOT / "profiles" / "real.yaml"))
+
+    def resolved(text: str) -> str:
+        def value(match):
+            node = values
+            for key in match[1].split("."):
+                node = node[key]
+            return str(node)
+        return re.sub(r"\$\{([^}]+)\}", value, text)
+
+    datasets = [Path(values["data"]["root"]), Path(values["df2"]["root"])]
+    for stage, spec in DVC.items():
+        for out in spec.get("outs", []):
+            path = next(iter(out)) if isinstance(out, dict) else out
+            if "${item." in path:
+                continue
+            written = Path(resolved(path))
+            assert not any(written == d or d in written.parents or written in d.parents for d in datasets), (
+                stage, str(written))

@@ -1,6 +1,9 @@
 """`dvc repro` itself on a tiny copy of the project: a second run does nothing, knobs that cannot change
-the weights rerun nothing, a comment in the training or cache code reruns no downstream stage, and a new
-fold runs only its own stages and what reads them."""
+the weights retrain nothing and rerun nothing downstream, a comment in the training or cache code
+reruns no downstream stage, a new fold runs only its own stages and what reads them, and a clone that
+pulls the trained models from a DVC remote trains and predicts nothing."""
+import filecmp
+import json
 import os
 import re
 import shutil
@@ -23,6 +26,10 @@ def dvc(project, *args) -> str:
                             text=True, timeout=900)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result.stdout
+
+
+# What a clone of the project's git repository holds: code, configs, params and the lock, no outputs.
+TRACKED = ("dvc.yaml", "dvc.lock", "params.yaml", ".dvcignore", "pipeline", "configs", ".dvc/config")
 
 
 def ran(output: str) -> set[str]:
@@ -68,13 +75,19 @@ def project(tmp_path_factory):
     return project
 
 
+TRAINING = {f"train@{MODEL}-0", f"train@{MODEL}-1", "train-df2"}
+
+
 def test_dvc_reruns_only_what_changed(project):
     """One scenario, in order: each step starts from the state the one before left."""
     assert ran(dvc(project, "repro")) == set()
     assert "up to date" in dvc(project, "status")
 
+    # The train stages read whole sections: a knob outside the run key reruns them, they write nothing,
+    # and nothing downstream reruns.
     edit_params(project, lambda p: p["train"].update(log_every=3, workers=1, checkpoint_every=7, threads=2))
-    assert ran(dvc(project, "repro")) == set()
+    output = dvc(project, "repro")
+    assert ran(output) == TRAINING and output.count("already trained") == len(TRAINING)
 
     for path in ("pipeline/models/losses.py", "pipeline/data/rle.py"):
         with open(project / path, "a") as stream:
@@ -84,9 +97,44 @@ def test_dvc_reruns_only_what_changed(project):
                            "cache-df2@train", "cache-df2@validation", "train-df2"}
     assert output.count("already trained") == 3 and "up to date" in output
 
+    # A new fold: its stages and what reads them; the other folds' train stages rerun (train.folds is in
+    # their `train` section) and write nothing.
     edit_params(project, lambda p: p["train"].update(folds=[0, 1, 2]))
-    stages = ran(dvc(project, "repro"))
+    output = dvc(project, "repro")
+    stages = ran(output)
     assert {f"train@{MODEL}-2", f"predict-oof@{MODEL}-2", f"predict-test@{MODEL}-2"} <= stages
-    assert not any(stage.endswith(("-0", "-1")) for stage in stages), stages
+    assert not any(stage.endswith(("-0", "-1")) for stage in stages - TRAINING), stages  # trained ones: no-ops
     assert not {"synth", "cache", "folds"} & stages
-    assert {stage.split("@")[0] for stage in stages} - {"train"} <= set(DOWNSTREAM)
+    assert {stage.split("@")[0] for stage in stages} - {"train", "train-df2"} <= set(DOWNSTREAM)
+
+
+def test_a_clone_that_pulls_from_a_remote_trains_and_predicts_nothing(project, tmp_path):
+    """model.pt files and the predictions made with them are in DVC's cache: pushed from one clone,
+    pulled into another, they match its dvc.lock and `dvc repro` there rebuilds the cheap stages only."""
+    dvc(project, "remote", "add", "-d", "team", str(tmp_path / "remote"))
+    dvc(project, "push")
+    clone = tmp_path / "clone"
+    for name in TRACKED:
+        copy = shutil.copytree if (project / name).is_dir() else shutil.copy
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        copy(project / name, clone / name)
+    dvc(clone, "pull")
+    models = sorted(p.relative_to(project) for p in (project / "models").rglob("model.pt"))
+    folds = yaml.safe_load((project / "params.yaml").read_text())["train"]["folds"]
+    assert len(models) == len(folds) + 1  # and the DeepFashion2 model
+    assert all(filecmp.cmp(project / model, clone / model, shallow=False) for model in models)
+
+    changed = json.loads(dvc(clone, "status", "--json"))
+    pulled = [stage for stage in changed if stage.startswith(("train", "predict", "retrieve"))]
+    assert pulled and all("changed outs" not in change for stage in pulled for change in changed[stage])
+
+    stages = ran(dvc(clone, "repro"))
+    assert {"synth", "cache", "gather@" + MODEL, "submit", "report-df2"} <= stages  # not in DVC's cache
+    assert not any(stage.startswith(("train", "predict", "retrieve")) for stage in stages), stages
+    assert "up to date" in dvc(clone, "status")
+
+    # A train stage that runs anyway finds the pulled model.pt's run key its own: it writes nothing.
+    output = dvc(clone, "repro", "--force", "--single-item", f"train@{MODEL}-0")
+    assert "already trained" in output
+    assert filecmp.cmp(project / models[0], clone / models[0], shallow=False)
+    assert "up to date" in dvc(clone, "status")

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data import resize
-from pipeline.data.cache import CODECS, CacheConfig
 from pipeline.data.cache_build import build_cache, decode_sample, list_tasks
+from pipeline.data.cache_format import CODECS, CacheConfig
 from pipeline.data.cache_reader import CacheReader
-from pipeline.data.synth import generate
+from pipeline.synthetic.fashionpedia import generate
 
 
 def add_arguments(parser) -> None:
@@ -67,7 +67,7 @@ def best_rates(readers: dict, count: int, repeats: int, seed: int) -> dict[str, 
     return {name: count / seconds for name, seconds in best.items()}
 
 
-def run(args) -> dict:
+def run(args, settings) -> dict:
     cv2.setNumThreads(1)  # one core per sample, as in a DataLoader worker
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)

@@ -9,9 +9,10 @@ attributes, plus unrelated masks, all with random scores.
 
 Timed, per size and side by side, as whole commands, each a process of its own from start-up and
 imports: ours is `python -m pipeline evaluate` from the two CSVs (predictions sorted by ImageId) to
-the metrics JSON; each reference loads COCO-format JSON files and evaluates, accumulates and
-summarises (`reference_runners.headline`). The CSV-to-JSON conversion the references need is not
-counted, which favours them.
+the metrics JSON, and `ours_json` the same command on the references' own files (a Fashionpedia
+instances JSON and the official results JSON), with its peak resident memory; each reference
+loads those JSON files and evaluates, accumulates and summarises (`reference_runners.headline`).
+The CSV-to-JSON conversion the references need is not counted, which favours them.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from pipeline.data.annotations import TRAIN_COLUMNS, read_annotations
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
 from pipeline.evaluation import reference
 from pipeline.scoring.predictions import read_predictions
+
 
 # Most frequent first (Zipf weights 1/rank): sleeves, shoes, necklines, tops, pants, pockets, ...
 CLASS_ORDER = (31, 23, 33, 1, 6, 32, 10, 4, 35, 28, 8, 0, 29, 14, 24, 13, 7, 36, 19, 2, 9, 22, 21,
@@ -108,6 +110,9 @@ def build_set(images: int, ontology: Ontology, seed: int) -> tuple[pd.DataFrame,
     return gt, predictions
 
 
+# `evaluate` with its peak resident memory (KiB, Linux) printed last.
+MEASURED = ("import resource, sys\nfrom pipeline.cli import main\nstatus = main(sys.argv[1:])\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\nsys.exit(status)")
 # A reference evaluator as a command of its own, as `evaluate` is timed: start-up, its imports,
 # loading the JSON files, evaluate, accumulate, summarize; it prints its headline AP.
 REFERENCE = "import sys\nfrom pipeline.evaluation.reference_runners import headline\nprint(headline(*sys.argv[1:]))"
@@ -124,7 +129,7 @@ def _command(argv: list[str], cwd: Path) -> tuple[str, float]:
     return done.stdout, seconds
 
 
-def run(args) -> dict:
+def run(args, settings) -> dict:
     ontology = ontology_lib.load()
     return {
         "image_size": "800-1024 x 550-800 px",
@@ -153,18 +158,24 @@ def case(images: int, ontology: Ontology, args) -> dict:
         _, ours = _command(["-m", "pipeline", "evaluate", "--gt", str(gt_csv), "--pred", str(pred_csv),
                             "--out", str(out)], tmp)
         metrics = json.loads(out.read_text())
-        seconds, headline = {"ours": ours}, {}
+        measured, ours_json = _command(["-c", MEASURED, "evaluate", "--gt", str(gt_json), "--pred", str(results_json),
+                                    "--out", str(tmp / "json_metrics.json")], tmp)
+        json_metrics = json.loads((tmp / "json_metrics.json").read_text())
+        seconds, headline = {"ours": ours, "ours_json": ours_json}, {}
         for name in references:
             text, seconds[name] = _command(["-c", REFERENCE, name, str(gt_json), str(results_json)], tmp)
             headline[name] = float(text.split()[-1])
-    differences = {"ap_iou_vs_pycocotools": abs(metrics["ap_iou"] - headline["pycocotools"])}
+    differences = {"ap_iou_vs_pycocotools": abs(metrics["ap_iou"] - headline["pycocotools"]),
+                   "json_ap_iou_vs_pycocotools": abs(json_metrics["ap_iou"] - headline["pycocotools"])}
     if "fpeval" in headline:
         differences["ap_iou_f1_vs_fpeval"] = abs(metrics["ap_iou_f1"] - headline["fpeval"])
+        differences["json_ap_iou_f1_vs_fpeval"] = abs(json_metrics["ap_iou_f1"] - headline["fpeval"])
     return {
         "images": images,
         "gt_instances": len(gt),
         "predictions": len(predictions),
         "seconds": seconds,
+        "ours_json_peak_rss_mb": int(measured.split()[-1]) / 1024,
         **{f"speedup_vs_{name}": seconds[name] / seconds["ours"] for name in references},
         "abs_difference": differences,
         "ap_iou": metrics["ap_iou"],

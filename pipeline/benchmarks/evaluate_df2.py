@@ -27,9 +27,11 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from pipeline.data import deepfashion2 as df2
+from pipeline.cli import main
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data.images import image_size
-from pipeline.evaluation import df2_reference
+from pipeline.evaluation.deepfashion2 import reference as df2_reference
+
 
 TASKS = ("bbox", "segm", "keypoints")
 
@@ -125,9 +127,7 @@ def _official(gt_json: Path, results_json: Path) -> dict:
     return {"stats": stats, "seconds": seconds}
 
 
-def run(args) -> dict:
-    from pipeline.cli import main  # the command as users run it
-
+def run(args, settings) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         annos, gt_json, results_json = write_set(Path(tmp), args.images, args.seed)
         items = sum(len(a.items) for a in df2.read_annotations(annos))

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.benchmarks.inference import CONFIGS, at_size, forced_detections, sample_image
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from pipeline.benchmarks.inference import at_size, default_configs, forced_detections, sample_image
+from pipeline.models.config import portable
+from pipeline.models.factory import count_parameters, create_model, load_config
+from pipeline.training.data import image_to_tensor
 
 
 def add_arguments(parser) -> None:
@@ -21,8 +27,6 @@ def add_arguments(parser) -> None:
 
 
 def count_flops(model, image) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     # With autograd on: the counter's module tracker hooks the gradients of module inputs that
     # require them, and fails on parameters passed as inputs (FashionFormer's queries) under
@@ -32,17 +36,12 @@ def count_flops(model, image) -> int:
     return counter.get_total_flops()
 
 
-def run(args) -> dict:
-    import torch
-
-    from pipeline.models.factory import count_parameters, create_model, load_config
-    from pipeline.training.data import image_to_tensor
-
+def run(args, settings) -> dict:
     rows = {}
-    for name, path in [(Path(p).stem, p) for p in args.configs] if args.configs else CONFIGS:
+    for name, path in [(Path(p).stem, p) for p in args.configs] if args.configs else default_configs():
         if args.models and name not in args.models:
             continue
-        config = forced_detections(load_config(path), args.detections)
+        config = forced_detections(portable(load_config(path)), args.detections)
         torch.manual_seed(0)
         row = {}
         for size in args.image_sizes:

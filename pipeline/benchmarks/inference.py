@@ -1,4 +1,4 @@
-"""Inference (and training) speed and size of each family's default configuration on this machine.
+"""Inference (and training) speed and size of each family's full-size configuration on this machine.
 
 Random weights; every model is made to keep exactly `--detections` detections per image (no
 score threshold, no class NMS), so mask pasting and encoding cost the same for every family.
@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
+import torch
 
-REFERENCE = "attribute_mask_rcnn_r50"
-# (row name, config file): each family's default (full-size) configuration.
-CONFIGS = (
-    ("attribute_mask_rcnn_r50", "configs/attribute_mask_rcnn_r50.yaml"),
-    ("effdet_mask_d0", "configs/effdet_mask_d0.yaml"),
-    ("effdet_mask_d1", "configs/effdet_mask_d1.yaml"),
-    ("effdet_mask_d2", "configs/effdet_mask_d2.yaml"),
-    ("fashionformer_r50", "configs/fashionformer_r50.yaml"),
-)
+from pipeline.data import ontology as ontology_lib
+from pipeline.inference.rows import rows_for_image
+from pipeline.models.config import portable
+from pipeline.models.factory import count_parameters, create_model, load_config
+from pipeline.training.data import image_to_tensor
+
+
+# The real profile's configurations, one row each named by its file; the first sorted is the reference
+# of the ratios (Attribute-Mask R-CNN R50).
+REAL_CONFIGS = Path("configs/real")
+
+
+def default_configs() -> list[tuple[str, Path]]:
+    """(row name, config file) of every full-size configuration."""
+    return [(path.stem, path) for path in sorted(REAL_CONFIGS.glob("*.yaml"))]
 
 
 def add_arguments(parser) -> None:
@@ -48,12 +56,12 @@ def at_size(config, size: int):
 
 
 def chosen_configs(args):
-    """(name, config) of each default config `--models` picks, at `--image-size` with `--detections` forced."""
-    from pipeline.models.factory import load_config
-
-    for name, path in CONFIGS:
+    """(name, config) of each full-size config `--models` picks, at `--image-size` with `--detections`
+    forced; random weights, so no `init` file is read."""
+    for name, path in default_configs():
         if not args.models or name in args.models:
-            yield name, at_size(forced_detections(load_config(path), args.detections), args.image_size)
+            config = portable(load_config(path))
+            yield name, at_size(forced_detections(config, args.detections), args.image_size)
 
 
 def sample_image(size: int, seed: int = 0) -> np.ndarray:
@@ -74,11 +82,6 @@ def stretched(masks: np.ndarray) -> np.ndarray:
 
 
 def time_inference(model, images, ontology, threshold: float) -> tuple[float, int]:
-    import torch
-
-    from pipeline.data.prediction_rows import rows_for_image
-    from pipeline.training.data import image_to_tensor
-
     model.eval()
     with torch.inference_mode():
         model([image_to_tensor(images[0])])  # warm-up: first calls allocate and pick kernels
@@ -93,8 +96,6 @@ def time_inference(model, images, ontology, threshold: float) -> tuple[float, in
 
 def time_training(model, image_size: int, steps: int, ontology) -> float:
     """Training images per second, batch 2 of random crops with a few instances each."""
-    import torch
-
     rng = np.random.default_rng(0)
 
     def target():
@@ -123,12 +124,7 @@ def time_training(model, image_size: int, steps: int, ontology) -> float:
     return 2 * steps / (time.perf_counter() - start)
 
 
-def run(args) -> dict:
-    import torch
-
-    from pipeline.data import ontology as ontology_lib
-    from pipeline.models.factory import count_parameters, create_model
-
+def run(args, settings) -> dict:
     labels = ontology_lib.load()
     images = [sample_image(args.image_size, seed) for seed in range(args.images)]
     rows = {}
@@ -142,11 +138,11 @@ def run(args) -> dict:
             row["train_images_per_second"] = round(time_training(model, args.image_size, args.train_steps, labels), 3)
         rows[name] = row
     result = {"image_size": args.image_size, "device": "cpu", "threads": torch.get_num_threads(), "models": rows}
-    reference = rows.get(REFERENCE)
-    if reference:  # the issues' goals are ratios to the R50 Mask R-CNN, measured in this same run
-        result[f"vs_{REFERENCE}"] = {
-            name: {"speedup": round(reference["seconds_per_image"] / row["seconds_per_image"], 2),
-                   "params_ratio": round(row["params_m"] / reference["params_m"], 3)}
-            for name, row in rows.items() if name != REFERENCE
+    reference = default_configs()[0][0]
+    if reference in rows:  # speed goals are ratios to the R50 Mask R-CNN, measured in this same run
+        result[f"vs_{reference}"] = {
+            name: {"speedup": round(rows[reference]["seconds_per_image"] / row["seconds_per_image"], 2),
+                   "params_ratio": round(row["params_m"] / rows[reference]["params_m"], 3)}
+            for name, row in rows.items() if name != reference
         }
     return result

@@ -12,27 +12,28 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
+
+from pipeline.benchmarks.inference import chosen_configs, sample_image
+from pipeline.data import ontology as ontology_lib
+from pipeline.inference.predict import predict
+from pipeline.models.factory import create_model
 
 
 class Stretched:
     """A model whose soft masks are min-max scaled per detection and laid over a Gaussian bump at
     a random place (an eighth of the image wide), so that pasting costs what a trained model's
     masks cost: random weights can leave masks flat or under 0.5, which would skip the paste."""
-
     def __init__(self, model):
         self.model = model
         self.generator = None
 
     def to(self, device):
-        import torch
-
         self.model.to(device)
         self.generator = torch.Generator(device).manual_seed(0)
         return self
 
     def __call__(self, images):
-        import torch
-
         outputs = self.model(images)
         for output in outputs:
             masks = output["masks"].float()
@@ -49,7 +50,6 @@ class Stretched:
 
 class SampleReader:
     """The cache reader's interface over in-memory images."""
-
     def __init__(self, images: list[np.ndarray], orig_size: int):
         self.images = images
         self.image_ids = [f"image{i:04d}" for i in range(len(images))]
@@ -69,14 +69,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--models", nargs="+", help="row names of `bench inference` to run (default: all)")
 
 
-def run(args) -> dict:
-    import torch
-
-    from pipeline.benchmarks.inference import chosen_configs, sample_image
-    from pipeline.data import ontology as ontology_lib
-    from pipeline.training.predict import predict
-    from pipeline.models.factory import create_model
-
+def run(args, settings) -> dict:
     labels = ontology_lib.load()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     reader = SampleReader([sample_image(args.image_size, seed) for seed in range(args.images + 1)], args.orig_size)

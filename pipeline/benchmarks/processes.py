@@ -20,9 +20,18 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.cli import main
+from pipeline.data.cache_build import build_cache
+from pipeline.data.cache_format import CacheConfig
+from pipeline.errors import InputError
+from pipeline.models.config import portable
+from pipeline.models.factory import load_config
+from pipeline.synthetic.fashionpedia import generate
+from pipeline.typed import to_mapping
+
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--models", nargs="+", default=["attribute_mask_rcnn", "effdet_mask", "fashionformer"])
+    parser.add_argument("--models", nargs="+", help="model names (default: params train.models)")
     parser.add_argument("--processes", type=int, default=2, help="DDP processes of the second side (default: 2)")
     parser.add_argument("--batch-size", type=int, default=2, help="images per optimizer step (default: 2)")
     parser.add_argument("--epochs", type=int, default=6, help="epochs per run (default: %(default)s)")
@@ -30,13 +39,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs per side, best kept (default: 2)")
 
 
-def make_project(root: Path, images: int, params_file: str) -> dict:
+def make_project(root: Path, images: int, params_file: str | None) -> dict:
     """Synthetic data at the embedded run's sizes, its cache and 2 folds; the params pointing at them."""
-    from pipeline.cli import main
-    from pipeline.data.cache import CacheConfig
-    from pipeline.data.cache_build import build_cache
-    from pipeline.data.synth import generate
-
     settings = yaml.safe_load(Path(params_file).read_text())
     data = generate(root / "data", images, 0, 0, min_size=400, max_size=800, large_fraction=0)
     build_cache(data, "train", root / "cache" / "train.h5", CacheConfig(max_size=settings["cache"]["max_size"]))
@@ -55,9 +59,6 @@ def make_project(root: Path, images: int, params_file: str) -> dict:
 def portable_copy(config_path: str, out: Path) -> Path:
     """The model config without its `init` file: the pretrained values do not change the speed, and
     the bench then runs before the `weights` stage has written the file."""
-    from pipeline.models.config import portable, to_mapping
-    from pipeline.models.factory import load_config
-
     out.write_text(yaml.safe_dump(to_mapping(portable(load_config(config_path)))))
     return out
 
@@ -78,20 +79,18 @@ def images_per_second(root: Path, settings: dict, model: str, processes: int, ba
     return {"images_per_s": run["images_per_second"], "steps": summary["steps"]}
 
 
-def run(args) -> dict:
-    from pipeline.errors import InputError
-
+def run(args, settings) -> dict:
     if args.batch_size % args.processes:
         raise InputError(f"--batch-size {args.batch_size} is not a multiple of --processes {args.processes}")
     result = {"processes": args.processes, "images_per_step": args.batch_size, "epochs": args.epochs, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = make_project(root, args.images, args.params)
-        for model in args.models:
+        params = make_project(root, args.images, settings.origins.default)
+        for model in args.models or settings.train.models:
             best = {1: {"images_per_s": 0.0}, args.processes: {"images_per_s": 0.0}}
             for _ in range(args.repeats):
                 for processes in best:
-                    measured = images_per_second(root, settings, model, processes, args.batch_size // processes, args.epochs)
+                    measured = images_per_second(root, params, model, processes, args.batch_size // processes, args.epochs)
                     best[processes] = max(best[processes], measured, key=lambda r: r["images_per_s"])
             result["models"][model] = {
                 "steps": best[1]["steps"], "one_process_images_per_s": best[1]["images_per_s"],

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import os
 import resource
@@ -129,7 +130,7 @@ def model_config(path: str | Path, overrides: dict) -> dict:
     for key, value in overrides.items():
         if key.startswith("config."):
             config[key.removeprefix("config.")] = value
-    if config.get("init"):
+    if config.get("init") and Path(config["init"]).exists():  # a file; a named start (timm:...) stays
         config["init"] = absolute(config["init"])
     return config
 
@@ -235,16 +236,26 @@ def run_variant(root: Path, settings: dict, model: str, name: str, overrides: di
     return {"overrides": overrides, "seeds": rows, "mean": mean, "std": std}
 
 
-def run(args) -> dict:
-    from pipeline import params
+def plain(value):
+    """The settings tree as the mapping a params.yaml holds (it builds the same tree back)."""
+    if dataclasses.is_dataclass(value):
+        value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
 
+
+def run(args, settings) -> dict:
+    params_path = settings.origins.default or "params.yaml"
     if args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, not {args.seeds}")
-    settings = protocol(params.load(args.params))
-    check_inputs(settings, args.params)
-    unknown = [m for m in args.models if m not in (settings.get("models") or {})]
+    unknown = [m for m in args.models if m not in settings.models]
     if unknown:
-        raise InputError(f"models {unknown} are not in params `models`", args.params)
+        raise settings.error(f"models {unknown} are not in params `models`", "models")
+    settings = protocol(plain(settings))
+    check_inputs(settings, params_path)
     chosen = variants(args)
     root = Path(args.out_dir) if args.out_dir else Path(tempfile.mkdtemp(prefix="bench_quality_"))
     root.mkdir(parents=True, exist_ok=True)

@@ -69,7 +69,7 @@ def best_seconds(function, items, repeats: int) -> float:
     return best / len(items)
 
 
-def run(args) -> dict:
+def run(args, settings) -> dict:
     h, w = args.height, args.width
     masks = garment_like_masks(args.masks, h, w, args.seed)
     kaggle = [rle.encode(m) for m in masks]

@@ -26,7 +26,9 @@ import pandas as pd
 import yaml
 
 from pipeline.data import rle
-from pipeline.data.synth import generate
+from pipeline.data.images import image_size
+from pipeline.synthetic.fashionpedia import generate
+
 
 HEADER = ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores"]
 OOF_STAGES = ("gather", "ensemble-oof", "report", "tune")
@@ -115,8 +117,6 @@ def build(base: Path, work: Path, repeats: int, args, rng_seed: int = 0) -> None
 
 
 def gt_size(path: Path) -> tuple[int, int]:
-    from pipeline.data.images import image_size
-
     return image_size(path)
 
 
@@ -158,7 +158,7 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     return seconds, int(peak[-1]) / 1024
 
 
-def run(args) -> dict:
+def run(args, settings) -> dict:
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         base = generate(Path(tmp) / "base", args.images, args.test_images, 0, min_size=200, max_size=400,

@@ -35,6 +35,7 @@ class Instance:
     rle: str
     attributes: tuple[int, ...]
     line: int = 0  # line in the source CSV, for error messages
+    area: float | None = None  # the area a COCO-style file gives (the evaluators' area ranges); None: the mask's
 
 
 @dataclass

@@ -33,10 +33,12 @@ import cv2
 import h5py
 import numpy as np
 
+from pipeline.data import fashionpedia
 from pipeline.data import ontology as ontology_lib
 from pipeline.data import resize, rle
 from pipeline.data.annotations import ImageRecord, read_annotations, read_csv_strict
-from pipeline.data.cache import FORMAT_VERSION, CacheConfig, fingerprint, split_files
+from pipeline.data.cache_format import FORMAT_VERSION, CacheConfig, fingerprint, layout_identity, split_files
+from pipeline.data.cache_reader import UnusableCache, verify
 from pipeline.errors import InputError
 from pipeline.io import atomic_path
 
@@ -53,7 +55,7 @@ class ImageTask:
     path: Path
     record: ImageRecord | None
     config: CacheConfig
-    source: str  # the CSV or folder it was listed in, for error messages
+    source: str  # the CSV, JSON (and image id) or folder it was listed in, for error messages
 
 
 @dataclass
@@ -74,9 +76,12 @@ class PreparedImage:
         return self.image_data.nbytes + sum(c.nbytes for c in self.mask_counts)
 
 
-def list_tasks(root: str | Path, split: str, config: CacheConfig) -> list[ImageTask]:
-    """The split's images in order: train.csv's order for train, sorted ids for test."""
-    image_dir, csv_path = split_files(root, split)
+def list_tasks(root: str | Path, split: str, config: CacheConfig, layout: str = "kaggle") -> Iterable[ImageTask]:
+    """The split's images in order: train.csv's order for train, sorted ids for test. The
+    fashionpedia layout's (`fashionpedia_tasks`) come as an iterator, each record made as it is taken."""
+    if layout == "fashionpedia":
+        return fashionpedia_tasks(root, split, config)
+    image_dir, csv_path = split_files(root, split, layout)
     if split == "train":
         records, skipped = read_annotations(csv_path, ontology_lib.load_for_dataset(root), config.on_error)
         for error in skipped:
@@ -92,6 +97,28 @@ def list_tasks(root: str | Path, split: str, config: CacheConfig) -> list[ImageT
     else:
         raise InputError("image folder not found (and no sample_submission.csv)", image_dir)
     return [ImageTask(p, None, config, str(csv_path or image_dir)) for p in paths]
+
+
+def fashionpedia_tasks(root: str | Path, split: str, config: CacheConfig) -> Iterator[ImageTask]:
+    """The fashionpedia layout's split: for train, the file's images that have annotations, in file
+    order (as train.csv lists only those, and as Detectron2 and MMDetection train by default); for
+    test, every listed image by ImageId, without annotations. The file is read and validated here,
+    before the first task is taken."""
+    image_dir, listing = split_files(root, split, "fashionpedia")
+    if split != "train":
+        images = sorted(fashionpedia.read_images(listing), key=lambda image: image.image_id)
+        return iter([ImageTask(image_dir / i.file_name, None, config, f"{listing} image id {i.id}") for i in images])
+    instances, skipped = fashionpedia.load_instances(listing, ontology_lib.load_for_dataset(root), config.on_error)
+    for error in skipped:
+        print(f"skipped {error}", file=sys.stderr)
+    if skipped:
+        print(f"{listing}: {len(skipped)} bad annotation(s) skipped", file=sys.stderr)
+    annotated = instances.annotated()
+    if len(annotated) < len(instances.images):
+        print(f"{listing}: {len(instances.images) - len(annotated)} image(s) without annotations left out",
+              file=sys.stderr)
+    return (ImageTask(image_dir / image.file_name, instances.record(image), config, f"{listing} image id {image.id}")
+            for image in annotated)
 
 
 @dataclass
@@ -111,7 +138,8 @@ def decode_sample(task: ImageTask) -> DecodedSample:
     This is what a data loader without the cache does for every sample.
     """
     record = task.record
-    first_line = f" line {record.instances[0].line}" if record is not None and record.instances else ""
+    first_line = f" line {record.instances[0].line}" if record is not None and record.instances and \
+        record.instances[0].line else ""
     where = f" (listed in {task.source}{first_line})"
     try:
         image = resize.read_image(task.path)
@@ -120,7 +148,8 @@ def decode_sample(task: ImageTask) -> DecodedSample:
     orig_size = image.shape[:2]
     if record is not None and (record.height, record.width) != orig_size:
         raise InputError(
-            f"image is {orig_size[0]}x{orig_size[1]} but the CSV says {record.height}x{record.width}{where}", task.path
+            f"image is {orig_size[0]}x{orig_size[1]} but its listing says {record.height}x{record.width}{where}",
+            task.path
         )
     size = resize.target_size(*orig_size, task.config.max_size)
     instances = record.instances if record is not None else []
@@ -308,20 +337,21 @@ class BuildSummary:
 
 def build_cache(
     root: str | Path, split: str, path: str | Path, config: CacheConfig, workers: int = 0,
-    batch_bytes: int = BATCH_BYTES,
+    batch_bytes: int = BATCH_BYTES, layout: str = "kaggle",
 ) -> BuildSummary:
-    """Write the cache of `root`'s `split` to `path`, replacing it only once complete.
+    """Write the cache of `root`'s `split` (laid out as `layout`) to `path`, replacing it only once complete.
 
     On any error (bad input, interruption) nothing is left under `path` but what was there.
     """
     start = time.perf_counter()
     attributes = {
         "format_version": FORMAT_VERSION,
-        "fingerprint": fingerprint(root, split, config),  # of the inputs as they were before reading
+        "fingerprint": fingerprint(root, split, config, layout),  # of the inputs as they were before reading
         "split": split,
         **config.identity(),
+        **layout_identity(layout),
     }
-    tasks = list_tasks(root, split, config)
+    tasks = list_tasks(root, split, config, layout)
     path = Path(path)
     with atomic_path(path, suffix=".h5") as tmp:
         # closing: a failed append shuts the workers down here, not whenever the generator is collected
@@ -333,3 +363,14 @@ def build_cache(
     return BuildSummary(
         writer.num_images, writer.num_instances, writer.empty_masks, path.stat().st_size, time.perf_counter() - start
     )
+
+
+def refresh(root: str | Path, split: str, path: str | Path, config: CacheConfig, workers: int = 0,
+            layout: str = "kaggle") -> str:
+    """Build `split`'s cache at `path` unless it is up to date with `root`, `config` and `layout`; what happened."""
+    try:
+        attributes = verify(path, expected_fingerprint=fingerprint(root, split, config, layout))
+    except UnusableCache as unusable:
+        rebuilding = f"{path}: rebuilding ({unusable.reason})\n" if Path(path).exists() else ""
+        return f"{rebuilding}{path}: {build_cache(root, split, path, config, workers, layout=layout)}"
+    return f"{path}: up to date ({attributes['num_images']} images), nothing to do"

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from pipeline.data import resize
-from pipeline.data.cache import FORMAT_VERSION
+from pipeline.data.cache_format import FORMAT_VERSION, CacheConfig, cache_path, fingerprint
 from pipeline.errors import InputError
 
 # Loaded into memory when the reader is made: everything but image bytes and mask run lengths.
@@ -159,3 +159,10 @@ class CacheReader:
             self._file, self._pid = file, os.getpid()
             self._datasets = {name: file[name] for name in ("image_data", "mask_counts")}
         return self._datasets[name]
+
+
+def open_cache(cache_dir: str | Path, root: str | Path, split: str, config: CacheConfig,
+               layout: str = "kaggle") -> CacheReader:
+    """The reader of `split`'s cache in `cache_dir`, known to match today's inputs under `root` (laid out
+    as `layout`) and `config`."""
+    return CacheReader(cache_path(cache_dir, split), expected_fingerprint=fingerprint(root, split, config, layout))

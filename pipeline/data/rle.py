@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from pycocotools import mask as coco_mask
 
 _TOKENS = re.compile(r"\s*\d+(?:\s+\d+)*\s*")
 
@@ -55,7 +56,11 @@ def encode(mask: np.ndarray, top: int = 0, left: int = 0, height: int | None = N
     With `top`, `left`, `height`, `width`, `mask` is a window placed at (top, left) in an image of
     height x width that is empty elsewhere: large masks are encoded without building them whole.
     """
-    starts, lengths = mask_to_runs(mask, top, left, height, width)
+    return runs_to_string(*mask_to_runs(mask, top, left, height, width))
+
+
+def runs_to_string(starts: np.ndarray, lengths: np.ndarray) -> str:
+    """Kaggle RLE of 0-based column-major runs (`parse`'s inverse)."""
     pairs = np.empty(2 * starts.size, np.int64)
     pairs[0::2] = starts + 1
     pairs[1::2] = lengths
@@ -101,6 +106,50 @@ def runs_to_counts(starts: np.ndarray, lengths: np.ndarray, size: int) -> np.nda
     return counts
 
 
+def counts_to_runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0-based starts and lengths of the foreground runs of alternating background/foreground run
+    lengths (`runs_to_counts`' inverse). Empty runs are dropped and runs that touch are joined, as
+    `mask_to_runs` gives them."""
+    counts = np.asarray(counts, np.int64)
+    ends = np.cumsum(counts)
+    starts, lengths = ends[0:-1:2], counts[1::2]
+    keep = lengths > 0
+    starts, lengths = starts[keep], lengths[keep]
+    # A run that begins where the previous one ends continues it (an empty background run between).
+    first = np.ones(starts.size, bool)
+    first[1:] = starts[1:] != starts[:-1] + lengths[:-1]
+    group = np.cumsum(first) - 1
+    return starts[first], np.bincount(group, lengths, minlength=int(first.sum())).astype(np.int64)
+
+
+def coco_string_counts(counts: str | bytes) -> np.ndarray:
+    """The run lengths of a pycocotools compressed RLE string (its `rleFrString`, vectorised).
+
+    Each value is written in 5-bit groups, low first, as characters 48 + group (+ 32 when another
+    group follows); the last group's bit 16 is the sign. From the fourth value on, a value is stored
+    as its difference from the value two places before.
+    """
+    data = np.frombuffer(counts.encode("ascii") if isinstance(counts, str) else counts, np.uint8).astype(np.int64)
+    data -= 48
+    if ((data < 0) | (data > 63)).any():
+        raise RLEError("compressed RLE counts hold characters outside '0'..'o'")
+    more = (data & 0x20) != 0
+    if data.size and more[-1]:
+        raise RLEError("compressed RLE counts end in the middle of a value")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    value_of = np.repeat(np.arange(ends.size), ends - starts + 1)
+    group = np.arange(data.size) - starts[value_of]
+    if data.size and group.max() > 11:
+        raise RLEError("compressed RLE counts hold a value too large for an image")
+    values = np.add.reduceat((data & 0x1F) << (5 * group), starts) if ends.size else np.zeros(0, np.int64)
+    negative = (data[ends] & 0x10) != 0
+    values[negative] -= np.left_shift(1, 5 * (group[ends[negative]] + 1))
+    values[3::2] = np.cumsum(values[1::2])[1:]
+    values[2::2] = np.cumsum(values[2::2])
+    return values
+
+
 def counts_to_mask(counts: np.ndarray, height: int, width: int) -> np.ndarray:
     """Expand alternating background/foreground run lengths into a (height, width) uint8 mask."""
     values = np.zeros(counts.size, np.uint8)
@@ -116,8 +165,6 @@ def mask_to_counts(mask: np.ndarray) -> np.ndarray:
 
 def to_coco(rle: str, height: int, width: int) -> dict:
     """Kaggle RLE -> pycocotools compressed RLE dict (`{"size": [h, w], "counts": bytes}`)."""
-    from pycocotools import mask as coco_mask
-
     starts, lengths = parse(rle, height, width)
     counts = runs_to_counts(starts, lengths, height * width)
     return coco_mask.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
@@ -125,8 +172,6 @@ def to_coco(rle: str, height: int, width: int) -> dict:
 
 def from_coco(coco_rle: dict) -> str:
     """pycocotools RLE dict (compressed or uncompressed counts) -> Kaggle RLE string."""
-    from pycocotools import mask as coco_mask
-
     height, width = coco_rle["size"]
     if not isinstance(coco_rle["counts"], (bytes, str)):
         coco_rle = coco_mask.frPyObjects(coco_rle, height, width)

@@ -1,12 +1,7 @@
-"""`python -m pipeline ensemble --split oof|test`: one predictions file from several models' files.
+"""One predictions file from several models' files (the `ensemble` stage).
 
-Inputs (params `ensemble.models`, default `train.models`; per-model `weights`, default 1):
-- oof: `predictions/oof/<model>.csv`, weight w;
-- test: `predictions/test/<model>/fold<K>.csv` for every K in `train.folds`, weight w / folds, so
-  a family's fold models are fused like different models and the family weighs w in all.
-`--inputs A.csv B.csv [--weights 1 2]` replaces that list (notebooks). Writes
-`predictions/<split>/ensemble.csv` (or `--out`) in the prediction columns, masks at the original
-size, rows by image, then score descending. Inputs must be sorted by ImageId (the pipeline writes
+Writes the prediction columns, masks at the original size, rows by image, then score descending.
+Inputs must be sorted by ImageId (the pipeline writes
 them so); they are walked side by side, one image at a time, and the output is written as it goes,
 so memory does not grow with the number of images.
 
@@ -20,95 +15,24 @@ Every method then drops scores under `min_score` and keeps the `max_detections` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import io, layout, params
-from pipeline.data import ontology as ontology_lib
-from pipeline.data.ontology import Ontology
-from pipeline.ensembling.fusion import fuse
-from pipeline.ensembling.inputs import (ImageDetections, image_detections, image_folder, image_frames,
-                                        open_prediction_file)
-from pipeline.ensembling.masks import iou_matrix
-from pipeline.ensembling.nms import KERNELS, greedy_nms, matrix_nms
-from pipeline.errors import InputError
-from pipeline.data.prediction_rows import COLUMNS
+from pipeline import io
 from pipeline.data.images import image_size
-
-METHODS = ("fusion", "nms", "matrix_nms")
-DEFAULTS = {"models": [], "weights": {}, "method": "fusion", "iou_threshold": 0.5, "vote_threshold": 0.5,
-            "attribute_threshold": 0.5, "matrix_kernel": "gaussian", "matrix_sigma": 2.0, "min_score": 0.0,
-            "max_detections": 100}
-
-
-@dataclass(frozen=True)
-class Settings:
-    method: str = "fusion"
-    iou_threshold: float = 0.5
-    vote_threshold: float = 0.5
-    attribute_threshold: float = 0.5
-    matrix_kernel: str = "gaussian"
-    matrix_sigma: float = 2.0
-    min_score: float = 0.0
-    max_detections: int = 100
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.matrix_kernel not in KERNELS:
-            raise ValueError(f"matrix_kernel must be one of {', '.join(KERNELS)}, got {self.matrix_kernel!r}")
-        for name in ("iou_threshold", "vote_threshold"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
-        if self.max_detections < 0 or self.matrix_sigma <= 0:
-            raise ValueError("max_detections must be >= 0 and matrix_sigma > 0")
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--split", choices=("oof", "test"), default="oof", help="default: %(default)s")
-    parser.add_argument("--out", help="predictions CSV to write (default: predictions/<split>/ensemble.csv)")
-    parser.add_argument("--inputs", nargs="+", help="prediction CSVs to ensemble instead of params ensemble.models")
-    parser.add_argument("--weights", nargs="+", type=float, help="one weight per --inputs file (default: 1 each)")
-    parser.add_argument("--method", choices=METHODS, help="default: params ensemble.method")
-    parser.add_argument("--iou-threshold", dest="iou_threshold", type=float,
-                        help="mask IoU that makes two detections one object (default: params)")
-    parser.add_argument("--data", "--root", dest="root", help="Kaggle-layout dataset root (default: params data.root)")
-
-
-def settings(args) -> tuple[dict, Settings]:
-    cfg = params.section(args, "ensemble", DEFAULTS)
-    try:
-        return cfg, Settings(**{k: cfg[k] for k in Settings.__dataclass_fields__})
-    except (TypeError, ValueError) as error:
-        raise InputError(f"ensemble: {error}", args.params) from None
-
-
-def input_files(args, cfg: dict) -> list[tuple[Path, float]]:
-    """(path, weight) of every file to ensemble."""
-    if args.inputs:
-        weights = args.weights or [1.0] * len(args.inputs)
-        if len(weights) != len(args.inputs):
-            raise InputError(f"--weights gives {len(weights)} weights for {len(args.inputs)} --inputs")
-        return [(Path(p), w) for p, w in zip(args.inputs, weights)]
-    if args.weights:
-        raise InputError("--weights needs --inputs")
-    everything = params.load(args.params)
-    train = everything.get("train") or {}
-    models = list(cfg["models"] or train.get("models") or [])
-    if not models:
-        raise InputError("ensemble: no models (set ensemble.models or train.models)", args.params)
-    weights = cfg["weights"] or {}
-    if args.split == "oof":
-        return [(layout.oof_predictions(m), float(weights.get(m, 1.0))) for m in models]
-    folds = list(train.get("folds") or range(int((everything.get("folds") or {}).get("k", 5))))
-    return [(layout.fold_predictions("test", m, k), float(weights.get(m, 1.0)) / len(folds))
-            for m in models for k in folds]
+from pipeline.data.ontology import Ontology
+from pipeline.data.prediction_rows import COLUMNS
+from pipeline.ensembling.config import EnsembleConfig
+from pipeline.ensembling.fusion import fuse
+from pipeline.ensembling.inputs import ImageDetections, image_detections, image_frames, open_prediction_file
+from pipeline.ensembling.masks import iou_matrix
+from pipeline.ensembling.nms import greedy_nms, matrix_nms
+from pipeline.errors import InputError
 
 
 def ensemble_image(detections: ImageDetections, total_weight: float, max_weight: float, ontology: Ontology,
-                   settings: Settings) -> list[tuple]:
+                   settings: EnsembleConfig) -> list[tuple]:
     """One image's output rows (COLUMNS), best first."""
     if settings.method == "fusion":
         rows = fuse(detections, total_weight, ontology, settings.iou_threshold, settings.vote_threshold,
@@ -129,25 +53,21 @@ def ensemble_image(detections: ImageDetections, total_weight: float, max_weight:
     return rows[:settings.max_detections] if settings.max_detections else rows
 
 
-def run(args) -> int:
-    cfg, config = settings(args)
-    root = params.data_root(args)
-    ontology = ontology_lib.load_for_dataset(root)
-    files = [open_prediction_file(path, weight) for path, weight in input_files(args, cfg)]
+def ensemble_files(inputs: list[tuple[Path, float]], image_dir: Path, ontology: Ontology, config: EnsembleConfig,
+                   out: Path) -> str:
+    """Fuse the prediction files `inputs` ((path, weight)) into `out`, image by image; a summary."""
+    files = [open_prediction_file(path, weight) for path, weight in inputs]
     weights = np.array([f.weight for f in files])
     if not files or (weights <= 0).any():
-        raise InputError("ensemble: weights must be positive", args.params)
-    folder = image_folder(root, args.split)
-    out = Path(args.out or layout.ensemble_predictions(args.split))
+        raise InputError("ensemble: weights must be positive")
     images = detections_in = detections_out = 0
     with io.csv_rows(out, COLUMNS) as writer:
         for image_id, frames in image_frames(files):
-            detections = image_detections(files, frames, image_id, image_size(folder / f"{image_id}.jpg"), ontology)
+            detections = image_detections(files, frames, image_id, image_size(image_dir / f"{image_id}.jpg"), ontology)
             rows = ensemble_image(detections, weights.sum(), weights.max(), ontology, config)
             writer.writerows(rows)
             images += 1
             detections_in += sum(len(f) for f in frames if f is not None)
             detections_out += len(rows)
-    print(f"{config.method}: {detections_in} detections of {len(files)} files on {images} images -> "
-          f"{detections_out} detections -> {out}")
-    return 0
+    return (f"{config.method}: {detections_in} detections of {len(files)} files on {images} images -> "
+            f"{detections_out} detections -> {out}")

@@ -23,7 +23,7 @@ import pandas as pd
 
 from pipeline.data import sorted_csv
 from pipeline.data.annotations import ImageRecord
-from pipeline.data.cache import split_files
+from pipeline.data.cache_format import split_files
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.instances import InstanceTable
@@ -67,9 +67,10 @@ def image_frames(files: list[PredictionFile]):
     return sorted_csv.aligned_image_groups([f.path for f in files], (*PREDICTION_COLUMNS, SCORE_COLUMN))
 
 
-def image_folder(root: str | Path, split: str) -> Path:
-    """The dataset folder whose image headers give a split's original image sizes (`image_size`)."""
-    folder, _ = split_files(root, IMAGE_FOLDERS[split])
+def image_folder(root: str | Path, split: str, layout: str = "kaggle") -> Path:
+    """The dataset folder (laid out as `layout`) whose image headers give a split's original image
+    sizes (`image_size`)."""
+    folder, _ = split_files(root, IMAGE_FOLDERS[split], layout)
     return folder
 
 

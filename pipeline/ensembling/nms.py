@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-KERNELS = ("gaussian", "linear")
+from pipeline.ensembling.config import KERNELS
 
 
 def score_order(score: np.ndarray) -> np.ndarray:

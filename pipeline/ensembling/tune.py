@@ -1,4 +1,4 @@
-"""`python -m pipeline tune`: score and attribute thresholds tuned on out-of-fold predictions.
+"""Score and attribute thresholds tuned on out-of-fold predictions (the `tune` stage).
 
 On the OOF predictions (default the ensemble's) against train.csv, one coordinate sweep picks, each
 to maximise `metric` (the evaluator's kaggle, ap_iou_f1 or ap_iou):
@@ -25,13 +25,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
-from pipeline import io, layout, params
+from pipeline import io
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
-from pipeline.data.folds import folds_file, folds_of_images
+from pipeline.data.folds import folds_of_images
 from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, Ontology
 from pipeline.data.sorted_csv import header
+from pipeline.ensembling.config import TuneConfig
 from pipeline.ensembling.inputs import SCORES_COLUMN, attribute_vector
 from pipeline.ensembling.thresholds import Thresholds, apply_thresholds, save
 from pipeline.errors import InputError
@@ -39,16 +41,12 @@ from pipeline.scoring import coco_ap
 from pipeline.scoring.attributes import attribute_matrix, set_f1
 from pipeline.scoring.evaluator import Accumulator, evaluate
 from pipeline.scoring.instances import InstanceTable, ground_truth_table
-from pipeline.scoring.kaggle_score import KaggleOptions, add_kaggle_arguments, kaggle_options, kaggle_sums
+from pipeline.scoring.kaggle_options import KaggleOptions
+from pipeline.scoring.kaggle_score import kaggle_sums
 from pipeline.scoring.masks import Pairs, overlapping_pairs
 from pipeline.scoring.predictions import PREDICTION_COLUMNS, chunked_tables, rows_table
 
-METRICS = ("kaggle", "ap_iou_f1", "ap_iou")
 HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")
-DEFAULTS = {"predictions": str(layout.ensemble_predictions("oof")), "metric": "kaggle", "out": "tuning/thresholds.json",
-            "report": "reports/tuning.json", "gt": None, "folds": None, "score_candidates": 10,
-            "min_class_instances": 10, "min_attribute_positives": 10, "attribute_default": 0.5,
-            "attribute_grid": [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]}
 
 
 class Scorer:
@@ -68,8 +66,6 @@ class Scorer:
         records may carry ids and sizes only). `probs`: (rows, attributes) probabilities, dense or
         scipy sparse; only the rows that overlap a ground truth are ever read, so the others may be
         left out (zero)."""
-        from scipy import sparse
-
         self.records, self.table, self.ontology = records, table, ontology
         self.probs = sparse.csr_matrix(probs, dtype=np.float32)
         self.probs_by_attribute = self.probs.tocsc()
@@ -160,12 +156,12 @@ class Scorer:
         return float(defined.sum()), float(defined.size)
 
 
-def tune(scorer: Scorer, cfg: dict) -> Thresholds:
+def tune(scorer: Scorer, cfg: TuneConfig) -> Thresholds:
     """One coordinate sweep: global cut-off, per-class cut-offs, per-attribute thresholds."""
     table, ontology = scorer.table, scorer.ontology
     score, class_id = table.score, table.class_id
-    attribute_cutoffs = np.full(ontology.num_attributes, float(cfg["attribute_default"]))
-    quantiles = np.linspace(0, 1, int(cfg["score_candidates"]), endpoint=False)
+    attribute_cutoffs = np.full(ontology.num_attributes, cfg.attribute_default)
+    quantiles = np.linspace(0, 1, cfg.score_candidates, endpoint=False)
 
     def best(candidates, evaluate_candidate, default):
         """The candidate strictly better than `default` (evaluated first), else `default`."""
@@ -183,7 +179,7 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
     scorer.commit(score >= global_cut, attribute_cutoffs)
     cutoffs = np.full(ontology.num_classes, global_cut)
     gt_per_class = np.bincount(scorer.gt.class_id, minlength=ontology.num_classes)
-    for c in np.flatnonzero(gt_per_class >= int(cfg["min_class_instances"]) if cuts else []):
+    for c in np.flatnonzero(gt_per_class >= cfg.min_class_instances if cuts else []):
         def with_class_cut(t, c=c):
             trial = cutoffs.copy()
             trial[c] = t
@@ -194,19 +190,19 @@ def tune(scorer: Scorer, cfg: dict) -> Thresholds:
     positives = np.bincount([ontology.attribute_index[a] for ids in scorer.gt.attributes for a in ids],
                             minlength=ontology.num_attributes)
     # AP_IoU does not look at attributes.
-    for a in np.flatnonzero(positives >= int(cfg["min_attribute_positives"]) if scorer.metric != "ap_iou" else []):
+    for a in np.flatnonzero(positives >= cfg.min_attribute_positives if scorer.metric != "ap_iou" else []):
         def with_attribute_cut(t, a=a):
             trial = attribute_cutoffs.copy()
             trial[a] = t
             return scorer(keep, trial)
-        attribute_cutoffs[a] = best(cfg["attribute_grid"], with_attribute_cut, float(cfg["attribute_default"]))
+        attribute_cutoffs[a] = best(cfg.attribute_grid, with_attribute_cut, cfg.attribute_default)
         scorer.commit(keep, attribute_cutoffs)
     return Thresholds(
         scorer.metric, global_cut,
         {int(c): float(cutoffs[c]) for c in np.flatnonzero(cutoffs != global_cut)},
-        float(cfg["attribute_default"]),
+        cfg.attribute_default,
         {int(ontology.attribute_ids[a]): float(attribute_cutoffs[a])
-         for a in np.flatnonzero(attribute_cutoffs != float(cfg["attribute_default"]))},
+         for a in np.flatnonzero(attribute_cutoffs != cfg.attribute_default)},
     )
 
 
@@ -216,36 +212,15 @@ def _candidates(scores: np.ndarray, quantiles: np.ndarray) -> list[float]:
     return [float(v) for v in values if v > 0]
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--predictions", help="OOF predictions CSV (default: params tune.predictions)")
-    parser.add_argument("--metric", choices=METRICS, help="metric to maximise (default: params tune.metric)")
-    parser.add_argument("--out", help="thresholds JSON (default: params tune.out)")
-    parser.add_argument("--report", help="cross-fitted report JSON (default: params tune.report)")
-    parser.add_argument("--gt", help="ground truth CSV (default: <data.root>/train.csv)")
-    parser.add_argument("--folds", help="folds CSV ImageId,fold (default: params folds.out)")
-    add_kaggle_arguments(parser)
-
-
-def settings(args) -> dict:
-    cfg = params.section(args, "tune", DEFAULTS)
-    if cfg["metric"] not in METRICS:
-        raise InputError(f"tune: metric must be one of {', '.join(METRICS)}, got {cfg['metric']!r}", args.params)
-    grid = cfg["attribute_grid"]
-    if not grid or any(not 0 < float(t) <= 1 for t in grid) or int(cfg["score_candidates"]) < 1:
-        raise InputError("tune: attribute_grid needs values in (0, 1] and score_candidates >= 1", args.params)
-    return cfg
-
-
-def run(args) -> int:
+def tune_file(source: Path, gt_path: Path, folds_path: Path, cfg: TuneConfig, options: KaggleOptions,
+              out: str | Path, report_path: str | Path) -> str:
+    """Thresholds tuned on the OOF predictions `source` into `out`, the cross-fitted report into
+    `report_path`; a summary line."""
     started = time.perf_counter()
-    cfg = settings(args)
-    options = kaggle_options(args)
-    gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     index = index_annotations(gt_path, ontology)
-    source = Path(cfg["predictions"])
     table, gt, pairs, probs = matched(source, index, ontology)
-    fold_of_image = _folds(Path(cfg["folds"] or folds_file(args.params)), index.image_ids)
+    fold_of_image = _folds(folds_path, index.image_ids)
     predicted = np.unique(fold_of_image[table.image])
     predicted = predicted[predicted >= 0]  # images the folds file leaves out are never scored
 
@@ -256,7 +231,7 @@ def run(args) -> int:
         local, gt_local = np.full(len(table), -1), np.full(len(gt), -1)
         local[rows], gt_local[gt_rows] = np.arange(rows.size), np.arange(gt_rows.size)
         shared = pairs.select(local[pairs.pred] >= 0)
-        return ([index.sized_record(i) for i in images], table.of_images(images), probs[rows], ontology, cfg["metric"],
+        return ([index.sized_record(i) for i in images], table.of_images(images), probs[rows], ontology, cfg.metric,
                 options, Pairs(local[shared.pred], gt_local[shared.gt], shared.iou), gt.of_images(images))
 
     learned = {}
@@ -266,7 +241,7 @@ def run(args) -> int:
     all_images = np.flatnonzero(np.isin(fold_of_image, predicted))
     scorer = Scorer(*subset(all_images))
     thresholds = tune(scorer, cfg)
-    save(cfg["out"], thresholds)
+    save(out, thresholds)
     scores = headlines(source, index, ontology, options, fold_of_image, predicted, learned, thresholds)
     in_predicted_folds = int(np.isin(fold_of_image, predicted).sum())
     folds = [{"fold": fold, "tuned_on_images": in_predicted_folds - int((fold_of_image == fold).sum()),
@@ -276,7 +251,7 @@ def run(args) -> int:
     mean = {when: {key: float(np.mean([f[when][key] for f in folds])) for key in HEADLINE}
             for when in ("before", "after")} if folds else None
     report = {
-        "metric": cfg["metric"], "predictions": str(source),
+        "metric": cfg.metric, "predictions": str(source),
         "cross_fitted": {"note": "thresholds tuned on the other folds, scored on the held-out fold; mean of folds",
                          **mean, "folds": folds} if folds else
         {"note": "one fold of out-of-fold predictions: no held-out data to score tuning on"},
@@ -287,14 +262,13 @@ def run(args) -> int:
                      "evaluations": scorer.calls},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    io.write_json(cfg["report"], report)
-    metric = cfg["metric"]
+    io.write_json(report_path, report)
+    metric = cfg.metric
     scored = (f"{metric} cross-fitted over {len(folds)} folds: {mean['before'][metric]:.4f} before, "
               f"{mean['after'][metric]:.4f} after tuning" if folds else f"{metric} not cross-fitted (one fold)")
-    print(f"{scored}; all-data thresholds (global score {thresholds.score:.3f}, "
-          f"{len(thresholds.class_scores)} class and {len(thresholds.attributes)} attribute cut-offs) -> {cfg['out']}, "
-          f"report -> {cfg['report']} ({report['seconds']} s)")
-    return 0
+    return (f"{scored}; all-data thresholds (global score {thresholds.score:.3f}, "
+            f"{len(thresholds.class_scores)} class and {len(thresholds.attributes)} attribute cut-offs) -> {out}, "
+            f"report -> {report_path} ({report['seconds']} s)")
 
 
 def matched(source: Path, index: AnnotationIndex, ontology: Ontology):
@@ -302,7 +276,6 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology):
     read a chunk of images at a time beside the ground truth. Masks are matched here once and then
     dropped: the tables keep no runs, and only the rows that overlap a ground truth keep their
     probabilities (sparse)."""
-    from scipy import sparse
 
     tables, gts, found, probs = [], [], [], []
     rows = gt_rows = 0

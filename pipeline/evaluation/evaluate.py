@@ -1,49 +1,32 @@
-"""`python -m pipeline evaluate`: score a predictions CSV against a ground-truth CSV.
+"""Score predictions against ground truth (the `evaluate` command).
 
-Writes the metrics JSON (see `Evaluation.metrics`) and prints a table. The predictions file must be
-sorted by ImageId (as the pipeline writes it); it and the ground truth are read side by side and
-scored a chunk of images at a time (`records_by_image_id`, `chunked_tables`, `Accumulator`), so
-memory does not grow with either file. The Kaggle score's two unknowns come from params.yaml's
-`evaluate` section or the flags (`kaggle_score.kaggle_options`).
+Ground truth: a Kaggle train.csv, or a Fashionpedia instances JSON (instances_attributes_val2020.json,
+the papers' protocol). Predictions: the pipeline's CSV (submission layout plus Score), or the
+official results JSON (`python -m pipeline fashionpedia-results` writes one from a CSV). The format
+is told by the file's suffix (`.json`); `pipeline.scoring.sources` has the readers.
+
+`Evaluation.metrics` gives the metrics JSON, `format_table` the printed table: ap_iou is the papers'
+AP_IoU^mask (COCOeval), ap_iou_f1 their AP_IoU+F1^mask (FPEval). A predictions CSV must be sorted by
+ImageId (as the pipeline writes it); it and the ground truth are read side by side and scored a
+chunk of images at a time (`Accumulator`), so memory does not grow with either file beyond what a
+JSON file needs parsed.
 """
 from __future__ import annotations
 
-import argparse
-import sys
+from pathlib import Path
 
-from pipeline import io
-from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", required=True, help="ground truth CSV in train.csv layout")
-    parser.add_argument("--pred", required=True, help="predictions CSV: submission layout plus a Score column")
-    parser.add_argument("--labels", help="label_descriptions.json (default: the project's copy)")
-    parser.add_argument("--out", help="metrics JSON to write")
-    add_kaggle_arguments(parser)
+from pipeline.data.ontology import Ontology
+from pipeline.scoring.evaluator import Accumulator, Evaluation
+from pipeline.scoring.kaggle_options import KaggleOptions
+from pipeline.scoring.sources import scored_chunks
 
 
-def run(args) -> int:
-    # Imported here: `evaluate --help` and the commands that only borrow the flags above stay fast.
-    from pipeline.data import ontology as ontology_lib
-    from pipeline.data.annotations import index_annotations, records_by_image_id
-    from pipeline.scoring.evaluator import Accumulator
-    from pipeline.scoring.predictions import chunked_tables
-
-    options = kaggle_options(args)
-    ontology = ontology_lib.load(args.labels)
-    ground_truth = records_by_image_id(index_annotations(args.gt, ontology), ontology)
+def evaluate_files(gt: str | Path, predictions: str | Path, ontology: Ontology, options: KaggleOptions) -> Evaluation:
+    """Score a predictions file against a ground-truth file, in any accepted format, a chunk of images at a time."""
     accumulator = Accumulator(ontology, options)
-    for images, records, _, table in chunked_tables(args.pred, ground_truth, ontology):
+    for images, records, table in scored_chunks(gt, predictions, ontology):
         accumulator.add(records, table, image_index=images, position=table.line)
-    evaluation = accumulator.result()
-    metrics = evaluation.metrics()
-    if args.out:
-        io.write_json(args.out, metrics)
-    print(format_table(metrics))
-    if not evaluation.has_ap:
-        print(f"note: {args.pred} has no Score column: AP needs confidences, only kaggle was computed", file=sys.stderr)
-    return 0
+    return accumulator.result()
 
 
 def format_table(metrics: dict) -> str:

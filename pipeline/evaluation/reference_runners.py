@@ -1,7 +1,8 @@
 """The reference evaluators run on COCO-format inputs: pycocotools' COCOeval (segm) and the official
 FPEval. Nothing of the pipeline is imported here, so `bench evaluate` can time a reference as a
 command of its own (`headline`: start-up, its imports, loading the JSON files, the evaluation), as
-it times our `evaluate` command.
+it times our `evaluate` command; each runner imports its own library only, inside it, so neither
+command's time holds the other's imports.
 """
 from __future__ import annotations
 

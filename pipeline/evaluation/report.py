@@ -1,4 +1,4 @@
-"""`python -m pipeline report`: cross-validation metrics of every model's out-of-fold predictions.
+"""Cross-validation metrics of every model's out-of-fold predictions (the `report` stage).
 
 Reads `<predictions_dir>/<model>.csv` (submission columns plus Score, all folds' out-of-fold
 predictions) and the folds file (`ImageId,fold`), scores each fold's images on their own and all
@@ -14,70 +14,52 @@ holds the detections' outcomes, not the predictions or the ground-truth masks.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 
-from pipeline import io, layout, params
+matplotlib.use("Agg")  # files only: no display
+import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
+
+from pipeline import io
 from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
-from pipeline.data.folds import folds_file, folds_of_images
+from pipeline.data.folds import folds_of_images
 from pipeline.data.ontology import GROUPS
 from pipeline.errors import InputError
 from pipeline.scoring.evaluator import Accumulator, Evaluation
-from pipeline.scoring.kaggle_score import add_kaggle_arguments, kaggle_options
+from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.scoring.predictions import chunked_tables
 
-DEFAULTS = {
-    "models": [],  # empty: every <predictions_dir>/*.csv
-    "predictions_dir": str(layout.predictions_dir("oof")),
-    "folds": None,  # default: where the folds stage writes (params folds.out)
-    "gt": None,  # default: <data.root>/train.csv
-    "out": "reports/cv_metrics.json",
-    "plots": "reports/plots",
-}
 SCORES = ("ap_iou", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", nargs="+", help="model names (default: params report.models, else every CSV)")
-    parser.add_argument("--predictions-dir", dest="predictions_dir", help="where <model>.csv are (default: params)")
-    parser.add_argument("--folds", help="folds CSV ImageId,fold (default: params report.folds)")
-    parser.add_argument("--gt", help="ground truth CSV (default: <data.root>/train.csv)")
-    parser.add_argument("--out", help="metrics JSON (default: params report.out)")
-    parser.add_argument("--plots", help="plots folder (default: params report.plots)")
-    add_kaggle_arguments(parser)
-
-
-def run(args) -> int:
-    cfg = params.section(args, "report", DEFAULTS)
-    options = kaggle_options(args)
-    gt_path = Path(cfg["gt"] or params.data_root(args) / "train.csv")
+def write_report(gt_path: Path, folds_path: Path, predictions_dir: Path, models: list[str], out: str | Path,
+                 plots: Path, options: KaggleOptions) -> list[str]:
+    """Score every model's file in `predictions_dir` (`models`, or every CSV there), write the metrics
+    JSON and the plots; a line per model."""
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     index = index_annotations(gt_path, ontology)
-    fold_of_image = _folds(cfg["folds"] or folds_file(args.params), index.image_ids)
-    models = list(cfg["models"]) or sorted(p.stem for p in Path(cfg["predictions_dir"]).glob("*.csv"))
-
-    report, pooled = {}, {}
+    fold_of_image = _folds(folds_path, index.image_ids)
+    models = list(models) or sorted(p.stem for p in predictions_dir.glob("*.csv"))
+    report, pooled, lines = {}, {}, []
     for model in models:
-        path = Path(cfg["predictions_dir"]) / f"{model}.csv"
-        folds, pooled[model] = _evaluate(path, index, fold_of_image, ontology, options)
+        folds, pooled[model] = _evaluate(predictions_dir / f"{model}.csv", index, fold_of_image, ontology, options)
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
             "pooled": {"images": pooled[model].images, **_headline(pooled[model])},
         }
-        print(f"{model}: " + ", ".join(f"{key} {report[model][key]:.4f}" for key in SCORES)
-              + f" (mean of {len(folds)} folds)")
-    io.write_json(cfg["out"], report)
-    write_plots(pooled, ontology, Path(cfg["plots"]))
-    print(f"{len(models)} model(s) -> {cfg['out']}, {cfg['plots']}/")
-    return 0
+        lines.append(f"{model}: " + ", ".join(f"{key} {report[model][key]:.4f}" for key in SCORES)
+                     + f" (mean of {len(folds)} folds)")
+    io.write_json(out, report)
+    write_plots(pooled, ontology, plots)
+    return lines + [f"{len(models)} model(s) -> {out}, {plots}/"]
 
 
-def _folds(path: str, image_ids: list[str]) -> np.ndarray:
+def _folds(path: Path, image_ids: list[str]) -> np.ndarray:
     """Fold of each ground-truth image, -1 for images the folds file leaves out; all 0 without a file."""
     if not Path(path).exists():
         return np.zeros(len(image_ids), np.int64)
@@ -113,11 +95,6 @@ def _headline(evaluation: Evaluation) -> dict:
 
 def write_plots(evaluations: dict[str, Evaluation], ontology, folder: Path) -> None:
     """Precision-recall curves per supercategory and per-category AP bars, as CSV data and PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     recall = np.linspace(0, 1, 101)
     curves = pd.DataFrame(
         [
@@ -165,8 +142,6 @@ def write_plots(evaluations: dict[str, Evaluation], ontology, folder: Path) -> N
 
 
 def _save(figure, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     figure.tight_layout()
     with io.atomic_path(path, suffix=".png") as tmp:
         figure.savefig(tmp, dpi=100)

@@ -6,9 +6,9 @@ image before the call would change nothing the network sees. A view of scale s i
 network the image's content s times as large as a plain call does:
 - s <= 1: the image is centred on a black canvas 1/s times its size (black is what every family
   pads with, the framing of the training crops); masks and boxes are cropped back.
-- s > 1: the model's working size is enlarged by s for the call (`enlarged_input`, per family).
-  EfficientDet cannot: its BiFPN's resampling is built for its one square, so its views of scale
-  above 1 run at scale 1 (and count once).
+- s > 1: the model's working size is enlarged by s for the call (the model's own `enlarged_input`).
+  A model without one (EfficientDet: its BiFPN's resampling is built for its one square) runs its
+  views of scale above 1 at scale 1 (and they count once).
 A flipped view flips the image; its masks and boxes are flipped back.
 
 Merging (in the spirit of detectron2's mask TTA): the detections of all views are pooled, and,
@@ -24,56 +24,19 @@ at most `cache.max_size`), so views x detections masks stay small.
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
-from pipeline.errors import InputError
+from pipeline.inference.config import TTAConfig
 
 LEVELS = 255  # pooled soft masks: probability quantised to 1/255
-ENLARGEABLE = ("attribute_mask_rcnn", "fashionformer")  # families whose working size `enlarged_input` can grow
-
-
-@dataclass
-class TTAConfig:
-    hflip: bool = False
-    scales: list[float] = field(default_factory=lambda: [1.0])  # content size relative to a plain call
-    merge_iou: float = 0.55  # binary mask IoU at which same-class detections of different views merge
-    max_detections: int | None = None  # after merging; None: the model's detections_per_image
-
-    def views(self) -> list[tuple[float, bool]]:
-        """(scale, flipped) of every view."""
-        return [(scale, flip) for scale in self.scales for flip in ((False, True) if self.hflip else (False,))]
-
-
-def config_from_params(section: dict, path) -> TTAConfig:
-    """TTAConfig of params.yaml's `predict.tta` mapping; InputError naming `path` on bad values."""
-    if not isinstance(section, dict):
-        raise InputError("predict.tta must be a mapping", path)
-    unknown = set(section) - set(TTAConfig.__dataclass_fields__)
-    if unknown:
-        raise InputError(f"predict.tta: unknown keys {sorted(unknown)}", path)
-    config = TTAConfig(**section)
-    scales = config.scales
-    if not isinstance(config.hflip, bool):
-        raise InputError(f"predict.tta.hflip must be true or false, not {config.hflip!r}", path)
-    if (not isinstance(scales, list) or not scales
-            or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and 0 < s <= 4 for s in scales)):
-        raise InputError(f"predict.tta.scales must be a non-empty list of numbers in (0, 4], not {scales!r}", path)
-    if not isinstance(config.merge_iou, (int, float)) or not 0 < config.merge_iou <= 1:
-        raise InputError(f"predict.tta.merge_iou must be in (0, 1], not {config.merge_iou!r}", path)
-    if config.max_detections is not None and (not isinstance(config.max_detections, int) or config.max_detections < 1):
-        raise InputError(f"predict.tta.max_detections must be null or a positive integer, not "
-                         f"{config.max_detections!r}", path)
-    return replace(config, scales=[float(s) for s in scales], merge_iou=float(config.merge_iou))
 
 
 def predict_with_tta(model, image: torch.Tensor, config: TTAConfig) -> dict[str, torch.Tensor]:
     """Detections of `image` (3, H, W in 0..1) as `model([image])[0]` returns them, over config's views."""
-    enlargeable = model.config.family in ENLARGEABLE
+    enlargeable = hasattr(model, "enlarged_input")
     views = list(dict.fromkeys((scale if enlargeable else min(scale, 1.0), flip) for scale, flip in config.views()))
     if views == [(1.0, False)]:
         return model([image])[0]
@@ -111,30 +74,13 @@ def view_output(model, image: torch.Tensor, scale: float, flip: bool) -> dict[st
 
 @contextmanager
 def enlarged_input(model, factor: float):
-    """The model with its working size multiplied by `factor` for the duration, then restored."""
+    """The model with its working size multiplied by `factor` for the duration, then restored: a
+    family whose working size can grow defines `enlarged_input(factor)` on its model."""
     if factor == 1:
         yield
         return
-    family = model.config.family
-    if family == "attribute_mask_rcnn":
-        transform = model.transform
-        saved = transform.min_size, transform.max_size, transform.letterbox
-        transform.min_size = tuple(size * factor for size in saved[0])
-        transform.max_size = saved[1] * factor
-        transform.letterbox = round(saved[2] * factor)
-        try:
-            yield
-        finally:
-            transform.min_size, transform.max_size, transform.letterbox = saved
-    elif family == "fashionformer":
-        saved = model.config
-        model.config = replace(saved, min_size=round(saved.min_size * factor), max_size=round(saved.max_size * factor))
-        try:
-            yield
-        finally:
-            model.config = saved
-    else:
-        raise ValueError(f"family {family!r} has no working size TTA can enlarge")
+    with model.enlarged_input(factor):
+        yield
 
 
 def mask_iou(masks: torch.Tensor) -> torch.Tensor:

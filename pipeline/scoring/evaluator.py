@@ -16,7 +16,8 @@ from pipeline.data.ontology import CATEGORIES_WITH_ATTRIBUTES, GROUPS, Ontology
 from pipeline.scoring import coco_ap
 from pipeline.scoring.attributes import attribute_matrix, fpeval_f1, set_f1
 from pipeline.scoring.instances import InstanceTable, ground_truth_table
-from pipeline.scoring.kaggle_score import KaggleOptions, kaggle_sums
+from pipeline.scoring.kaggle_options import KaggleOptions
+from pipeline.scoring.kaggle_score import kaggle_sums
 from pipeline.scoring.masks import Pairs, overlapping_pairs
 from pipeline.scoring.predictions import predictions_table
 

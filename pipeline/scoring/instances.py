@@ -21,7 +21,7 @@ class InstanceTable:
     attributes: list[tuple[int, ...]]      # sorted attribute ids per instance
     runs: list[tuple[np.ndarray, np.ndarray]]  # 0-based column-major (starts, lengths) per instance;
                                                # empty once masks are matched and no longer needed
-    area: np.ndarray                       # int64 mask area in pixels
+    area: np.ndarray                       # mask area in pixels (int64), or a COCO file's `area` (float64)
     score: np.ndarray | None = None        # float64 confidences; None for ground truth or no Score column
     line: np.ndarray | None = None         # source CSV line per instance, for messages
 
@@ -44,8 +44,12 @@ class InstanceTable:
         )
 
     @classmethod
-    def build(cls, image, class_id, attributes, runs, score=None, line=None) -> "InstanceTable":
-        area = np.fromiter((lengths.sum() for _, lengths in runs), np.int64, len(runs))
+    def build(cls, image, class_id, attributes, runs, score=None, line=None, area=None) -> "InstanceTable":
+        """`area` (default: each mask's pixel count) is what the area ranges compare."""
+        if area is None:
+            area = np.fromiter((lengths.sum() for _, lengths in runs), np.int64, len(runs))
+        else:
+            area = np.asarray(area, np.float64).reshape(-1)
         return cls(
             np.asarray(image, np.int64).reshape(-1),
             np.asarray(class_id, np.int64).reshape(-1),
@@ -58,8 +62,10 @@ class InstanceTable:
 
 
 def ground_truth_table(records: list[ImageRecord]) -> InstanceTable:
-    """The instances of already validated records, image by image in record order."""
-    image, class_id, attributes, runs, line = [], [], [], [], []
+    """The instances of already validated records, image by image in record order. An instance's
+    `area`, where its file gives one (COCO-style files), is its area for the area ranges, as in
+    the reference evaluators; else its mask's pixel count."""
+    image, class_id, attributes, runs, line, area = [], [], [], [], [], []
     for index, record in enumerate(records):
         for instance in record.instances:
             image.append(index)
@@ -67,4 +73,8 @@ def ground_truth_table(records: list[ImageRecord]) -> InstanceTable:
             attributes.append(instance.attributes)
             runs.append(rle.parse(instance.rle, record.height, record.width))
             line.append(instance.line)
-    return InstanceTable.build(image, class_id, attributes, runs, line=line)
+            area.append(instance.area)
+    given = any(a is not None for a in area)
+    if given:
+        area = [lengths.sum() if a is None else a for a, (_, lengths) in zip(area, runs)]
+    return InstanceTable.build(image, class_id, attributes, runs, line=line, area=area if given else None)

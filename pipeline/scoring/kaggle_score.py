@@ -9,48 +9,10 @@ on either side scores 1. The hidden scorer's two unknowns are options (see `Kagg
 """
 from __future__ import annotations
 
-import argparse
-from dataclasses import dataclass
-
 import numpy as np
 
-from pipeline import params
-from pipeline.errors import InputError
 from pipeline.scoring.coco_ap import F1_THRESHOLDS, IOU_THRESHOLDS
-
-DENOMINATORS = ("tp_fp_fn", "tp_fp")
-THRESHOLD_RULES = ("strict", "inclusive")
-DEFAULTS = {"kaggle_denominator": "tp_fp_fn", "kaggle_thresholds": "strict"}  # params.yaml `evaluate`
-
-
-@dataclass(frozen=True)
-class KaggleOptions:
-    denominator: str = "tp_fp_fn"  # TP / (TP + FP + FN) as described; "tp_fp": TP / (TP + FP)
-    thresholds: str = "strict"     # IoU > t and F1 > t as described; "inclusive": >=
-
-    def __post_init__(self):
-        if self.denominator not in DENOMINATORS:
-            raise ValueError(f"kaggle denominator must be one of {DENOMINATORS}, got {self.denominator!r}")
-        if self.thresholds not in THRESHOLD_RULES:
-            raise ValueError(f"kaggle thresholds must be one of {THRESHOLD_RULES}, got {self.thresholds!r}")
-
-
-def add_kaggle_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of every command that scores (evaluate, report, tune, train's validation)."""
-    parser.add_argument("--kaggle-denominator", choices=DENOMINATORS,
-                        help="Kaggle score per threshold: TP/(TP+FP+FN) or TP/(TP+FP) (default: params evaluate)")
-    parser.add_argument("--kaggle-thresholds", choices=THRESHOLD_RULES,
-                        help="hits need IoU/F1 > t (strict) or >= t (default: params evaluate)")
-
-
-def kaggle_options(args: argparse.Namespace) -> KaggleOptions:
-    """The options of params.yaml's `evaluate` section, the flags above overriding them."""
-    cfg = params.section(args, "evaluate", DEFAULTS)
-    try:
-        return KaggleOptions(cfg["kaggle_denominator"], cfg["kaggle_thresholds"])
-    except ValueError as error:
-        raise InputError(f"evaluate: {error}", args.params) from None
-
+from pipeline.scoring.kaggle_options import KaggleOptions
 
 def kaggle_score(
     gt_group: np.ndarray,

@@ -64,7 +64,7 @@ def predictions_table(
             class_id.append(parse_class_id(class_text, ontology))
             attributes.append(parse_attributes(attribute_text, ontology))
             if has_score:
-                scores.append(_parse_score(score_text))
+                scores.append(parse_score(score_text))
         except ValueError as error:  # RLEError is a ValueError
             raise InputError(str(error), source, line) from None
         image.append(index)
@@ -77,7 +77,7 @@ def _strings(column: pd.Series) -> list[str]:
     return [v if isinstance(v, str) else "" if pd.isna(v) else str(v) for v in column.tolist()]
 
 
-def _parse_score(value: str) -> float:
+def parse_score(value: str) -> float:
     try:
         score = float(value)
     except ValueError:

@@ -1,6 +1,6 @@
 """The test images a submission must cover, and their sizes, read from the image headers.
 
-The list is the test cache's (`pipeline.data.cache.split_files`): the ImageIds of
+The list is the test cache's (`pipeline.data.cache_format.split_files`): the ImageIds of
 `sample_submission.csv` when the dataset has one (Kaggle scores exactly those), else every
 `test/*.jpg`. Sizes come from the JPEG headers (`pipeline.data.images.image_size`).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.data.annotations import read_csv_strict
-from pipeline.data.cache import split_files
+from pipeline.data.cache_format import split_files
 from pipeline.data.images import image_size
 from pipeline.data.resize import target_size
 from pipeline.errors import InputError

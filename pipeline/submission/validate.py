@@ -1,4 +1,4 @@
-"""`python -m pipeline validate-submission FILE`: check a Kaggle submission before uploading it.
+"""Check a Kaggle submission before uploading it (`python -m pipeline validate-submission FILE`).
 
 Every problem is one line `FILE:LINE: message` (header = line 1; a missing image has no line):
 
@@ -20,14 +20,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline import params
 from pipeline.data import ontology as ontology_lib
 from pipeline.data import rle
 from pipeline.data.annotations import parse_attributes, parse_class_id
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.predictions import PREDICTION_COLUMNS
-from pipeline.submission import write
 from pipeline.submission.images import submission_images, submission_size
 
 MAX_REPORTED = 50
@@ -41,14 +39,6 @@ class Report:
     rows: int = 0
     masks: int = 0
     problems: list[InputError] = field(default_factory=list)
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("file", help="the submission CSV")
-    parser.add_argument("--data", "--root", dest="root", help="Kaggle-layout dataset root (default: params data.root)")
-    parser.add_argument("--max-side", type=int,
-                        help="masks are encoded with the image's longest side N, 0 = original size "
-                             "(default: params submit.max_side)")
 
 
 def check(path: str | Path, images: dict[str, tuple[int, int]], ontology: Ontology,
@@ -124,16 +114,12 @@ def check_attributes(text: str, ontology: Ontology) -> None:
         raise ValueError(f"AttributesIds {text!r} must be sorted ascending")
 
 
-def run(args) -> int:
-    max_side = write.settings(args)["max_side"]
-    root = params.data_root(args)
-    report = check(args.file, submission_images(root), ontology_lib.load_for_dataset(root), max_side)
-    for problem in report.problems[:MAX_REPORTED]:
-        print(problem)
+def validate(path: str | Path, root: Path, max_side: int | None) -> tuple[bool, list[str]]:
+    """(valid, lines to print) of the submission at `path` for `root`'s test images."""
+    report = check(path, submission_images(root), ontology_lib.load_for_dataset(root), max_side)
+    lines = [str(problem) for problem in report.problems[:MAX_REPORTED]]
     if len(report.problems) > MAX_REPORTED:
-        print(f"{args.file}: ... and {len(report.problems) - MAX_REPORTED} more problem(s)")
+        lines.append(f"{path}: ... and {len(report.problems) - MAX_REPORTED} more problem(s)")
     if report.problems:
-        print(f"{args.file}: not a valid submission: {len(report.problems)} problem(s) in {report.rows} rows")
-        return 2
-    print(f"{args.file}: valid submission: {report.rows} rows, {report.masks} masks")
-    return 0
+        return False, lines + [f"{path}: not a valid submission: {len(report.problems)} problem(s) in {report.rows} rows"]
+    return True, [f"{path}: valid submission: {report.rows} rows, {report.masks} masks"]

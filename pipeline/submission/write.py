@@ -1,4 +1,4 @@
-"""`python -m pipeline submit`: scored predictions -> Kaggle's submission CSV.
+"""Scored predictions -> Kaggle's submission CSV (the `submit` stage).
 
 Reads a predictions CSV as `predict` writes it (ImageId, EncodedPixels, ClassId, AttributesIds,
 Score; masks at the original size; rows sorted by ImageId), every row validated as the evaluator
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline import io, layout, params
+from pipeline import io
 from pipeline.data import ontology as ontology_lib
 from pipeline.data import resize, rle
 from pipeline.data.annotations import ImageRecord
@@ -45,37 +45,8 @@ from pipeline.ensembling.thresholds import load as load_thresholds
 from pipeline.errors import InputError
 from pipeline.scoring.instances import InstanceTable
 from pipeline.scoring.predictions import PREDICTION_COLUMNS, predictions_table
+from pipeline.submission.config import SubmitConfig
 from pipeline.submission.images import submission_images, submission_size
-
-DEFAULTS = {"predictions": str(layout.ensemble_predictions("test")), "out": "submissions/submission.csv",
-            "max_side": None, "overlap": "none", "thresholds": None}
-OVERLAP_POLICIES = ("none", "smaller_wins")
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("--predictions", help="scored predictions CSV (default: params submit.predictions)")
-    parser.add_argument("--out", help="submission CSV to write (default: params submit.out)")
-    parser.add_argument("--max-side", type=int,
-                        help="encode masks with the image's longest side N, 0 = original size "
-                             "(default: params submit.max_side). Unverified: no public source shows that "
-                             "Kaggle's 2020 scorer decoded reduced-size masks (the file carries no mask size)")
-    parser.add_argument("--overlap", choices=OVERLAP_POLICIES,
-                        help="smaller_wins: a pixel of several masks stays in the smallest (default: params submit.overlap)")
-    parser.add_argument("--thresholds", help="tune's thresholds JSON (default: params submit.thresholds; null: none)")
-    parser.add_argument("--data", "--root", dest="root", help="Kaggle-layout dataset root (default: params data.root)")
-
-
-def settings(args) -> dict:
-    """params.yaml's `submit` section with the flags applied, checked."""
-    cfg = params.section(args, "submit", DEFAULTS)
-    max_side = cfg["max_side"]
-    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 0):
-        raise InputError(f"submit: max_side must be null or an integer >= 0, got {max_side!r}", args.params)
-    if cfg["overlap"] not in OVERLAP_POLICIES:
-        raise InputError(f"submit: overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {cfg['overlap']!r}",
-                         args.params)
-    return cfg
-
 
 def submission(frame: pd.DataFrame, images: dict[str, tuple[int, int]], ontology: Ontology,
                max_side: int | None = None, overlap: str = "none", source: str = "<predictions>") -> pd.DataFrame:
@@ -130,17 +101,17 @@ def image_masks(table: InstanceTable, members: np.ndarray, size: tuple[int, int]
     return encoded
 
 
-def run(args) -> int:
-    cfg = settings(args)
-    root = params.data_root(args)
+def write_submission(source: Path, root: Path, config: SubmitConfig, thresholds_path: str | Path | None,
+                     out: str | Path) -> str:
+    """The submission of the scored test predictions `source` for `root`'s test images into `out`
+    (tune's thresholds applied first when given); a summary line."""
     images = submission_images(root)
     ontology = ontology_lib.load_for_dataset(root)
-    source = Path(cfg["predictions"])
     header(source, tuple(PREDICTION_COLUMNS))
-    thresholds = load_thresholds(cfg["thresholds"]) if cfg["thresholds"] else None
+    thresholds = load_thresholds(thresholds_path) if thresholds_path else None
     pending = iter(images)  # test images in ImageId order; those without predictions get a blank row
     masks = blank = 0
-    with io.csv_rows(cfg["out"], PREDICTION_COLUMNS) as writer:
+    with io.csv_rows(out, PREDICTION_COLUMNS) as writer:
         for image_id, frame in image_groups(source, tuple(PREDICTION_COLUMNS)):
             if image_id not in images:
                 raise InputError(f"ImageId {image_id} is not a test image", source, int(frame.index[0]) + 2)
@@ -151,7 +122,7 @@ def run(args) -> int:
                 blank += 1
             if thresholds is not None:
                 frame = apply_thresholds(frame, thresholds, str(source), blank_dropped=True)
-            rows = submission(frame, {image_id: images[image_id]}, ontology, cfg["max_side"], cfg["overlap"],
+            rows = submission(frame, {image_id: images[image_id]}, ontology, config.max_side, config.overlap,
                               str(source))
             writer.writerows(rows.itertuples(index=False))
             empty = int((rows["EncodedPixels"] == "").sum())
@@ -159,7 +130,6 @@ def run(args) -> int:
         for missing in pending:
             writer.writerow((missing, "", "", ""))
             blank += 1
-    size = f"longest side {cfg['max_side']}" if cfg["max_side"] else "original size"
-    print(f"{masks} masks ({size}, overlap {cfg['overlap']}) for {len(images)} test images, "
-          f"{blank} without predictions -> {cfg['out']}")
-    return 0
+    size = f"longest side {config.max_side}" if config.max_side else "original size"
+    return (f"{masks} masks ({size}, overlap {config.overlap}) for {len(images)} test images, "
+            f"{blank} without predictions -> {out}")

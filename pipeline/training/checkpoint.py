@@ -18,8 +18,10 @@ FINAL = "model.pt"
 
 
 def save(path: str | Path, **state) -> None:
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save(state, tmp)
+    # Through a file object: torch.save names the archive inside after a path, so the temporary
+    # file's random name would make identical states differ byte for byte.
+    with atomic_path(path, suffix=".pt") as tmp, open(tmp, "wb") as stream:
+        torch.save(state, stream)
 
 
 def load(path: str | Path, map_location="cpu", mmap: bool = False) -> dict:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from dvclive import Live
+from timm.layers import convert_sync_batchnorm
 from tqdm import tqdm
 
 from pipeline.errors import InputError
@@ -29,6 +31,7 @@ from pipeline.training import checkpoint
 from pipeline.training.config import TrainConfig
 from pipeline.training.data import EpochSampler, collate
 from pipeline.training.ema import EMA
+
 
 BEST = "best.pt"
 BEST_BY = "val/ap_iou_f1"  # the held-out score that picks best.pt: Fashionpedia's headline metric
@@ -49,11 +52,29 @@ def distributed_setup() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1) -> torch.optim.Optimizer:
-    """AdamW or SGD at `cfg.scaled_lr(world)`, the backbone's parameters (a family's `BACKBONE` prefix)
-    at `backbone_lr_multiplier` times that. No weight decay on norms and biases, as the detection
-    references do. The schedule multiplies every group's lr alike."""
-    lr = cfg.scaled_lr(world)
+def same_on_every_rank(value, world: int, what: str) -> None:
+    """Stop every rank with the same one line when a rank's `value` differs from rank 0's.
+
+    Each node reads the cache, folds, configs and the run folder from its own file system; a node
+    that sees other files would train other images or resume from another step, and DDP would hang
+    or mix two runs.
+    """
+    if world == 1:
+        return
+    values = [None] * world
+    dist.all_gather_object(values, value)
+    for rank, other in enumerate(values):
+        if other != values[0]:
+            raise InputError(f"rank {rank} sees {what} {other} where rank 0 sees {values[0]}: every node needs the "
+                             f"cache, folds, configs and run folder at the same paths (a shared file system)")
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1,
+                    images_per_item: float = 1.0) -> torch.optim.Optimizer:
+    """AdamW or SGD at `cfg.scaled_lr(world, images_per_item)`, the backbone's parameters (a family's
+    `BACKBONE` prefix) at `backbone_lr_multiplier` times that. No weight decay on norms and biases, as
+    the detection references do. The schedule multiplies every group's lr alike."""
+    lr = cfg.scaled_lr(world, images_per_item)
     prefix = BACKBONE.get(getattr(getattr(model, "config", None), "family", None))
     groups = {}
     for name, p in model.named_parameters():
@@ -70,15 +91,17 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, world: int = 1) ->
     return torch.optim.AdamW(optimizer_groups, lr=lr)
 
 
-def lr_factor(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then the chosen schedule over the remaining steps."""
-    if step < cfg.warmup_steps:
-        return 1e-3 + (1 - 1e-3) * step / cfg.warmup_steps
+def lr_factor(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over `warmup` steps, then the chosen schedule: `step` drops at its shares of all
+    `total` steps (Detectron2's 60k and 80k of 90k iterations: 2/3 and 8/9), cosine decays over the
+    steps after warm-up."""
+    if step < warmup:
+        return 1e-3 + (1 - 1e-3) * step / warmup
     if cfg.schedule == "constant":
         return 1.0
-    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
     if cfg.schedule == "step":
-        return cfg.step_factor ** sum(progress >= m for m in cfg.step_milestones)
+        return cfg.step_factor ** sum(step >= round(m * total) for m in cfg.step_milestones)
+    progress = (step - warmup) / max(1, total - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -91,7 +114,6 @@ def to_device(images, targets, device):
 @dataclass
 class Run:
     """What one training process holds: the model (DDP-wrapped in `net`), its optimisation state, counters."""
-
     model: torch.nn.Module
     net: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -129,6 +151,11 @@ class Run:
         self.skipped = int(state.get("skipped", 0))
         self.best = float(state.get("best", -math.inf))
 
+    @property
+    def end(self) -> int:
+        """The step the run ends at: `total`, or `step_cap` (a rehearsal) when smaller."""
+        return self.cfg.end_step(self.total)
+
     def weights(self) -> dict:
         """What model files hold: `model` for predict (the EMA when on) and, with EMA, `raw_model`."""
         if self.ema is None:
@@ -142,14 +169,15 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
 
     Resumes from `out_dir/last.pt`, which must be this run's (`run_key`): the caller sets other
     runs' checkpoints aside. `max_steps` stops early (tests, interruption drills) without changing
-    the schedule. `validate(model) -> {name: score}` scores held-out images (rank 0 calls it);
-    `model_info` goes into every model file beside the weights (the config that builds the model).
-    Writes `model.pt` when the run is complete. Returns the step counts, skipped steps and the last
-    logged losses.
+    the schedule; `cfg.step_cap` ends the run early (a rehearsal), the schedule still the whole run's.
+    `validate(model) -> {name: score}` scores held-out images (rank 0 calls it); `model_info` goes into
+    every model file beside the weights (the config that builds the model). Writes `model.pt` when the
+    run ends (complete, or capped). Returns the step counts, skipped steps and the last logged losses.
     """
     rank, world, device = distributed_setup()
     torch.manual_seed(cfg.seed)
-    total = cfg.epochs * steps_per_epoch(len(dataset), world, cfg)
+    per_item = images_per_item(dataset)
+    total = total_steps(cfg, len(dataset), world, per_item)
     run = start(model, cfg, run_key, rank, world, device, total)
     last = out_dir / checkpoint.LAST
     if last.exists():
@@ -157,29 +185,36 @@ def train(model: torch.nn.Module, dataset, cfg: TrainConfig, out_dir: Path, *, r
         if state.get("run_key") != run_key:
             raise ValueError(f"{last} is another run's checkpoint")
         run.restore(state)
+    same_on_every_rank(run.step, world, "the step to resume from")
     first_step = run.step
-    stop = total if max_steps is None else min(total, max_steps)
+    stop = run.end if max_steps is None else min(run.end, max_steps)
     live = _live(out_dir, resume=run.step > 0) if rank == 0 else None
     bar = tqdm(total=total, initial=run.step, disable=not progress or rank != 0, desc=out_dir.name, dynamic_ncols=True)
-    outputs = Outputs(out_dir, {"run_key": run_key, **(model_info or {})}, validate, live, stop)
+    outputs = Outputs(out_dir, {"run_key": run_key, **(model_info or {}), **capped(run)}, validate, live, stop)
     model.train()
     while run.step < stop:
         train_one_epoch(run, dataset, outputs, bar)
     bar.close()
-    if rank == 0 and run.step >= total:
+    if rank == 0 and run.step >= run.end:
         checkpoint.save(out_dir / checkpoint.FINAL, **run.weights(), **outputs.model_info)
     if live is not None:
         live.end()
     if world > 1:
         dist.barrier()
-    return {"step": run.step, "total_steps": total, "resumed_from_step": first_step, "skipped_steps": run.skipped,
-            "losses": run.logged}
+    return {"step": run.step, "total_steps": total, "end_step": run.end, "resumed_from_step": first_step,
+            "skipped_steps": run.skipped, "losses": run.logged}
+
+
+def capped(run: Run) -> dict:
+    """What model files of a run ended by `step_cap` say beside the weights: a rehearsal's, not a trained model."""
+    if run.end >= run.total:
+        return {}
+    return {"capped": f"{run.end} of {run.total} steps (train.step_cap): a rehearsal's weights, not a trained model"}
 
 
 @dataclass
 class Outputs:
     """Where a run reports: its folder, what model files hold beside weights, the validation, dvclive."""
-
     out_dir: Path
     model_info: dict
     validate: object           # callable(model) -> {name: score}, or None
@@ -187,19 +222,35 @@ class Outputs:
     stop: int                  # the step this invocation stops at
 
 
-def steps_per_epoch(images: int, world: int, cfg: TrainConfig) -> int:
+def steps_per_epoch(items: int, world: int, cfg: TrainConfig) -> int:
     """Optimizer steps: micro-batches of `batch_size` per process, `accumulate` of them per step."""
-    return math.ceil(math.ceil(math.ceil(images / world) / cfg.batch_size) / cfg.accumulate)
+    return math.ceil(math.ceil(math.ceil(items / world) / cfg.batch_size) / cfg.accumulate)
 
 
-def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, total: int) -> Run:
+def images_per_item(dataset) -> float:
+    """Images in one of the dataset's items: one, unless the dataset says otherwise (DeepFashion2's
+    items are an image and its partner photo)."""
+    return float(getattr(dataset, "images_per_item", 1.0))
+
+
+def total_steps(cfg: TrainConfig, items: int, world: int, per_item: float = 1.0) -> int:
+    """The run's optimizer steps: `steps` (of `lr_reference_batch` images) over as many images at the
+    run's global batch, or `epochs` passes over the images (items / per_item items each)."""
+    if cfg.steps is not None:
+        return max(1, cfg.run_steps(cfg.steps, world, per_item))
+    return cfg.epochs * steps_per_epoch(math.ceil(items / per_item), world, cfg)
+
+
+def start(model, cfg: TrainConfig, run_key: str, rank: int, world: int, device, total: int,
+          per_item: float = 1.0) -> Run:
     """A fresh run at step 0: model on its device, EMA, optimizer, schedule, grad scaler, DDP wrapper."""
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     if cfg.sync_bn and world > 1:
         sync_batch_norm(model, device)
     ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
-    optimizer = build_optimizer(model, cfg, world)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, cfg))
+    optimizer = build_optimizer(model, cfg, world, per_item)
+    warmup = cfg.run_steps(cfg.warmup_steps, world, per_item)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, total, warmup, cfg))
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and cfg.amp_dtype == "float16" and device.type == "cuda")
     # Every family's losses reach all its parameters (empty RoI or attribute batches give exact zeros
     # that stay in the graph), so DDP need not search the graph for unused ones each step.
@@ -213,8 +264,6 @@ def sync_batch_norm(model: torch.nn.Module, device: torch.device) -> None:
     timm's converter, not torch's: torch's would turn timm's BatchNormAct2d into a bare SyncBatchNorm
     and drop its activation. Frozen norms (timm's and torchvision's Frozen* classes) are left as they are.
     """
-    from timm.layers import convert_sync_batchnorm
-
     if device.type == "cpu":
         raise InputError("train.sync_bn needs GPUs: torch's SyncBatchNorm has no CPU kernels (set it false here)")
     convert_sync_batchnorm(model)  # the model is no batch norm itself: its children are replaced in place
@@ -334,7 +383,7 @@ def validation(run: Run, validate) -> dict[str, float]:
     hold (the EMA when on), and `val_raw/*` of the trained weights beside an EMA. Scoring draws no
     random number and changes no weight, so whether and how often it runs leaves the run as it is."""
     every = run.cfg.validate_every
-    if validate is None or run.rank != 0 or not every or (run.step % every and run.step != run.total):
+    if validate is None or run.rank != 0 or not every or (run.step % every and run.step != run.end):
         return {}
     with torch.random.fork_rng(devices=[]):
         run.model.eval()
@@ -382,6 +431,4 @@ def log(run: Run, losses: dict[str, torch.Tensor], live, scores: dict[str, float
 
 
 def _live(out_dir: Path, resume: bool):
-    from dvclive import Live
-
     return Live(dir=str(out_dir / "dvclive"), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)

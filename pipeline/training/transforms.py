@@ -6,22 +6,11 @@ the crop removed are dropped, so boxes, masks, classes and attributes always agr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import albumentations as A
 import cv2
 import numpy as np
 
-
-@dataclass
-class AugmentConfig:
-    image_size: int | None = 512    # side of the square training crop; None: the model config's working
-                                    # side (pipeline.training.config.crop_side), set before training
-    scale_min: float = 0.5          # large-scale jitter range, relative to image_size
-    scale_max: float = 2.0
-    hflip: float = 0.5              # probability
-    color_jitter: float = 0.2       # brightness/contrast/saturation strength; 0 disables
-    min_instance_pixels: int = 4    # instances smaller than this after the crop are dropped
+from pipeline.training.config import AugmentConfig
 
 
 def train_transform(cfg: AugmentConfig, keypoints: bool = False) -> A.Compose:

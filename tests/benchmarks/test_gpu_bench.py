@@ -1,15 +1,24 @@
 import json
 import math
+import socket
 
 from pipeline.benchmarks.gpu import check_config
 from pipeline.cli import main
 from pipeline.training.config import TrainConfig
 
 
-def test_bench_gpu_smoke_trains_and_predicts_every_family_of_the_real_profile(capsys):
-    assert main(["bench", "gpu", "--smoke"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["device"] == "cpu" and result["smoke"] and result["profile"] == "profiles/real.yaml"
+def test_bench_gpu_smoke_trains_and_predicts_every_family_of_the_real_profile(capsys, monkeypatch):
+    """From the real configs' named starts, planted (as on a lent machine without the network)."""
+    tried = []
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: tried.append(args) or None)
+    monkeypatch.setattr(socket.socket, "connect", lambda *args, **kwargs: tried.append(args) or None)
+    assert main(["bench", "gpu", "--smoke", "--planted-starts"]) == 0
+    output = capsys.readouterr().out
+    result = json.loads(output[output.index("{\n"):])
+    assert result["device"] == "cpu" and result["smoke"] and result["planted_starts"] and tried == []
+    for init in ("torchvision:MaskRCNN_ResNet50_FPN_Weights.COCO_V1", "timm:tf_efficientnet_b2.in1k",
+                 "torchvision:ResNet50_Weights.IMAGENET1K_V1"):
+        assert f"init {init} (" in output  # each family loaded its named start
     rows = result["models"]
     assert set(rows) == {"attribute_mask_rcnn", "effdet_mask", "fashionformer"}
     assert {name: row["crop_side"] for name, row in rows.items()} == {

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 
-from pipeline.benchmarks.inference import CONFIGS, REFERENCE, stretched
+from pipeline.benchmarks.inference import default_configs, stretched
 from pipeline.cli import main
 
 
@@ -10,14 +10,15 @@ def test_every_family_pastes_exactly_the_forced_detections_and_ratios_are_side_b
     """Random weights must not let a family skip mask pasting (empty masks are not encoded)."""
     assert main(["bench", "inference", "--image-size", "128", "--images", "1", "--train-steps", "0"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result["models"]) == {name for name, _ in CONFIGS}
+    assert set(result["models"]) == {name for name, _ in default_configs()}
+    reference = default_configs()[0][0]
     # A random box that falls outside the image is clipped to nothing and has no pixels to paste.
     assert all(98 <= row["detections_per_image"] <= 100 for row in result["models"].values())
-    ratios = result[f"vs_{REFERENCE}"]
-    assert set(ratios) == set(result["models"]) - {REFERENCE}
+    ratios = result[f"vs_{reference}"]
+    assert set(ratios) == set(result["models"]) - {reference}
     for name, ratio in ratios.items():
-        row, reference = result["models"][name], result["models"][REFERENCE]
-        assert np.isclose(ratio["speedup"], reference["seconds_per_image"] / row["seconds_per_image"], rtol=0.02)
+        row, base = result["models"][name], result["models"][reference]
+        assert np.isclose(ratio["speedup"], base["seconds_per_image"] / row["seconds_per_image"], rtol=0.02)
 
 
 def test_stretched_masks_span_zero_to_one_and_keep_their_shape():

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pipeline.cli import main
 from pipeline.data import cache_build, resize, rle
 from pipeline.data.annotations import TRAIN_COLUMNS, read_annotations
-from pipeline.data.cache import FORMAT_VERSION, CacheConfig, fingerprint
+from pipeline.data.cache_format import FORMAT_VERSION, CacheConfig, fingerprint
 from pipeline.data.cache_build import build_cache
 from pipeline.data.cache_reader import CacheReader, verify
 from pipeline.data.ontology import load
@@ -210,7 +210,7 @@ def test_killed_build_leaves_only_an_incomplete_temporary(dataset, tmp_path):
     script = f"""
         import os, signal
         from pipeline.data import cache_build
-        from pipeline.data.cache import CacheConfig
+        from pipeline.data.cache_format import CacheConfig
         flush = cache_build.CacheWriter.flush
         def flush_then_die(self):
             flush(self)
@@ -268,7 +268,7 @@ def test_cli_builds_then_skips_then_rebuilds(dataset, tmp_path, capsys):
 def peak_memory_increase(dataset: Path, out: Path) -> int:
     """Bytes of peak RSS a build adds to a process that has already imported everything."""
     script = f"""
-        from pipeline.data.cache import CacheConfig
+        from pipeline.data.cache_format import CacheConfig
         from pipeline.data.cache_build import build_cache
         def status(key):
             line = next(l for l in open("/proc/self/status") if l.startswith(key))
@@ -350,7 +350,7 @@ def test_on_error_skip_leaves_bad_rows_out_and_reports_them(tmp_path, capsys):
 def test_file_digest_hashes_the_bytes_in_blocks_and_feeds_a_given_digest(tmp_path):
     import hashlib
 
-    from pipeline.data.cache import file_digest
+    from pipeline.data.cache_format import file_digest
 
     path = tmp_path / "weights.bin"
     data = bytes(range(256)) * 8193  # more than two 1 MiB blocks

@@ -9,11 +9,11 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from pipeline.cli import main
-from pipeline.data import deepfashion2 as df2
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data import resize
-from pipeline.data.cache import CacheConfig
+from pipeline.data.cache_format import CacheConfig
 from pipeline.data.cache_reader import UnusableCache
-from pipeline.data.deepfashion2_cache import Df2CacheReader, build_cache, fingerprint
+from pipeline.data.deepfashion2.cache import Df2CacheReader, build_cache, fingerprint
 from pipeline.data.images import image_size
 from pipeline.errors import InputError
 
@@ -213,3 +213,22 @@ def test_image_size_reads_the_header(tmp_path):
     df2.image_path(tmp_path, 2).write_bytes(b"not a jpeg")
     with pytest.raises(InputError, match="cannot read the image header"):
         image_size(df2.image_path(tmp_path, 2))
+
+
+def test_the_mirror_slots_pair_the_official_sigmas():
+    """Each landmark's mirror shares its OKS sigma (the official table mirrors left/right), the mirror of
+    a mirror is the landmark itself, and every slot stays in its category's block."""
+    from pipeline.evaluation.deepfashion2.metrics import SIGMAS
+
+    slots = df2.MIRRORED_SLOTS
+    assert sorted(slots.tolist()) == list(range(df2.NUM_SLOTS)) and (slots[slots] == np.arange(df2.NUM_SLOTS)).all()
+    # The official table's one asymmetry: long sleeve dress 15 / 29 (global 234 / 248, 1-based).
+    assert np.flatnonzero(SIGMAS[slots] != SIGMAS).tolist() == [233, 247]
+    for category in df2.CATEGORIES:
+        order = df2.mirror_order(category.id)
+        assert sorted(order.tolist()) == list(range(category.landmarks))
+    # Spelled out: the shirt's neckline corners and shoulders swap; outerwear's opening meets 4 and the hem.
+    shirt, outwear = df2.mirror_order(1) + 1, df2.mirror_order(4) + 1
+    assert (shirt[[0, 1, 3, 6, 15]] == [1, 6, 4, 25, 16]).all()
+    assert (outwear[[3, 19, 33, 34, 36]] == [34, 37, 4, 38, 20]).all()
+    assert (df2.mirror_order(8) + 1).tolist() == [3, 2, 1, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from pipeline.cli import main
-from pipeline.data import deepfashion2 as df2
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data.images import image_size
-from pipeline.data import deepfashion2_scene as scene
-from pipeline.data.deepfashion2_synth import Df2SynthConfig, build
+from pipeline.synthetic.deepfashion2 import scene
+from pipeline.synthetic.deepfashion2.dataset import Df2SynthConfig, build
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +17,16 @@ def dataset(tmp_path_factory):
     out = tmp_path_factory.mktemp("df2synth") / "data"
     build(out, Df2SynthConfig(train_pairs=4, validation_pairs=3, seed=1, min_size=160, max_size=240))
     return out
+
+
+@pytest.mark.parametrize("category", df2.CATEGORIES, ids=lambda c: c.name)
+def test_a_symmetric_garment_mirrors_onto_its_mirror_slots(category):
+    """On a figure with both wrists alike, landmark k reflected is landmark mirror_order[k]: the drawing
+    follows the order the mirror table (and the official sigmas) read."""
+    product = scene.random_product(np.random.default_rng(category.id), category.id)
+    points = scene.landmarks(product, scene.Body(1.0, (0.2, 0.2), 0.06).figure(0, 0, 1))
+    reflected = points * [-1, 1]
+    assert np.allclose(reflected[df2.mirror_order(category.id)], points)
 
 
 @pytest.mark.parametrize("category", df2.CATEGORIES, ids=lambda c: c.name)
@@ -91,7 +101,7 @@ def test_command_knobs_and_errors(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text("df2:\n  synth:\n    train_pair: 3\n")
     assert main(["synth-df2", "--params", str(params), "--out", str(out)]) == 2
-    assert "df2.synth: unknown key 'train_pair'" in capsys.readouterr().err
+    assert "unknown config key 'df2.synth.train_pair'" in capsys.readouterr().err
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("x")
     assert main(["synth-df2", "--out", str(tmp_path / "other"), "--train-pairs", "1", "--validation-pairs", "1"]) == 2

@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.data import rle
-from pipeline.data.folds import assign_folds, balance_report
+from pipeline.data.fold_assignment import assign_folds, balance_report
 
 
 def random_presence(images=200, classes=46, seed=0):

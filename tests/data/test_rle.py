@@ -45,6 +45,36 @@ def test_counts_round_trip(mask):
     np.testing.assert_array_equal(rle.counts_to_mask(counts, *mask.shape), mask)
 
 
+@settings(max_examples=300, deadline=None)
+@given(masks)
+def test_compressed_coco_strings_decode_to_the_masks_runs(mask):
+    """pycocotools' compressed counts (differences from two values back, negative ones among them)
+    read back as the mask's runs, and from there as its Kaggle RLE."""
+    counts = rle.coco_string_counts(coco_mask.encode(np.asfortranarray(mask))["counts"])
+    assert counts.sum() == mask.size
+    np.testing.assert_array_equal(rle.counts_to_mask(counts, *mask.shape), mask)
+    assert rle.runs_to_string(*rle.counts_to_runs(counts)) == rle.encode(mask)
+
+
+def test_compressed_counts_of_a_large_image_and_bad_strings():
+    mask = np.zeros((5000, 6000), np.uint8)
+    mask[-1, -1] = 1
+    counts = rle.coco_string_counts(coco_mask.encode(np.asfortranarray(mask))["counts"].decode("ascii"))
+    assert counts.tolist() == [5000 * 6000 - 1, 1]
+    assert rle.coco_string_counts("").size == 0
+    with pytest.raises(rle.RLEError, match="outside"):
+        rle.coco_string_counts("ab ")
+    with pytest.raises(rle.RLEError, match="middle of a value"):
+        rle.coco_string_counts("0P")  # 'P' carries the continuation bit
+
+
+def test_counts_to_runs_drops_empty_runs_and_joins_touching_ones():
+    starts, lengths = rle.counts_to_runs(np.array([2, 3, 0, 4, 1, 0, 5]))
+    assert starts.tolist() == [2] and lengths.tolist() == [7]  # 3 + 4 joined; the empty run dropped
+    starts, lengths = rle.counts_to_runs(np.array([0, 2, 3]))
+    assert starts.tolist() == [0] and lengths.tolist() == [2]
+
+
 def test_kaggle_convention_is_column_major_and_one_indexed():
     mask = np.zeros((3, 4), np.uint8)
     mask[:, 1] = 1  # the whole second column: pixels 4, 5, 6 (1-indexed, down the columns)

@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from pipeline import cli
-from pipeline.data import ontology, rle, synth
+from pipeline.cli import main
+from pipeline.data import ontology, rle
+from pipeline.synthetic import fashionpedia as synth
+from pipeline.synthetic.scene.real_shaped import RARE
 from pipeline.data.annotations import read_annotations
 from pipeline.errors import InputError
 
@@ -184,10 +188,16 @@ def test_refuses_to_replace_an_unrelated_directory(tmp_path):
     {"train_images": 0}, {"test_images": -1}, {"seed": -2}, {"min_size": 10},
     {"min_size": 500, "max_size": 400}, {"large_fraction": 1.5}, {"train_images": 2.5},
 ])
-def test_bad_config_is_an_input_error(tmp_path, bad):
+def test_bad_config_is_an_input_error_naming_its_line(tmp_path, bad, capsys):
     config = {"train_images": 1, "test_images": 0, "seed": 0, **SMALL, **bad}
-    with pytest.raises(InputError):
+    with pytest.raises((ValueError, TypeError)):
         synth.build(tmp_path / "data", synth.SynthConfig(**config))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"synth": {"out": str(tmp_path / "data"), **config}}, sort_keys=False))
+    assert main(["--params", str(params), "synth"]) == 2
+    error = capsys.readouterr().err
+    lines = {3 + list(config).index(key) for key in bad}  # `synth:` is line 1, `out:` line 2
+    assert any(f"params.yaml:{line}: synth" in error for line in lines), error
     assert not (tmp_path / "data").exists()
 
 
@@ -209,3 +219,59 @@ def test_cli_bad_arguments_exit_2(tmp_path, monkeypatch, capsys):
     assert error.startswith("error: ") and "train_images must be >= 1" in error
     assert len(error.strip().splitlines()) == 1
     assert not Path("x").exists()
+
+
+def test_fashionpedia_layout_holds_the_same_images_and_instances(dataset, records, tmp_path):
+    """The same seed in Fashionpedia's files: train2020's instances are train.csv's; the test images are
+    val2020, annotated; a real Fashionpedia folder (no synthetic.json) is never replaced."""
+    from pipeline.data.fashionpedia import load_instances
+
+    out = synth.build(tmp_path / "fp", synth.SynthConfig(10, 3, 0, layout="fashionpedia", **SMALL)).path
+    assert sorted(p.name for p in out.iterdir()) == [
+        "instances_attributes_train2020.json", "instances_attributes_val2020.json", "synthetic.json", "test", "train"]
+    for split in ("train", "test"):
+        assert sorted(p.read_bytes() for p in (out / split).iterdir()) == sorted(
+            p.read_bytes() for p in (dataset / split).iterdir())
+    train, skipped = load_instances(out / "instances_attributes_train2020.json", LABELS)
+    assert not skipped
+    content = lambda r: (r.image_id, r.height, r.width, [(i.class_id, i.rle, i.attributes) for i in r.instances])  # noqa: E731
+    ours = [train.record(image) for image in train.annotated()]
+    assert [content(r) for r in ours] == [content(r) for r in records]
+    assert all(i.area == rle.decode(i.rle, r.height, r.width).sum() for r in ours for i in r.instances)
+    val, _ = load_instances(out / "instances_attributes_val2020.json", LABELS)
+    assert sorted(image.image_id for image in val.images) == sorted(p.stem for p in (dataset / "test").iterdir())
+    assert len(val.annotations) > 3
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "instances_attributes_train2020.json").write_text("{}")
+    with pytest.raises(InputError, match="holds no synthetic.json"):
+        synth.build(real, synth.SynthConfig(1, 1, layout="fashionpedia", **SMALL))
+
+
+def test_real_shaped_sizes_spread_like_fashionpedias_up_to_max_size():
+    """Megapixels log-normal around 0.75 MP with a tail of large phone photos; each split's first image at
+    max_size, so a rehearsal's few images hold the worst case."""
+    config = synth.SynthConfig(train_images=1, test_images=1, min_size=320, max_size=5000, real_shaped=True)
+    sizes = np.array([synth.image_size(np.random.default_rng([0, 0, i]), config, i == 0) for i in range(2000)])
+    longest, megapixels = sizes.max(1), sizes.prod(1) / 1e6
+    assert longest[0] == 5000 and longest.min() >= 320 and longest.max() == 5000
+    assert 0.5 <= np.median(megapixels) <= 1.0
+    assert 0.01 <= (megapixels > 4).mean() <= 0.1 and (longest[1:] > 3000).any()
+    assert (sizes[:, 0] > sizes[:, 1]).mean() > 0.6  # mostly portrait
+
+
+def test_real_shaped_scenes_have_about_seven_instances_of_a_long_tail_of_categories(tmp_path):
+    data = make(tmp_path / "data", train=80, test=0, min_size=120, max_size=240, real_shaped=True)
+    records, errors = read_annotations(data / "train.csv", LABELS)
+    assert errors == []
+    per_image = [len(r.instances) for r in records]
+    counts = Counter(i.class_id for r in records for i in r.instances)
+    assert 6 <= np.mean(per_image) <= 9.5
+    assert len(counts) >= 30  # of 46; the embedded scenes draw 20
+    rare = {c.id for c in LABELS.categories if c.name in RARE}
+    assert len(set(counts) & rare) >= 10
+    common = sum(n for _, n in counts.most_common(5))
+    assert common >= 0.5 * sum(counts.values())  # a few categories hold most instances ...
+    assert sum(n <= 2 for n in counts.values()) >= 8  # ... and many are rare
+    with_attributes = [i for r in records for i in r.instances if i.class_id in ontology.CATEGORIES_WITH_ATTRIBUTES]
+    assert np.mean([len(i.attributes) > 0 for i in with_attributes]) > 0.5

@@ -41,7 +41,7 @@ def detections(tmp_path: Path, *inputs, weights=None, image_id="a"):
 
 def tiny_project(root: Path, train_images: int = 8) -> Path:
     """Synthetic data (small images), a 2-fold folds file and params.yaml pointing at them."""
-    from pipeline.data.synth import generate
+    from pipeline.synthetic.fashionpedia import generate
 
     data = generate(root / "data", train_images, 2, 0, min_size=96, max_size=160, large_fraction=0)
     ids = pd.read_csv(data / "train.csv", dtype=str)["ImageId"].drop_duplicates().tolist()

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from pipeline.data import rle
-from pipeline.ensembling.ensemble import Settings, ensemble_image
+from pipeline.ensembling.config import EnsembleConfig as Settings
+from pipeline.ensembling.ensemble import ensemble_image
 from pipeline.ensembling.fusion import fuse
 from pipeline.ensembling.masks import iou_matrix
 from pipeline.ensembling.nms import matrix_nms

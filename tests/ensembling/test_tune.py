@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from pipeline.ensembling.config import TuneConfig
 from pipeline.cli import main
 from pipeline.data.annotations import read_annotations
 from pipeline.ensembling import tune as tune_module
@@ -193,7 +194,7 @@ def test_incremental_scorer_tunes_as_a_whole_evaluation_per_candidate(project, m
     import numpy as np
 
     from pipeline.ensembling.inputs import attribute_vector
-    from pipeline.scoring.kaggle_score import KaggleOptions
+    from pipeline.scoring.kaggle_options import KaggleOptions
     from pipeline.scoring.predictions import predictions_table
 
     root, _ = project
@@ -211,7 +212,7 @@ def test_incremental_scorer_tunes_as_a_whole_evaluation_per_candidate(project, m
     table = predictions_table(frame, records, LABELS)
     probs = np.array([attribute_vector(frame.AttributeScores.iat[line - 2], a, LABELS, "oof", int(line))
                       for line, a in zip(table.line, table.attributes)], np.float32)
-    cfg = {**tune_module.DEFAULTS, "min_class_instances": 3, "min_attribute_positives": 3}
+    cfg = TuneConfig(metric=metric, min_class_instances=3, min_attribute_positives=3)
     options = KaggleOptions()
     reference = FullEvaluationScorer(records, table, probs, LABELS, metric, options)
     incremental = tune_module.Scorer(records, table, probs, LABELS, metric, options)

@@ -11,7 +11,7 @@ import copy
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from pipeline.data.deepfashion2 import CATEGORY_BY_ID, NUM_SLOTS, Annotation, Item
+from pipeline.data.deepfashion2.annotations import CATEGORY_BY_ID, NUM_SLOTS, Annotation, Item
 
 CATEGORY_CHOICE = (1, 7, 8, 13)
 SCORES = (0.3, 0.5, 0.5, 0.7, 0.9)

@@ -7,9 +7,10 @@ import pytest
 from pycocotools.cocoeval import COCOeval
 
 from pipeline.cli import main
-from pipeline.data import deepfashion2 as df2
+from pipeline.data.deepfashion2 import annotations as df2
 from pipeline.data.images import image_size
-from pipeline.evaluation import deepfashion2, df2_reference
+from pipeline.evaluation.deepfashion2 import reference as df2_reference
+from pipeline.evaluation.deepfashion2 import metrics as deepfashion2
 from df2_cases import in_branch, random_case
 
 TASKS_OF_BRANCH = {"bbox": ("bbox", "segm", "keypoints"), "segmentation": ("bbox", "segm", "keypoints"),

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import InputError
-from pipeline.evaluation import retrieval
+from pipeline.evaluation.deepfashion2 import retrieval
 
 TOP = ("top1", "top5", "top10", "top15", "top20")
 

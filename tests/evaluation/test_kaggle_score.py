@@ -8,7 +8,7 @@ import pytest
 from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, Instance
 from pipeline.scoring.evaluator import evaluate
-from pipeline.scoring.kaggle_score import KaggleOptions
+from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.scoring.predictions import predictions_table
 
 from random_cases import ONTOLOGY, random_case

@@ -18,7 +18,7 @@ def save_random_model(path, **overrides):
     """A random-init R18 Mask R-CNN saved as `train` saves model.pt (config + weights)."""
     import dataclasses
 
-    from pipeline.models.config import to_mapping
+    from pipeline.typed import to_mapping
     from pipeline.models.factory import create_model, load_config
     from pipeline.training import checkpoint
 
@@ -107,7 +107,7 @@ def test_printed_names_scores_and_size_handling(tmp_path, monkeypatch, capsys):
 
 def test_several_weights_are_fused(tmp_path, monkeypatch, capsys):
     models = {"a.pt": FakeModel(0.9), "b.pt": FakeModel(0.5)}
-    monkeypatch.setattr(infer, "load_model", lambda path: (models[path], FAKE_CONFIG))
+    monkeypatch.setattr(infer, "load_model", lambda path: (models[str(path)], FAKE_CONFIG))
     photo = write_photo(tmp_path / "photo.jpg", 100, 200)
     assert main(["infer", str(photo), "--weights", "a.pt", "b.pt", "--out", str(tmp_path)]) == 0
     rows = read_rows(tmp_path / "photo.csv")

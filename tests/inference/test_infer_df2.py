@@ -11,8 +11,8 @@ import torch
 
 from conftest import tiny_df2
 from pipeline.cli import main
-from pipeline.data.deepfashion2 import CATEGORY_BY_ID
-from pipeline.data.deepfashion2_cache import Df2CacheReader
+from pipeline.data.deepfashion2.annotations import CATEGORY_BY_ID
+from pipeline.data.deepfashion2.cache import Df2CacheReader
 from pipeline.inference import overlay
 from pipeline.models.factory import create_model, load_config
 from pipeline.training.train import save_model
@@ -138,8 +138,8 @@ def test_bad_gallery_indexes_and_model_mixes_exit_2_with_one_line(project, tmp_p
         ([model], partial, "partial: the arrays"),
         ([str(tmp_path / "other.pt")], root / "index", "index.json: built by another model file"),
         ([str(tmp_path / "small.pt")], root / "index", "index.json: embeddings of size 64, the model's are 32"),
-        ([str(fashionpedia)], root / "index", "--gallery-index needs a match_rcnn model, not attribute_mask_rcnn"),
-        ([str(fashionpedia), model], None, "model.pt: a match_rcnn model predicts alone"),
+        ([str(fashionpedia)], root / "index", "--gallery-index needs a model that embeds items for retrieval, not attribute_mask_rcnn"),
+        ([str(fashionpedia), model], None, "model.pt: a DeepFashion2 model predicts alone"),
     ]
     for weights, index, message in cases:
         extra = ["--gallery-index", str(index)] if index else []
@@ -148,13 +148,25 @@ def test_bad_gallery_indexes_and_model_mixes_exit_2_with_one_line(project, tmp_p
         assert message in error and len(error.strip().splitlines()) == 1, error
 
 
-def test_a_match_rcnn_model_sees_photos_at_the_deepfashion2_cache_size(tmp_path):
-    from types import SimpleNamespace
+def test_a_deepfashion2_model_sees_photos_at_the_deepfashion2_cache_size(tmp_path, monkeypatch):
+    """Without infer.max_size a photo is shrunk as its model's cache was: each dataset's own side."""
 
-    from pipeline.inference.infer import settings
+    from pipeline.inference import infer
+    from pipeline.inference.config import InferConfig
+    from pipeline.ensembling.config import EnsembleConfig
+    from pipeline.models.factory import config_class
 
-    params = tmp_path / "params.yaml"
-    params.write_text("cache:\n  max_size: 512\ndf2:\n  cache_max_size: 96\n")
-    assert settings(SimpleNamespace(params=str(params)), df2=True)["max_size"] == 96
-    assert settings(SimpleNamespace(params=str(params)))["max_size"] == 512
-    assert settings(SimpleNamespace(params=str(params), max_size=64), df2=True)["max_size"] == 64
+    class Seen(Exception):
+        pass
+
+    def photo(path, max_size):
+        raise Seen(max_size)
+
+    monkeypatch.setattr(infer, "Photo", photo)
+    sizes = {"fashionpedia": 512, "deepfashion2": 96}
+    for name, expected, cfg in (("match_rcnn", 96, InferConfig()), ("attribute_mask_rcnn", 512, InferConfig()),
+                                ("match_rcnn", 64, InferConfig(max_size=64))):
+        monkeypatch.setattr(infer, "load_model", lambda path, name=name: (None, config_class(name)()))
+        with pytest.raises(Seen) as seen:
+            list(infer.infer_photos(["x.jpg"], [tmp_path / "m.pt"], tmp_path, cfg, EnsembleConfig(), None, sizes))
+        assert seen.value.args == (expected,)

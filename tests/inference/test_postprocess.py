@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from pipeline.data import ontology, rle
-from pipeline.data.prediction_rows import paste_rle, parse_attribute_scores, rows_for_image
+from pipeline.data.prediction_rows import parse_attribute_scores
+from pipeline.inference.rows import paste_rle, rows_for_image
 
 
 def blob(h, w, cy, cx, ry, rx):
@@ -71,7 +72,7 @@ def test_pasting_a_tensor_on_its_device_matches_the_cpu_paste(seed):
     positions to 1/32 pixel, so a pixel at the threshold may differ, nothing more."""
     import torch
 
-    from pipeline.data.prediction_rows import paste_rle_tensor
+    from pipeline.inference.rows import paste_rle_tensor
 
     rng = np.random.default_rng(seed)
     h, w = (int(v) for v in rng.integers(20, 80, 2))

@@ -10,12 +10,12 @@ import yaml
 from conftest import ROOT, write_tiny_project
 from pipeline.cli import main
 from pipeline.data import rle
-from pipeline.data.cache import CacheConfig
+from pipeline.data.cache_format import CacheConfig
 from pipeline.data.cache_build import build_cache
 from pipeline.data.folds import read_folds
 from pipeline.data.ontology import load as load_ontology
 from pipeline.scoring.evaluator import evaluate_frames
-from pipeline.training import predict as training_predict
+from pipeline.inference import predict as predict_module
 from pipeline.data.annotations import read_annotations
 
 MODEL = "attribute_mask_rcnn"
@@ -71,13 +71,13 @@ def test_batched_prediction_writes_the_same_file(trained, monkeypatch, tmp_path)
         (tmp_path / f"{batch_size}.yaml").write_text(yaml.safe_dump({**yaml.safe_load(params.read_text()),
                                                                       "predict": predict}))
     calls = []  # (images in the model call, plain call without TTA) per call
-    outputs = training_predict._outputs
+    outputs = predict_module._outputs
 
     def counted(model, reader, batch, device, forward):
         calls.append((len(batch), forward is None))
         return outputs(model, reader, batch, device, forward)
 
-    monkeypatch.setattr(training_predict, "_outputs", counted)
+    monkeypatch.setattr(predict_module, "_outputs", counted)
     for path, out in ((tmp_path / "1.yaml", "one.csv"), (tmp_path / "2.yaml", "two.csv")):
         assert main(["--params", str(path), "predict", "--model", MODEL, "--fold", "0", "--split", "test",
                      "--out", str(tmp_path / out)]) == 0
@@ -103,7 +103,8 @@ def test_predict_threads_sets_torch_threads_and_a_bad_value_exits_2(trained, mon
                      "--out", str(tmp_path / "out.csv")]) == status
     assert calls == [1]  # 0 leaves torch's default
     err = capsys.readouterr().err
-    assert "predict: threads must be an integer >= 0, got -1" in err and "got 'two'" in err
+    assert "-1.yaml:" in err and "predict: threads must be >= 0, got -1" in err
+    assert "predict.threads: expected int, got 'two'" in err
 
 
 def test_gather_refuses_a_missing_fold(trained, monkeypatch, capsys):

@@ -9,8 +9,8 @@ import torch
 
 from conftest import tiny_df2
 from pipeline.cli import main
-from pipeline.data.deepfashion2_cache import Df2CacheReader
-from pipeline.evaluation.evaluate_df2 import evaluate_retrieval
+from pipeline.data.deepfashion2.cache import Df2CacheReader
+from pipeline.evaluation.deepfashion2.evaluate import evaluate_retrieval
 from pipeline.models.factory import create_model, load_config
 from pipeline.training.train import save_model
 
@@ -74,4 +74,4 @@ def test_retrieve_refuses_other_families(tmp_path, project, capsys):
     code = main(["retrieve", "--weights", str(tmp_path / "model.pt"), "--cache", str(project / "train.h5"),
                  "--index", str(tmp_path / "index"), "--out", str(tmp_path / "r.json")])
     assert code == 2
-    assert capsys.readouterr().err.strip().endswith("retrieve needs a match_rcnn model, not attribute_mask_rcnn")
+    assert capsys.readouterr().err.strip().endswith("retrieve needs a model that embeds items for retrieval, not attribute_mask_rcnn")

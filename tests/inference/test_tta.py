@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, embedded_config
 from pipeline.data import rle
 from pipeline.data.ontology import load as load_ontology
 from pipeline.data.prediction_rows import COLUMNS
 from pipeline.errors import InputError
-from pipeline.inference.tta import TTAConfig, config_from_params, enlarged_input, predict_with_tta
-from pipeline.models.factory import create_model, load_config
-from pipeline.training.predict import predict
+from pipeline.inference.config import TTAConfig
+from pipeline.inference.tta import enlarged_input, predict_with_tta
+from pipeline.models.factory import FAMILIES, create_model, family, load_config
+from pipeline.inference.predict import predict
 
 NUM_ATTRIBUTES = 294
 
@@ -100,12 +101,17 @@ def test_merge_iou_decides_and_max_detections_caps():
     assert len(predict_with_tta(model, image, TTAConfig(hflip=True, max_detections=2))["scores"]) == 2
 
 
-def test_config_from_params_validates():
-    assert config_from_params({"hflip": True, "scales": [1, 0.8]}, "p.yaml").scales == [1.0, 0.8]
-    for bad in ({"scales": []}, {"scales": [0]}, {"hflip": "yes"}, {"merge_iou": 1.5}, {"max_detections": 0},
-                {"flip": True}):
-        with pytest.raises(InputError, match="p.yaml"):
-            config_from_params(bad, "p.yaml")
+def test_tta_settings_are_validated_naming_file_and_line(tmp_path):
+    from pipeline.settings.load import load_settings
+
+    path = tmp_path / "p.yaml"
+    path.write_text("predict:\n  tta:\n    hflip: true\n    scales: [1, 0.8]\n")
+    assert load_settings(path).predict.tta.scales == (1.0, 0.8)
+    for bad, line in (("scales: []", 3), ("scales: [0]", 3), ("hflip: yes_please", 3), ("merge_iou: 1.5", 3),
+                      ("max_detections: 0", 3), ("flip: true", 3)):
+        path.write_text(f"predict:\n  tta:\n    {bad}\n")
+        with pytest.raises(InputError, match=f"p.yaml:{line}"):
+            load_settings(path)
 
 
 class OneImageReader:
@@ -116,12 +122,11 @@ class OneImageReader:
         return self._image
 
 
-@pytest.mark.parametrize("family", ["attribute_mask_rcnn", "effdet_mask", "fashionformer"])
-def test_a_real_family_with_flip_and_two_scales_through_predict(family):
+@pytest.mark.parametrize("name", [n for n in sorted(FAMILIES) if family(n).dataset == "fashionpedia"])
+def test_a_real_family_with_flip_and_two_scales_through_predict(name):
     """Random weights, every detection kept: a valid frame, identity TTA identical to none."""
     torch.manual_seed(0)
-    name = {"effdet_mask": "effdet_mask_d0_small"}.get(family, f"{family}_r18")
-    config = replace(load_config(ROOT / "configs" / f"{name}.yaml"), score_threshold=0.0, detections_per_image=20)
+    config = replace(embedded_config(name), score_threshold=0.0, detections_per_image=20)
     model = create_model(config).eval()
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)

@@ -12,13 +12,13 @@ import torch
 
 from conftest import tiny_df2
 from pipeline import io
-from pipeline.data.deepfashion2_cache import Df2CacheReader
-from pipeline.evaluation.evaluate_df2 import evaluate_detection, evaluate_retrieval
-from pipeline.inference.deepfashion2 import detection_results, predict_items, retrieval_results
+from pipeline.data.deepfashion2.cache import Df2CacheReader
+from pipeline.evaluation.deepfashion2.evaluate import evaluate_detection, evaluate_retrieval
+from pipeline.inference.deepfashion2.predict import detection_results, predict_items, retrieval_results
 from pipeline.models.factory import create_model
 from pipeline.training import engine
 from pipeline.training.config import TrainConfig
-from pipeline.training.df2_data import Df2TrainDataset
+from pipeline.training.deepfashion2 import Df2TrainDataset
 from pipeline.training.transforms import AugmentConfig
 
 

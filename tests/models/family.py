@@ -39,7 +39,7 @@ def shipped_config_parameters(paths) -> list[int]:
     """Each config file loads, survives a mapping and YAML round trip, and builds: its parameter count."""
     import yaml
 
-    from pipeline.models.config import to_mapping
+    from pipeline.typed import to_mapping
     from pipeline.models.factory import config_from_mapping, count_parameters, load_config
 
     counts = []
@@ -60,3 +60,4 @@ def attribute_losses_by_kind(config, train_losses, images, targets) -> dict[str,
         torch.manual_seed(1)  # the same random draws in training (Mask R-CNN's proposal sampling)
         values[kind] = train_losses(model, images, targets)["loss_attributes"].item()
     return values
+

@@ -8,15 +8,14 @@ from pathlib import Path
 import torch
 
 from conftest import write_tiny_project
-from pipeline import params as params_lib
 from pipeline.data import ontology
 from pipeline.data.annotations import read_annotations
 from pipeline.data.cache_reader import CacheReader
 from pipeline.scoring.evaluator import evaluate_frames
-from pipeline.training.predict import predict
+from pipeline.inference.predict import predict
 from pipeline.models.factory import create_model, load_config
 from pipeline.training import engine
-from pipeline.training.config import model_entry
+from pipeline.settings.load import load_settings
 from pipeline.training.data import TrainDataset
 
 NO_AUGMENTATION = {"scale_min": 1.0, "scale_max": 1.0, "hflip": 0.0, "color_jitter": 0.0}
@@ -30,7 +29,7 @@ def overfit_and_score(root: Path, model: str, config: Path, model_config: dict, 
         train={"epochs": steps, "batch_size": images, "lr": lr, "warmup_steps": 5, "checkpoint_every": steps,
                "augment": {"image_size": image_size, **NO_AUGMENTATION}},
     )
-    entry = model_entry(params_lib.load(params), model)
+    entry = load_settings(params).model(model)
     reader = CacheReader(root / "cache" / "train.h5")
     labels = ontology.load()
     dataset = TrainDataset(reader, range(len(reader)), labels, entry.train.augment, entry.train.seed)

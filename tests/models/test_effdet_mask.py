@@ -215,10 +215,10 @@ def test_anchor_scale_sets_the_anchor_side_per_level_stride(tiny_config):
 @pytest.mark.parametrize(
     "text, message, line",
     [
-        ("family: effdet_mask\neffdet_name: efficientdet_d9x\n", "not an effdet model config", None),
-        ("family: effdet_mask\nimage_size: 500\n", "multiple of 128", None),
-        ("family: effdet_mask\nmask_levels: [3, 2]\n", "mask_levels must be increasing", None),
-        ("family: effdet_mask\nmask_levels: [2, 8]\n", "mask_levels must be increasing", None),
+        ("family: effdet_mask\neffdet_name: efficientdet_d9x\n", "not an effdet model config", 2),
+        ("family: effdet_mask\nimage_size: 500\n", "multiple of 128", 2),
+        ("family: effdet_mask\nmask_levels: [3, 2]\n", "mask_levels must be increasing", 2),
+        ("family: effdet_mask\nmask_levels: [2, 8]\n", "mask_levels must be increasing", 2),
         ("family: effdet_mask\nmask_levels: 2\n", "mask_levels: expected a list", 2),
         ("family: effdet_mask\nfpn_channels: 64\n", "unknown config key 'fpn_channels'", 2),
     ],

@@ -20,7 +20,7 @@ from family import (
 from overfit import overfit_and_score
 from pipeline.models.factory import create_model, load_config
 from pipeline.models.fashionformer.decoder import DECODERS, MultiLayerRendering, QuerySelection
-from pipeline.models.fashionformer.layered import render
+from pipeline.models.fashionformer.layered import LEVELS, MIN_PROBABILITY, PixelAttention, pixels_and_positions
 from pipeline.models.fashionformer.encoder import PixelEncoder, sine_position_embedding
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights, point_values, sample_points
 from pipeline.models.fashionformer.matcher import class_cost, dice_cost, hungarian_match, mask_cost
@@ -177,16 +177,6 @@ def test_model_uses_the_configured_attribute_loss(tiny_config):
     assert 0 < values["focal"] < values["bce"]
 
 
-def test_attribute_loss_over_elements_is_the_row_sum_over_the_number_of_attributes(tiny_config):
-    values = {}
-    for normalisation in ("rows", "elements"):
-        torch.manual_seed(0)
-        model = create_model(dataclasses.replace(tiny_config, attribute_normalisation=normalisation))
-        values[normalisation] = train_losses(model, *two_scenes())["loss_attributes"].item()
-    assert values["elements"] > 0
-    assert values["rows"] == pytest.approx(values["elements"] * NUM_ATTRIBUTES, rel=1e-5)
-
-
 def test_softmax_class_loss_is_the_cross_entropy_with_no_object_weighted_down():
     loss = FashionFormerLoss(LossWeights(class_kind="softmax", no_object_weight=0.1))
     logits = torch.zeros(1, 3, 4)  # 3 queries, 3 classes and 'no object'
@@ -258,7 +248,8 @@ def test_mask_losses_on_points_reach_the_masks(tiny_config):
     ({"num_stages": 1}, lambda m: len(m.decoder.segmentation) == len(m.decoder.attributes) == 1),
     ({"num_stages": 3}, lambda m: len(m.decoder.segmentation) == len(m.decoder.attributes) == 3),
     ({"decoder": "multi_layer_attention", "mlr_modulation": True},
-     lambda m: len(m.decoder.context.project) == 4 and m.decoder.attributes[0].rendering.modulate is not None),
+     lambda m: len(m.decoder.context.project) == 4 and m.decoder.attributes[0].rendering.modulate is not None
+     and len(m.decoder.attributes[0].rendering.pixel_queries.maps) == 4),
     ({"decoder": "multi_layer_attention", "mlr": False}, lambda m: m.decoder.attributes[0].rendering is None),
     ({"mask_stride": 4}, lambda m: m.encoder.fine is None),
     ({"position_embedding": False}, lambda m: not m.encoder.position_embedding),
@@ -296,22 +287,73 @@ def test_multi_layer_rendering_reads_only_its_levels():
     assert not torch.allclose(before, rendering(masks, [pyramid[0], pyramid[1] + 1] + pyramid[2:], queries))
 
 
-def test_render_is_the_probability_weighted_mean_at_each_scale():
-    features = torch.arange(16.0).view(1, 1, 4, 4)
-    probabilities = torch.zeros(1, 2, 8, 8)
-    probabilities[0, 0, :2, :2] = 1  # the top-left cell of the 4x4 features, at twice their resolution
-    probabilities[0, 1] = 0.5
-    assert render(probabilities, features).flatten().tolist() == [0.0, 7.5]
-    assert render(probabilities, features[..., ::2, ::2]).flatten().tolist() == [0.0, 5.0]
-
-
-def test_multi_layer_attention_reads_the_mask_prediction_not_the_pixels(tiny_config):
-    """The internal attention's keys and values come from the mask prediction: a query's output
-    changes when its own mask moves, the queries and features staying the same."""
+def layered_stage_inputs(tiny_config):
     torch.manual_seed(0)
-    model = create_model(dataclasses.replace(tiny_config, decoder="multi_layer_attention")).eval()
-    fused, pyramid = model.encoder(torch.rand(1, 3, 64, 64))
-    stage, layered = model.decoder.segmentation[0], model.decoder.context(pyramid)
+    model = create_model(dataclasses.replace(tiny_config, decoder="multi_layer_attention", mask_stride=4)).eval()
+    fused, pyramid = model.encoder(torch.rand(1, 3, 64, 64))  # X_fuse and X1 16 x 16
+    return model.decoder.segmentation[0], fused, model.decoder.context(pyramid)
+
+
+def test_internal_attention_attends_over_every_pixel_of_the_four_levels_under_its_mask(tiny_config):
+    """Eq. 1's internal attention: each query's softmax runs over the H*W positions of X1..X4 (not over
+    pooled tokens), and its current mask confines it: nearly all its weight lies under the mask."""
+    stage, fused, layered = layered_stage_inputs(tiny_config)
+    queries, masks = torch.randn(1, 10, 32), torch.full((1, 10, *fused.shape[-2:]), -20.0)
+    masks[0, 3, 4:8, 4:12] = 20.0  # query 3's mask: a block of X_fuse (16 x 16 at stride 4)
+    with torch.no_grad():
+        pixels, positions, bias = stage.internal_inputs(masks, layered)
+        weights = stage.internal.weights(queries, pixels, positions, bias)
+    assert len(layered) == LEVELS
+    assert weights.shape == (1, tiny_config.num_heads, 10, 16 * 16 + 8 * 8 + 4 * 4 + 2 * 2)
+    assert torch.allclose(weights.sum(-1), torch.ones(1, tiny_config.num_heads, 10))
+    inside = bias[0, 3] > torch.log(torch.tensor(MIN_PROBABILITY)) + 1
+    assert inside[: 16 * 16].view(16, 16)[4:8, 4:12].all() and inside.sum() < 60
+    assert (weights[0, :, 3, inside].sum(-1) > 0.9).all()
+    # A query whose mask is empty attends everywhere (no fully masked softmax, no NaN).
+    assert torch.isfinite(weights).all() and (weights[0, :, 0] > 0).all()
+
+
+def test_pixel_attention_keys_carry_the_positions():
+    """With every pixel alike, only the keys' positional embeddings tell positions apart: a query equal
+    to one position's embedding attends there; without positions the weights are uniform."""
+    attention = PixelAttention(32, heads=1)
+    with torch.no_grad():
+        for linear in (attention.query, attention.key, attention.value):
+            linear.weight.copy_(torch.eye(32))
+            linear.bias.zero_()
+    pixels, positions = pixels_and_positions(torch.ones(1, 32, 8, 8), stride=8)
+    assert pixels.shape == positions.shape == (1, 64, 32)
+    target = 8 * 5 + 3  # row 5, column 3
+    queries = positions[:, [target]] * 10
+    assert attention.weights(queries, pixels, positions)[0, 0, 0].argmax() == target
+    uniform = attention.weights(queries, pixels, torch.zeros_like(positions))
+    assert torch.allclose(uniform, torch.full_like(uniform, 1 / 64))
+    # The values are the pixels' features (eq. 1's F), not the positions.
+    features = torch.randn(1, 64, 32)
+    weights = attention.weights(queries * 10, features * 0, positions)
+    assert torch.allclose((weights @ attention.value(features))[0, 0, 0], features[0, target], atol=1e-3)
+
+
+def test_external_attention_reads_the_internal_prediction(tiny_config):
+    """The external attention's pixels carry each pixel's mixture of ExternalQueries by the internal
+    masks: moving one query's internal mask changes the pixels where it was and where it went, only."""
+    stage, fused, _ = layered_stage_inputs(tiny_config)
+    external = torch.randn(1, 10, 32)
+    masks = torch.full((1, 10, *fused.shape[-2:]), -10.0)
+    masks[0, 3, :4, :4] = 10.0
+    moved = masks.roll(8, dims=-1)
+    with torch.no_grad():
+        before, positions = stage.external_inputs(external, masks, fused, 4)
+        after, _ = stage.external_inputs(external, moved, fused, 4)
+    changed = (before - after).abs().sum(-1)[0].view(16, 16) > 1e-4
+    assert changed[:4, :4].all() and changed[:4, 8:12].all()
+    assert changed.sum() == 32 and positions.shape == (1, 256, 32)
+
+
+def test_multi_layer_attention_reads_the_mask_prediction(tiny_config):
+    """The internal attention's keys and values come from the mask prediction: a query's output changes
+    when its own mask moves, the queries and features staying the same."""
+    stage, fused, layered = layered_stage_inputs(tiny_config)
     queries, masks = torch.randn(1, 10, 32), torch.randn(1, 10, *fused.shape[-2:])
     with torch.no_grad():
         before, classes, new_masks = stage(queries, masks, fused, layered)
@@ -358,6 +400,29 @@ def test_query_selection_supervises_the_initial_classes(tiny_config):
     assert model.decoder.selection.classify[-1].weight.grad.abs().sum() > 0
 
 
+def test_modulated_rendering_is_eq_2_with_a_per_pixel_query_map():
+    """F_atr = sum_uv P(u, v) F(u, v) Q(u, v) with Q an (N, C, H, W) map made explicitly, Q = (1 + W q)
+    (1 + G(u, v)): equal to the factorised rendering, and Q varies over the pixels."""
+    torch.manual_seed(0)
+    channels, levels = 8, 2
+    pyramid = [torch.rand(1, channels, 16 // 2**k, 16 // 2**k) for k in range(levels)]
+    masks, queries = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16)
+    rendering = MultiLayerRendering(levels, channels, 16, modulated=True)
+    for parameter in rendering.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    with torch.no_grad():
+        rendered = rendering.rendered(masks, pyramid, queries)
+        scale = (1 + rendering.modulate(queries)).view(3, levels, channels)
+        logits, expected = masks, []
+        for k, level in enumerate(pyramid):
+            while logits.shape[-1] > level.shape[-1]:
+                logits = torch.nn.functional.avg_pool2d(logits, 2)
+            query_map = scale[:, k, :, None, None] * (1 + rendering.pixel_queries.query_map(level, k))  # (N, C, H, W)
+            assert query_map[0].flatten(1).std(1).min() > 0  # a value per pixel, not one vector per instance
+            expected.append(((logits[0] > 0).float()[:, None] * level * query_map).sum((-1, -2)))
+    assert torch.allclose(rendered[0], torch.cat(expected, -1), atol=1e-4)
+
+
 def test_position_embedding_does_not_depend_on_the_padded_size():
     small, large = sine_position_embedding(6, 5, 32), sine_position_embedding(9, 12, 32)
     assert torch.equal(small, large[:, :6, :5])
@@ -387,15 +452,14 @@ def test_shipped_configs_load_and_build():
 @pytest.mark.parametrize("text, message, line", [
     ("family: fashionformer\nnum_queries: 10\nqueries: 3\n", "unknown config key 'queries'", 3),
     ("family: fashionformer\nmlr: yes please\n", "mlr: expected bool", 2),
-    ("family: fashionformer\ndecoder: deformable\n", "decoder must be one of", None),
-    ("family: fashionformer\nmlr_levels: 5\n", "mlr_levels must be 1..4", None),
-    ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", None),
+    ("family: fashionformer\ndecoder: deformable\n", "decoder must be one of", 2),
+    ("family: fashionformer\nmlr_levels: 5\n", "mlr_levels must be 1..4", 2),
+    ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", 2),
     ("family: fashionformer\nmlr: false\nfpn_channels: 128\n", "fpn_channels must equal hidden_dim", None),
-    ("family: fashionformer\nmlr: false\nmlr_modulation: true\n", "mlr_modulation needs mlr", None),
-    ("family: fashionformer\nclass_loss: softmax_focal\n", "class_loss must be one of", None),
-    ("family: fashionformer\nattribute_normalisation: batch\n", "attribute_normalisation must be one of", None),
-    ("family: fashionformer\nmask_points: -1\n", "mask_points must be >= 0", None),
-    ("family: fashionformer\nfuse: concat\n", "fuse must be one of", None),
+    ("family: fashionformer\nmlr: false\nmlr_modulation: true\n", "mlr_modulation needs mlr", 3),
+    ("family: fashionformer\nclass_loss: softmax_focal\n", "class_loss must be one of", 2),
+    ("family: fashionformer\nmask_points: -1\n", "mask_points must be >= 0", 2),
+    ("family: fashionformer\nfuse: concat\n", "fuse must be one of", 2),
 ])
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
     assert_bad_config_is_an_input_error(tmp_path, text, message, line)

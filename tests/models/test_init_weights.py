@@ -23,7 +23,8 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
 from torchvision.models.detection.rpn import RPNHead
 
 from pipeline.errors import InputError
-from pipeline.models.config import portable, to_mapping
+from pipeline.models.config import portable
+from pipeline.typed import to_mapping
 from pipeline.models.effdet_mask.model import effdet_config
 from pipeline.models.factory import build_family, config_from_mapping, create_model, load_config
 from pipeline.models.init_weights import unflattened

@@ -15,19 +15,21 @@ from conftest import tiny_df2
 from df2_overfit import overfit_and_score
 from family import assert_bad_config_is_an_input_error, assert_state_dict_round_trips
 from pipeline import io
-from pipeline.data import deepfashion2 as df2
-from pipeline.data.deepfashion2_cache import Df2CacheReader
+from pipeline.data.deepfashion2 import annotations as df2
+from pipeline.data.deepfashion2.cache import Df2CacheReader, Df2Sample
 from pipeline.errors import InputError
-from pipeline.evaluation.evaluate_df2 import evaluate_detection, evaluate_retrieval
-from pipeline.inference.deepfashion2 import detection_results, rank_gallery, retrieval_results, to_original
-from pipeline.models.config import portable, to_mapping
+from pipeline.evaluation.deepfashion2.evaluate import evaluate_detection, evaluate_retrieval
+from pipeline.inference.deepfashion2.predict import detection_results, rank_gallery, retrieval_results, to_original
+from pipeline.models.config import portable
+from pipeline.typed import to_mapping
 from pipeline.models.factory import config_from_mapping, count_parameters, create_model, load_config
 from pipeline.models.match_rcnn.heads import (
     MAX_LANDMARKS, LandmarkPredictor, MatchHead, compact_landmarks, sample_pairs, spread_landmarks,
 )
 from pipeline.models.match_rcnn.model import LandmarkTransform
+from pipeline.synthetic.deepfashion2 import scene
 from pipeline.training.data import collate
-from pipeline.training.df2_data import Df2TrainDataset
+from pipeline.training.deepfashion2 import Df2TrainDataset
 from pipeline.training.transforms import AugmentConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -78,7 +80,8 @@ def test_training_returns_every_weighted_loss_and_backpropagates(tiny_config):
     assert all(v.ndim == 0 and torch.isfinite(v) and v > 0 for v in losses.values())
     sum(losses.values()).backward()
     heads = model.roi_heads
-    for parameter in (heads.landmark_predictor.kps_score_lowres.weight, heads.landmark_head[0].weight,
+    for parameter in (heads.landmark_predictor.kps_score_lowres.weight, heads.landmark_predictor.hidden.weight,
+                      heads.landmark_head[0].weight,
                       heads.match_head.embed.weight, heads.match_head.similarity.weight, heads.mask_head[0][0].weight,
                       model.backbone.body.conv_stem.weight):
         assert parameter.grad.abs().sum() > 0
@@ -154,16 +157,24 @@ def test_landmarks_survive_resizing_and_postprocessing(letterbox):
     assert torch.allclose(out["landmarks"], points[:, :2], atol=1e-3)
 
 
-def test_the_landmark_predictor_computes_exactly_the_category_slots():
+@pytest.mark.parametrize("deconvolutions", [1, 2])
+def test_the_landmark_predictor_computes_exactly_the_category_slots(deconvolutions):
+    """Either head gives 4x heatmaps (28 from a 7x7 RoI, 56 from the paper's 14x14); the category's slots
+    are those of the full 294-slot predictor."""
     torch.manual_seed(0)
-    predictor = LandmarkPredictor(8)
+    predictor = LandmarkPredictor(8, deconvolutions)
     full = KeypointRCNNPredictor(8, df2.NUM_SLOTS)
-    full.load_state_dict(predictor.state_dict())
+    full.load_state_dict({k: v for k, v in predictor.state_dict().items() if not k.startswith("hidden")})
     features = torch.randn(3, 8, 7, 7)
     labels = torch.tensor([1, 8, 1])  # torchvision labels = category ids
     logits = predictor(features, labels)
     assert logits.shape == (3, MAX_LANDMARKS, 28, 28)
-    expected = full(features)
+    assert predictor(torch.randn(2, 8, 14, 14), labels[:2]).shape == (2, MAX_LANDMARKS, 56, 56)
+    if deconvolutions == 1:  # torchvision's: deconvolution, then 2x bilinear upsampling
+        expected = full(features)
+    else:  # two stride-2 deconvolutions, no upsampling
+        expected = full.kps_score_lowres(torch.relu(predictor.hidden(features)))
+        assert not any(isinstance(m, torch.nn.Upsample) for m in predictor.modules())
     for row, category_id in enumerate(labels.tolist()):
         category = df2.CATEGORY_BY_ID[category_id]
         block = expected[row, category.first_slot : category.first_slot + category.landmarks]
@@ -216,9 +227,12 @@ def test_pairs_are_consumer_shop_with_same_pair_id_and_style():
     assert len(labels) == 9 and labels.sum() == 2
 
 
-def test_similarity_matrix_equals_the_pairwise_similarity_net():
+@pytest.mark.parametrize("network", ["published", "residual"])
+def test_similarity_matrix_equals_the_pairwise_similarity_net(network):
     torch.manual_seed(0)
-    head = MatchHead(16, 8, 4)
+    head = MatchHead(16, 8, 4, network)
+    with torch.no_grad():
+        head.similarity.weight.normal_()  # free (published) or negative (residual) weights of either sign
     queries, gallery = torch.randn(5, 16), torch.randn(7, 16)
     matrix = head.logit_matrix(queries, gallery)
     pairwise = head.pair_logits(queries.repeat_interleave(7, 0), gallery.repeat(5, 1)).view(5, 7)
@@ -227,10 +241,32 @@ def test_similarity_matrix_equals_the_pairwise_similarity_net():
     assert np.array_equal(ranked, torch.argsort(pairwise, dim=1, descending=True, stable=True)[:, :4].numpy())
 
 
-def test_an_untrained_embedding_is_the_pooled_roi_feature_at_unit_length():
+def test_the_switch_builds_both_match_networks(tiny_config):
+    """published: the fc's output, free weights on (a - b)^2; residual: the pooled feature plus the fc's
+    output at unit length, weights held negative."""
+    torch.manual_seed(0)
+    features = torch.randn(5, tiny_config.fpn_channels, 7, 7)
+    heads = {}
+    for network in ("published", "residual"):
+        model = create_model(dataclasses.replace(tiny_config, match_network=network))
+        heads[network] = model.roi_heads.match_head
+    published, residual = heads["published"], heads["residual"]
+    assert not published.residual and residual.residual
+    embedding = published(features)
+    assert torch.allclose(embedding, published.embed(published.convs(features).mean(dim=(2, 3))))
+    assert not torch.allclose(embedding.norm(dim=1), torch.ones(5))
+    assert (published.distance_weights() > 0).any() and (published.distance_weights() < 0).any()
+    assert torch.equal(published.distance_weights(), published.similarity.weight[0])
+    assert torch.allclose(residual(features).norm(dim=1), torch.ones(5))
+    assert (residual.distance_weights() < 0).all()
+    with pytest.raises(ValueError, match="match_network must be one of"):
+        dataclasses.replace(tiny_config, match_network="siamese")
+
+
+def test_an_untrained_residual_embedding_is_the_pooled_roi_feature_at_unit_length():
     """The fc's residual starts at zero, so training starts from the distance between pooled features."""
     torch.manual_seed(0)
-    head = MatchHead(16, 8, 4)
+    head = MatchHead(16, 8, 4, "residual")
     features = torch.randn(5, 16, 7, 7)
     embeddings = head(features)
     assert torch.allclose(embeddings.norm(dim=1), torch.ones(5))
@@ -242,11 +278,11 @@ def test_an_untrained_embedding_is_the_pooled_roi_feature_at_unit_length():
 
 
 @pytest.mark.parametrize("scale", [-3.0, 0.0, 3.0])
-def test_similarity_is_a_weighted_distance_whatever_the_weights(scale):
+def test_residual_similarity_is_a_weighted_distance_whatever_the_weights(scale):
     """Whatever the fc's parameters, the logit falls as two items move apart in any dimension, so an
     item is its own best match."""
     torch.manual_seed(0)
-    head = MatchHead(16, 8, 4)
+    head = MatchHead(16, 8, 4, "residual")
     with torch.no_grad():
         head.similarity.weight.copy_(torch.randn(1, 16) * scale)
     items = torch.randn(9, 16)
@@ -258,10 +294,11 @@ def test_similarity_is_a_weighted_distance_whatever_the_weights(scale):
     assert (head.pair_logits(items, moved) < head.pair_logits(items, items)).all()
 
 
-def test_pair_loss_decreases(tiny_config):
+@pytest.mark.parametrize("network", ["published", "residual"])
+def test_pair_loss_decreases(tiny_config, network):
     """The match network alone on fixed pyramid features: BCE over the batch's consumer-shop pairs falls."""
     torch.manual_seed(0)
-    heads = create_model(tiny_config).roi_heads
+    heads = create_model(dataclasses.replace(tiny_config, match_network=network)).roi_heads
     channels = tiny_config.fpn_channels
     features = {name: torch.randn(2, channels, 32 // 2**k, 40 // 2**k) for k, name in enumerate(["0", "1", "2", "3"])}
     _, targets = consumer_and_shop()
@@ -298,9 +335,11 @@ def test_shipped_configs_round_trip_and_the_paper_setting_is_the_larger_model():
         ("family: match_rcnn\nmin_size: 128\nlandmark_width: 3\n", "unknown config key 'landmark_width'", 3),
         ("family: match_rcnn\npair_loss_weight: heavy\n", "pair_loss_weight: expected float", 2),
         ("family: match_rcnn\nanchor_sizes: 16\n", "anchor_sizes: expected a list", 2),
-        ("family: match_rcnn\nnum_classes: 46\n", "num_classes must be 13", None),
+        ("family: match_rcnn\nnum_classes: 46\n", "num_classes must be 13", 2),
         ("family: match_rcnn\npair_negatives_per_positive: 0\n", "pair_negatives_per_positive must be at least 1",
-         None),
+         2),
+        ("family: match_rcnn\nmatch_network: siamese\n", "match_network must be one of", 2),
+        ("family: match_rcnn\nlandmark_deconvolutions: 3\n", "landmark_deconvolutions must be 1 or 2", 2),
     ],
 )
 def test_bad_config_is_an_input_error_with_line(tmp_path, text, message, line):
@@ -336,8 +375,51 @@ def test_training_data_from_the_cache(tiny_cache):
                 # Visible landmarks moved with the annotated box, which holds them (the occluded ones need not be).
                 xy = points[points[:, 2] == 2, :2]
                 assert (xy >= box[:2] - 1).all() and (xy <= box[2:] + 1).all()
-    with pytest.raises(InputError, match="hflip must be 0"):
-        Df2TrainDataset(reader, range(len(reader)), dataclasses.replace(augment, hflip=0.5), seed=0)
+
+
+class Shop:
+    """A reader of one symmetric synthetic shop photo per category (`Df2TrainDataset` reads samples by index)."""
+
+    def __init__(self, side: int):
+        rng = np.random.default_rng(0)
+        body = scene.Body(1.0, (0.2, 0.2), 0.06)  # both wrists alike: every garment is mirror-symmetric
+        self.samples = []
+        for category in df2.CATEGORIES:
+            image, (item,) = scene.render_shop(rng, side, side, scene.random_product(rng, category.id), 1, body)
+            rows, columns = np.nonzero(item.mask)
+            box = [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]
+            self.samples.append(Df2Sample(
+                category.id, image, item.mask[None].astype(np.uint8), np.array([box], np.float32),
+                np.array([category.id]), np.array([1]), [item.landmarks.astype(np.float32)], np.ones((1, 4), int),
+                "shop", 1, (side, side)))
+
+    def __getitem__(self, index):
+        return self.samples[index]
+
+
+def test_a_flipped_garment_has_each_landmark_on_its_mirrored_point():
+    """A mirror-symmetric garment in the middle of the photo looks the same flipped, so every landmark of
+    the flipped sample must land where the unflipped sample has that landmark (the image-left shoulder
+    is again the image-left shoulder), its box and mask mirrored; reversing x without the mirror slots
+    would put the left shoulder's slot on the right shoulder."""
+    side = 160
+    reader = Shop(side)
+    augment = AugmentConfig(image_size=side, scale_min=1.0, scale_max=1.0, hflip=0.0, color_jitter=0.0)
+    plain, flipped = (Df2TrainDataset(reader, range(13), dataclasses.replace(augment, hflip=p), seed=0,
+                                      partners=False) for p in (0.0, 1.0))
+    for index, category in enumerate(df2.CATEGORIES):
+        (image, target), (mirror_image, mirror_target) = plain.sample(index, seed=5), flipped.sample(index, seed=5)
+        assert torch.equal(mirror_image, image.flip(-1))
+        assert torch.equal(mirror_target["masks"], target["masks"].flip(-1))
+        assert torch.allclose(mirror_target["boxes"], target["boxes"], atol=1.0)
+        block = slice(category.first_slot, category.first_slot + category.landmarks)
+        points, mirrored = target["landmarks"][0, block], mirror_target["landmarks"][0, block]
+        labelled = (points[:, 2] > 0) & (mirrored[:, 2] > 0)
+        assert labelled.sum() >= category.landmarks - 1, category.name
+        assert torch.allclose(mirrored[labelled, :2], points[labelled, :2], atol=1.5), category.name
+        assert torch.equal(mirrored[:, 2], points[df2.mirror_order(category.id), 2])
+        # x reversed without the mirror slots would be far off for the landmarks off the axis.
+        assert (side - 2 * points[labelled, 0]).abs().max() > 10
 
 
 def test_ground_truth_as_detections_scores_perfectly(tiny_cache, tmp_path):

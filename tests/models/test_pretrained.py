@@ -88,3 +88,13 @@ def test_lite0_file_initialises_every_family(lite0, capsys, config, changes, par
     state = torch.load(path, weights_only=True)
     body = dict(model.named_modules())[part].state_dict()
     assert all(torch.equal(body[k], state[k]) for k in body if not k.endswith("num_batches_tracked"))
+
+
+def test_the_stage_writes_the_same_bytes_every_time(lite0, tmp_path):
+    """The file's hash is in every run key that starts from it: a rerun of the stage retrains nothing."""
+    path = tmp_path / "again.pth"
+    params = tmp_path / "params.yaml"
+    params.write_text(f"weights:\n  variant: lite0\n  out: {path}\n")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["weights", "--params", str(params)]) == 0
+    assert path.read_bytes() == lite0[0].read_bytes()

@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 
 from conftest import ROOT
 from pipeline.data.ontology import load as load_ontology
-from pipeline.data.synth import generate
+from pipeline.synthetic.fashionpedia import generate
 from pipeline.models.factory import create_model, load_config
 from pipeline.submission.images import submission_images
 from pipeline.submission.validate import check

@@ -2,6 +2,7 @@
 match_rcnn` on the train split (run key, no-op), `predict-df2`, `retrieve`, `report-df2`."""
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,10 +10,16 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.data.deepfashion2_params import Df2Params, load_df2
-from pipeline.evaluation import report_df2, retrieval
-from pipeline.models.config import to_mapping
+from pipeline.data.deepfashion2.cache import Df2CacheReader
+from pipeline.errors import InputError
+from pipeline.settings.load import load_settings
+from pipeline.settings.sections import Df2Settings
+from pipeline.evaluation.deepfashion2 import report as report_df2
+from pipeline.evaluation.deepfashion2 import retrieval
+from pipeline.typed import to_mapping
 from pipeline.models.factory import load_config
+from pipeline.training.config import AugmentConfig
+from pipeline.training.deepfashion2 import Df2TrainDataset
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +34,8 @@ def track(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump({
         "train": {"epochs": 1, "batch_size": 1, "processes": 1, "threads": 1, "workers": 0, "amp": False,
                   "warmup_steps": 1, "augment": {"image_size": None, "hflip": 0.0, "color_jitter": 0.0}},
-        "df2": {"root": "data", "cache_dir": "cache", "cache_max_size": 96, "config": str(root / "model.yaml"),
+        "df2": {"root": "data", "cache_dir": "cache", "cache_max_size": 96, "model": "match_rcnn",
+                "config": str(root / "model.yaml"),
                 "query_threshold": 0.0, "gallery_threshold": 0.0, "report": "report.json",
                 "synth": {"train_pairs": 1, "validation_pairs": 2, "min_size": 96, "max_size": 112}},
     }))
@@ -39,16 +47,17 @@ def track(tmp_path_factory):
     return root, params
 
 
-def test_the_params_file_s_df2_section_loads_and_bad_keys_name_themselves():
-    section = load_df2(yaml.safe_load((ROOT / "params.yaml").read_text()))
+def test_the_params_file_s_df2_section_loads_and_bad_keys_name_themselves(tmp_path):
+    section = load_settings(ROOT / "params.yaml").df2
     assert load_config(ROOT / section.config).family == "match_rcnn"
-    assert load_df2({}) == Df2Params()
-    assert load_df2({"df2": {"cache_max_size": 160}}).cache("train") == Path("cache/df2/train.h5")
-    for bad, message in (({"cache_max_siz": 1}, "df2: unknown key 'cache_max_siz'"),
-                         ({"query_threshold": "high"}, "df2.query_threshold: expected float"),
-                         ({"synth": {"train_pairs": 0}}, "train_pairs must be >= 1")):
-        with pytest.raises(Exception, match=message):
-            load_df2({"df2": bad})
+    assert Df2Settings().cache("train") == Path("cache/df2/train.h5")
+    path = tmp_path / "params.yaml"
+    for bad, message in (("cache_max_siz: 1", "params.yaml:2: unknown config key 'df2.cache_max_siz'"),
+                         ("query_threshold: high", "params.yaml:2: df2.query_threshold: expected float"),
+                         ("synth: {train_pairs: 0}", "params.yaml:2: df2.synth: train_pairs must be >= 1")):
+        path.write_text(f"df2:\n  {bad}\n")
+        with pytest.raises(InputError, match=message):
+            load_settings(path)
 
 
 def test_chance_is_the_expected_hit_rate_of_a_random_gallery_order():
@@ -80,7 +89,10 @@ def test_train_predict_retrieve_report(track, monkeypatch, capsys):
     assert main(["train", *params, "--model", "match_rcnn", "--no-progress"]) == 0
     summary = json.loads((root / "models/match_rcnn/deepfashion2/train.json").read_text())
     train_images = len(list((root / "data/train/image").iterdir()))
-    assert summary["images"] == train_images and summary["steps"] == train_images
+    # one epoch is a pass over the images: items of an image and its partner photo, one item per step
+    paired = Df2TrainDataset(Df2CacheReader(root / "cache/train.h5"), range(train_images), AugmentConfig(hflip=0.0), 0)
+    assert summary["images"] == train_images and paired.images_per_item > 1
+    assert summary["steps"] == math.ceil(train_images / paired.images_per_item)
     capsys.readouterr()
     assert main(["train", *params, "--model", "match_rcnn", "--no-progress"]) == 0
     assert "already trained" in capsys.readouterr().out

@@ -20,7 +20,7 @@ from pipeline.cli import main
 from pipeline.training import checkpoint, engine
 from pipeline.training.ema import EMA
 from pipeline.training.launch import run_distributed
-from toy_training import LINEAR, Linear, train_linear
+from toy_training import LINEAR, Linear, train_linear, train_linear_rank
 
 TRAIN = {"epochs": 3, "batch_size": 1, "warmup_steps": 2, "augment": {"image_size": 128}}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # training subprocesses
@@ -166,7 +166,7 @@ def test_accumulation_under_ddp_equals_one_process_with_the_whole_batch(tmp_path
     with batches of 4: the same weights and the same EMA; both ranks end on the same weights."""
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     ddp.mkdir()
-    assert run_distributed(train_linear, (ddp, LINEAR), 2) == 0
+    assert run_distributed(train_linear_rank, None, (ddp, LINEAR), 2) == 0
     train_linear((single, dataclasses.replace(LINEAR, batch_size=4, accumulate=1)))
 
     assert torch.equal(torch.load(ddp / "rank0.pt")["weight"], torch.load(ddp / "rank1.pt")["weight"])

@@ -1,7 +1,8 @@
 """Large-scale jitter from a 1024 px cache image (the real-data profile's cache and crop side)."""
 import numpy as np
 
-from pipeline.training.transforms import AugmentConfig, apply, train_transform
+from pipeline.training.config import AugmentConfig
+from pipeline.training.transforms import apply, train_transform
 
 SIDE = 1024
 

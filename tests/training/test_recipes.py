@@ -15,9 +15,10 @@ from pipeline.models.factory import load_config
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import mask_cost
 from pipeline.training import data, engine
-from pipeline.training.config import TrainConfig, crop_side, training_augment
+from pipeline.training import train as training_runs
+from pipeline.training.config import TrainConfig, training_augment
 from pipeline.training.data import TrainDataset
-from pipeline.training.transforms import AugmentConfig
+from pipeline.training.config import AugmentConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -55,9 +56,9 @@ def test_optimizer_gives_the_backbone_its_multiplier_and_the_scaled_lr():
 
 def test_step_schedule_drops_at_its_milestones_by_its_factor():
     cfg = TrainConfig(warmup_steps=0, schedule="step", step_milestones=(0.2, 0.6), step_factor=0.5)
-    assert [engine.lr_factor(s, 10, cfg) for s in (0, 1, 2, 5, 6, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    assert [engine.lr_factor(s, 10, 0, cfg) for s in (0, 1, 2, 5, 6, 9)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
     default = TrainConfig(warmup_steps=0, schedule="step")
-    assert [engine.lr_factor(s, 90, default) for s in (59, 60, 80)] == pytest.approx([1, 0.1, 0.01])
+    assert [engine.lr_factor(s, 90, 0, default) for s in (59, 60, 80)] == pytest.approx([1, 0.1, 0.01])
     with pytest.raises(ValueError, match="step_milestones"):
         TrainConfig(step_milestones=(0.8, 0.4))
 
@@ -73,10 +74,10 @@ def test_weight_knobs_hold_the_new_knobs_where_they_matter():
     ("real/attribute_mask_rcnn_r50.yaml", 1024), ("real/effdet_mask_d2.yaml", 512)])
 def test_a_null_crop_side_comes_from_the_model_config(name, side):
     config = load_config(CONFIGS / name)
-    assert crop_side(config) == side
+    assert config.crop_side == side
     cfg = TrainConfig(augment=AugmentConfig(image_size=None))
-    assert training_augment(cfg, config).image_size == side
-    assert training_augment(TrainConfig(augment=AugmentConfig(image_size=320)), config).image_size == 320
+    assert training_augment(cfg, config.crop_side).image_size == side
+    assert training_augment(TrainConfig(augment=AugmentConfig(image_size=320)), config.crop_side).image_size == 320
 
 
 def test_fashionformer_bce_mask_loss_and_its_matching_cost():
@@ -113,7 +114,7 @@ def test_train_crops_at_the_model_configs_side_when_image_size_is_null(tmp_path,
                "min_instance_pixels": 4}
     params = write_tiny_project(tmp_path, train_images=4, test_images=1, image_size=160,
                                 model_config={"min_size": 96, "max_size": 128}, train={"augment": augment})
-    monkeypatch.setattr(data, "TrainDataset", RecordingDataset)
+    monkeypatch.setattr(training_runs, "TrainDataset", RecordingDataset)
     RecordingDataset.sides.clear()
     assert main(["--params", str(params), "train", "--model", "attribute_mask_rcnn", "--fold", "0",
                  "--out-dir", str(tmp_path / "run"), "--max-steps", "1", "--no-progress"]) == 0

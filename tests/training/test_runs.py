@@ -107,6 +107,33 @@ def test_another_key_sets_the_old_files_aside_and_starts_at_step_0(project, stra
     torch.testing.assert_close(checkpoint.load(out / f"model.{short}.pt")["model"], old["model"])
 
 
+def test_a_capped_run_ends_on_the_whole_schedule_and_says_so_everywhere(project, straight, tmp_path, capsys,
+                                                                        monkeypatch):
+    """`train.step_cap` (a rehearsal's): the first step exactly as the full run takes it, model.pt and
+    train.json written and marked capped, a run key of its own, a warning where the weights are used."""
+    capped = tmp_path / "capped"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--params", str(project), "train", "--model",
+                             "attribute_mask_rcnn", "--fold", "0", "--out-dir", str(capped), "--no-progress",
+                             "--set", "train.step_cap=1"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={"PATH": "", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "step 1/4 (CAPPED by train.step_cap" in result.stdout and "warning: CAPPED RUN" in result.stderr
+    summary = json.loads((capped / "train.json").read_text())
+    assert summary["capped"] is True and summary["steps"] == 1 and summary["scheduled_steps"] == 4
+    assert summary["run_key"] != json.loads((straight / "train.json").read_text())["run_key"]
+    model = checkpoint.load(capped / checkpoint.FINAL)
+    assert model["capped"].startswith("1 of 4 steps")
+    stopped = tmp_path / "stopped"  # the uncapped run, interrupted after its first step
+    train(project, stopped, "--max-steps", "1")
+    first = checkpoint.load(stopped / checkpoint.LAST)["model"]
+    for name, tensor in first.items():
+        torch.testing.assert_close(model["raw_model"][name], tensor, msg=name)
+    monkeypatch.chdir(tmp_path)
+    assert main(["--params", str(project), "predict", "--model", "attribute_mask_rcnn", "--fold", "0", "--split",
+                 "test", "--weights", str(capped / checkpoint.FINAL), "--out", "test.csv"]) == 0
+    assert "a rehearsal's weights, not a trained model" in capsys.readouterr().err
+
+
 def copy_package(tmp_path):
     package = tmp_path / "package"
     shutil.copytree(ROOT / "pipeline", package / "pipeline", ignore=shutil.ignore_patterns("__pycache__"))
@@ -224,9 +251,15 @@ def test_a_copied_model_predicts_with_its_init_file_gone(portable_model, tmp_pat
     ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"),
     ("keep_checkpoints", -1, "keep_checkpoints must not be negative"),
 ])
-def test_a_bad_training_knob_is_an_input_error_naming_it(knob, value, message):
-    from pipeline.training.config import model_entry
+def test_a_bad_training_knob_is_an_input_error_naming_it(tmp_path, knob, value, message):
+    import yaml
 
-    params = {"train": {knob: value}, "models": {"m": {"config": "m.yaml"}}}
-    with pytest.raises(InputError, match=message):
-        model_entry(params, "m")
+    from pipeline.settings.load import load_settings
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"train": {knob: value}, "models": {"m": {"config": "m.yaml"}}}, sort_keys=False))
+    with pytest.raises(InputError, match=f"params.yaml:2: train: {message}"):
+        load_settings(params)
+    params.write_text(yaml.safe_dump({"models": {"m": {"config": "m.yaml", "train": {knob: value}}}}, sort_keys=False))
+    with pytest.raises(InputError, match=f"params.yaml:5: {message}"):  # the knob's line in the model's `train`
+        load_settings(params)

@@ -36,9 +36,20 @@ LINEAR = TrainConfig(epochs=2, batch_size=1, accumulate=2, workers=0, optimizer=
                      warmup_steps=0, schedule="constant", clip_grad_norm=0, ema_decay=0.5, checkpoint_every=100)
 
 
+def train_linear_rank(settings, job):
+    """`train_linear` as `launch.run_distributed` calls a command: (settings, arguments)."""
+    train_linear(job)
+
+
 def train_linear(job):
     """One process's part (ranks from the environment, as `launch` or torchrun set them); its weights to rank<R>.pt."""
     out_dir, cfg = job
     model = Linear()
     engine.train(model, Points(), cfg, out_dir, run_key="linear", progress=False)
     torch.save(model.state_dict(), out_dir / f"rank{os.environ.get('RANK', '0')}.pt")
+
+
+def see_own_data(settings, args):
+    """A DDP process whose node sees its own files: each rank reports another cache."""
+    rank, world, _ = engine.distributed_setup()
+    engine.same_on_every_rank(f"cache{rank}.h5", world, "the cache")

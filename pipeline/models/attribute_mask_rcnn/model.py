@@ -5,6 +5,7 @@ ids are shifted by one on the way in and back on the way out.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -98,7 +99,8 @@ class AttributeMaskRCNN(MaskRCNN):
         self.roi_heads = AttributeRoIHeads(
             self.roi_heads,
             AttributeHead(c.box_representation_size, c.attribute_hidden_size, c.num_attributes, c.attribute_prior),
-            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma),
+            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma,
+                    normalisation=c.attribute_normalisation),
             c.attribute_loss_weight,
         )
         self.config = config
@@ -110,3 +112,16 @@ class AttributeMaskRCNN(MaskRCNN):
         if self.training:
             return output
         return [{**d, "labels": d["labels"] - 1} for d in output]
+
+    @contextmanager
+    def enlarged_input(self, factor: float):
+        """Test-time augmentation's larger views: the resize's working size times `factor` for the duration."""
+        transform = self.transform
+        saved = transform.min_size, transform.max_size, transform.letterbox
+        transform.min_size = tuple(size * factor for size in saved[0])
+        transform.max_size = saved[1] * factor
+        transform.letterbox = round(saved[2] * factor)
+        try:
+            yield
+        finally:
+            transform.min_size, transform.max_size, transform.letterbox = saved

@@ -66,6 +66,11 @@ class EffDetMaskConfig(ModelConfig):
         ):
             raise ValueError(f"mask_levels must be increasing levels from 2 to {max_level}, not {self.mask_levels}")
 
+    @property
+    def crop_side(self) -> int:
+        """EfficientDet's fixed input square."""
+        return effdet_config(self).image_size[0]
+
 
 def effdet_config(config: EffDetMaskConfig):
     """effdet's config of `config.effdet_name`, with the project's classes and overrides."""
@@ -109,7 +114,8 @@ class EffDetMask(nn.Module):
             [str(level) for level in self.levels], h.fpn_channels, c.mask_roi_size,
             c.mask_head_channels or h.fpn_channels, c.mask_head_layers, c.num_classes,
             c.num_attributes, c.attribute_hidden_size, c.attribute_prior,
-            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma),
+            partial(attribute_loss, kind=c.attribute_loss, alpha=c.focal_alpha, gamma=c.focal_gamma,
+                    normalisation=c.attribute_normalisation),
             c.attribute_loss_weight,
         )
         self.config = config

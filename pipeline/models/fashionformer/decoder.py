@@ -8,16 +8,16 @@ initial masks are kernel . X_fuse either way.
 Segmentation stream, per stage: group X_fuse under each query's (binarised) mask, update the
 query by dynamic convolution, self-attention and FFN, predict class logits and new masks
 (refined query . X_fuse) for the next stage. `decoder: multi_layer_attention` replaces grouping +
-dynamic convolution with the layered-attention paper's internal and external attention over mask
-predictions (`pipeline.models.fashionformer.layered`).
+dynamic convolution with the layered-attention paper's internal and external attention of the
+queries over pixel positions (eq. 1, `pipeline.models.fashionformer.layered`).
 
 Attribute stream, per stage: an attribute query (a learnable one added to the object query; or,
 shared, one made from the object query) is updated from the instance's features by its own
 dynamic convolution, self-attention and FFN, and predicts the attribute logits. Its
 features come from multi-layer rendering (MLR): the masks grouped over each pyramid level,
 concatenated and projected; without MLR, from X_fuse alone. With `modulated` rendering (the
-layered-attention paper's eq. 2, F_atr = sum_uv P F Q) the grouped features are also multiplied by
-the stage's refined query.
+layered-attention paper's eq. 2, F_atr = sum_uv P F Q) each pixel's feature is multiplied by a
+per-pixel, per-instance query map (`layered.PixelQueries`, times the stage's refined query).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from torch import nn
 from pipeline.models.fashionformer.blocks import (
     Attention, DynamicConv, FeedForward, group, linear_norm_relu, predict_masks, prediction_head,
 )
-from pipeline.models.fashionformer.layered import LayeredAttentionStage, LayeredFeatures
+from pipeline.models.fashionformer.layered import LayeredAttentionStage, LayeredFeatures, PixelQueries
 
 
 class StagePrediction(NamedTuple):
@@ -87,30 +87,36 @@ class SegmentationStage(nn.Module):
 class MultiLayerRendering(nn.Module):
     """Masks pooled to the first `levels` pyramid levels, grouped per level, concatenated, FC+LN+ReLU.
 
-    `modulated`: the grouped features are multiplied by (1 + W q), q the stage's refined query. The
-    paper's product with q itself; W starts at zero, so training starts from plain rendering.
+    `modulated` (eq. 2): each level's pixels are multiplied by a query map Q(u, v) = (1 + W q) *
+    (1 + G(u, v)), q the stage's refined query, G per pixel (`layered.PixelQueries`); W and G start
+    at zero, so training starts from plain rendering.
     """
 
     def __init__(self, levels: int, channels: int, dim: int, modulated: bool = False):
         super().__init__()
         self.levels = levels
         self.modulate = nn.Linear(dim, levels * channels) if modulated else None
+        self.pixel_queries = PixelQueries(levels, channels) if modulated else None
         if modulated:
             nn.init.zeros_(self.modulate.weight)
             nn.init.zeros_(self.modulate.bias)
         self.project = linear_norm_relu(levels * channels, dim)
 
-    def forward(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor], queries: torch.Tensor) -> torch.Tensor:
+    def rendered(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor], queries: torch.Tensor) -> torch.Tensor:
+        """(B, N, levels * channels): the instances' features on each level, concatenated (eq. 2's F_atr)."""
         parts, logits = [], mask_logits
-        for level in pyramid[: self.levels]:
+        for k, level in enumerate(pyramid[: self.levels]):
             # Levels halve the resolution: the logits' 2x2 block means, level after level.
             while logits.shape[-1] > level.shape[-1]:
                 logits = F.avg_pool2d(logits, 2)
-            parts.append(group(binary(logits), level))
+            parts.append(group(binary(logits), level if self.pixel_queries is None else self.pixel_queries(level, k)))
         grouped = torch.cat(parts, dim=-1)
         if self.modulate is not None:
             grouped = grouped * (1 + self.modulate(queries))
-        return self.project(grouped)
+        return grouped
+
+    def forward(self, mask_logits: torch.Tensor, pyramid: list[torch.Tensor], queries: torch.Tensor) -> torch.Tensor:
+        return self.project(self.rendered(mask_logits, pyramid, queries))
 
 
 class AttributeStage(nn.Module):
@@ -193,3 +199,13 @@ class Decoder(nn.Module):
             predictions.append(StagePrediction(class_logits, new_masks, attribute_logits))
             queries, mask_logits = refined, new_masks
         return StagePrediction(initial_classes, initial_masks, None), predictions
+
+    def xavier_(self) -> None:
+        """Every weight matrix of the stages Xavier-uniform, as the official code's
+        KernelUpdateHead.init_weights does: biases (the class and attribute priors among them),
+        LayerNorms and the initial kernels keep theirs. Rendering's modulation, which the official
+        code does not have, stays at zero so training starts from plain rendering."""
+        for stage in [*self.segmentation, *self.attributes]:
+            for name, parameter in stage.named_parameters():
+                if parameter.dim() > 1 and not name.startswith("rendering.modulate"):
+                    nn.init.xavier_uniform_(parameter)

@@ -37,7 +37,7 @@ class LossWeights:
     class_kind: str = "focal"  # focal (sigmoid per class) or softmax (classes + 'no object')
     no_object_weight: float = 0.1  # softmax only: the 'no object' class's weight in the cross-entropy
     mask_points: int = 0  # 0: the mask losses on every pixel; N: on N points per mask (uncertain ones)
-    attribute_normalisation: str = "rows"  # rows: summed over attributes; elements: mean of every element
+    attribute_normalisation: str = "rows"  # rows | elements (pipeline.models.losses)
 
 
 def dice_loss(mask_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -124,11 +124,8 @@ class FashionFormerLoss:
             annotated = target["has_attributes"][cols]
             logits.append(attribute_logits[b, rows[annotated]])
             wanted.append(target["attributes"][cols[annotated]])
-        logits = torch.cat(logits)
-        loss = attribute_loss(logits, torch.cat(wanted), self.weights.attribute_kind, self.weights.alpha,
-                              self.weights.gamma)
-        # The official FashionFormer code averages its sigmoid cross-entropy over every element.
-        return loss / logits.shape[1] if self.weights.attribute_normalisation == "elements" else loss
+        return attribute_loss(torch.cat(logits), torch.cat(wanted), self.weights.attribute_kind,
+                              self.weights.alpha, self.weights.gamma, self.weights.attribute_normalisation)
 
 
 # PointRend's and Mask2Former's point selection: candidates oversampled uniformly, the most

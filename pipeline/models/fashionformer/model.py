@@ -7,7 +7,8 @@ candidate instance.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,6 @@ from pipeline.models.fashionformer.matcher import PIXEL_TERMS
 
 SIZE_DIVISOR = 32  # the canvas side is a multiple of the coarsest pyramid stride
 CLASS_LOSSES = ("focal", "softmax")
-ATTRIBUTE_NORMALISATIONS = ("rows", "elements")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class FashionFormerConfig(ModelConfig):
     mlr_levels: int = 4  # pyramid levels X1..X<mlr_levels> the masks are rendered on
     mlr_modulation: bool = False  # rendered features also multiplied by the query (layered-attention paper, eq. 2)
     shared_attribute_query: bool = False  # the attribute stream starts from the object query itself
+    xavier_init: bool = False  # the stages' weight matrices Xavier-uniform (paper 4.1; the official code's
+                               # KernelUpdateHead.init_weights); false: PyTorch's default initialisation
     class_loss_weight: float = 1.0
     mask_loss_weight: float = 1.0  # the pixel loss on mask pixels
     mask_loss: str = "focal"  # the pixel loss: focal | bce (sigmoid cross-entropy, the official configuration's)
@@ -54,8 +56,6 @@ class FashionFormerConfig(ModelConfig):
     no_object_weight: float = 0.1  # softmax class loss: the 'no object' class's weight (DETR, Mask2Former)
     class_prior: float = 0.01  # initial probability of every class (focal class loss)
     attribute_prior: float = 0.01  # initial probability of every attribute
-    attribute_normalisation: str = "rows"  # rows: summed over attributes, averaged over instances;
-    # elements: averaged over every (instance, attribute), as the official code's sigmoid cross-entropy
 
     def __post_init__(self):
         super().__post_init__()
@@ -66,8 +66,6 @@ class FashionFormerConfig(ModelConfig):
             (self.mask_loss not in PIXEL_TERMS,
              f"mask_loss must be one of {tuple(PIXEL_TERMS)}, not {self.mask_loss!r}"),
             (self.class_loss not in CLASS_LOSSES, f"class_loss must be one of {CLASS_LOSSES}, not {self.class_loss!r}"),
-            (self.attribute_normalisation not in ATTRIBUTE_NORMALISATIONS,
-             f"attribute_normalisation must be one of {ATTRIBUTE_NORMALISATIONS}, not {self.attribute_normalisation!r}"),
             (self.mask_points < 0, "mask_points must be >= 0"),
             (self.fuse not in FUSES, f"fuse must be one of {FUSES}, not {self.fuse!r}"),
             (self.num_stages < 1, "num_stages must be >= 1"),
@@ -117,6 +115,8 @@ class FashionFormer(nn.Module):
         mean, std = normalisation(c.backbone)
         self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(3, 1, 1), persistent=False)
+        if c.xavier_init:
+            self.decoder.xavier_()
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None):
         if self.training and targets is None:
@@ -133,6 +133,16 @@ class FashionFormer(nn.Module):
                              [target_at_mask_stride(t, size, side, c.mask_stride) for t, size in zip(targets, sizes)])
         return [self.detections(predictions[-1], b, size, side, image.shape[-2:])
                 for b, (image, size) in enumerate(zip(images, sizes))]
+
+    @contextmanager
+    def enlarged_input(self, factor: float):
+        """Test-time augmentation's larger views: min_size and max_size times `factor` for the duration."""
+        saved = self.config
+        self.config = replace(saved, min_size=round(saved.min_size * factor), max_size=round(saved.max_size * factor))
+        try:
+            yield
+        finally:
+            self.config = saved
 
     def working_size(self, size: torch.Size) -> tuple[int, int]:
         """The size an image of `size` is resized to before the backbone."""

@@ -1,8 +1,10 @@
 """Match R-CNN's landmark stream and match network, grafted onto torchvision's `RoIHeads`.
 
-Landmarks: torchvision's keypoint-head design (`KeypointRCNNHeads`: 8 3x3 convs; the predictor's
-deconvolution and its 2x bilinear upsampling), cross-entropy over each landmark's heatmap pixels
-as keypoint R-CNN. The predictor has one output channel per slot of DeepFashion2's 294, but a
+Landmarks: 8 3x3 convs (torchvision's `KeypointRCNNHeads`), then the notes' two deconvolutions
+(Detectron's KRCNN.USE_DECONV: a stride-2 deconvolution and ReLU, then the stride-2 output
+deconvolution), heatmaps at 4x the RoI size; or, `landmark_deconvolutions: 1`, torchvision's
+predictor (the output deconvolution, then 2x bilinear upsampling), the same heatmap size.
+Cross-entropy over each landmark's heatmap pixels as keypoint R-CNN. The predictor has one output channel per slot of DeepFashion2's 294, but a
 RoI's heatmaps are computed only for the slots of its category (the ground truth's in training,
 the predicted one in inference): the other 255+ slots neither cost nor learn anything there.
 Heatmaps come out compact: (RoIs, MAX_LANDMARKS, H, W), the category's landmarks in their order,
@@ -12,11 +14,11 @@ Match network (the paper's MN): a feature extractor (4 convs, global average poo
 on each item's RoI features, and a similarity net: (a - b)^2 -> fc -> sigmoid, the probability
 that two items are the same product. Training embeds the ground-truth items and scores the
 consumer-shop pairs of the batch with binary cross-entropy: positives share pair_id and style > 0.
-Three choices make what it learns hold for products it never saw, which on the embedded set
-(a few hundred pairs) ranked them at chance without them: the fc's output is a residual on the
-pooled RoI feature, starting at zero; the sum is scaled to unit length, so squared distances stay
-in 0..4 (raw FPN features gave pair losses in the hundreds that swamped the detector's); and the
-similarity fc's weights are held negative, so the logit is a bias minus a weighted squared distance.
+`match_network: published` is that network as the notes describe it. `residual` adds three
+choices meant to make what it learns hold for products it never saw on a set of a few hundred
+pairs: the fc's output is a residual on the pooled RoI feature, starting at zero; the sum is
+scaled to unit length, so squared distances stay in 0..4; and the similarity fc's weights are
+held negative, so the logit is a bias minus a weighted squared distance.
 
 Everything runs inside `RoIHeads.forward`, in the resized image frame, before boxes are scaled back.
 """
@@ -28,7 +30,7 @@ from torch import nn
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads, heatmaps_to_keypoints, keypoints_to_heatmap
 
-from pipeline.data.deepfashion2 import CATEGORIES, NUM_SLOTS
+from pipeline.data.deepfashion2.annotations import CATEGORIES, NUM_SLOTS
 from pipeline.models.attribute_mask_rcnn.heads import GraftedRoIHeads
 
 MAX_LANDMARKS = max(c.landmarks for c in CATEGORIES)
@@ -64,24 +66,36 @@ def spread_landmarks(compact: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 
 class LandmarkPredictor(KeypointRCNNPredictor):
-    """torchvision's keypoint predictor over the 294 slots, evaluated per RoI on its category's slots."""
+    """The output deconvolution over the 294 slots, evaluated per RoI on its category's slots; before
+    it, with `deconvolutions` 2, a stride-2 deconvolution and ReLU, and after it, with 1, torchvision's
+    2x bilinear upsampling. Heatmaps are 4x the features' size either way."""
 
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, deconvolutions: int = 2):
         super().__init__(in_channels, NUM_SLOTS)
+        self.deconvolutions = deconvolutions
+        self.hidden = None
+        if deconvolutions == 2:
+            self.hidden = nn.ConvTranspose2d(in_channels, in_channels, 4, stride=2, padding=1)
+            nn.init.kaiming_normal_(self.hidden.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(self.hidden.bias)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(N, C, S, S) features and (N,) categories -> (N, MAX_LANDMARKS, 4S, 4S) heatmap logits."""
+        if self.hidden is not None:
+            x = F.relu(self.hidden(x))
         deconv = self.kps_score_lowres
         size = (x.shape[-2] * 2, x.shape[-1] * 2)
-        low = x.new_zeros((len(x), MAX_LANDMARKS, *size))
+        out = x.new_zeros((len(x), MAX_LANDMARKS, *size))
         for label in labels.unique().tolist():
             rows = labels == label
             first, count = int(FIRST_SLOT[label]), int(LANDMARK_COUNT[label])
-            low[rows, :count] = F.conv_transpose2d(x[rows], deconv.weight[:, first : first + count],
+            out[rows, :count] = F.conv_transpose2d(x[rows], deconv.weight[:, first : first + count],
                                                    deconv.bias[first : first + count], stride=2, padding=1)
         if not len(x):  # still in the graph: DDP expects every parameter to get a gradient
-            low = low + (deconv.weight.sum() + deconv.bias.sum()) * 0
-        return F.interpolate(low, scale_factor=float(self.up_scale), mode="bilinear", align_corners=False)
+            out = out + (deconv.weight.sum() + deconv.bias.sum()) * 0 + x.sum() * 0
+        if self.hidden is not None:
+            return out
+        return F.interpolate(out, scale_factor=float(self.up_scale), mode="bilinear", align_corners=False)
 
 
 def landmark_loss(logits: torch.Tensor, rois: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
@@ -105,34 +119,53 @@ def landmarks_from_heatmaps(logits: torch.Tensor, boxes: torch.Tensor) -> torch.
     return torch.cat([xy[..., :2], scores[..., None]], dim=-1)
 
 
-class MatchHead(nn.Module):
-    """MN's feature extractor (4 convs, pooling, fc) and its similarity net ((a - b)^2, fc, sigmoid)."""
+MATCH_NETWORKS = ("published", "residual")
 
-    def __init__(self, in_channels: int, channels: int, layers: int):
+
+class MatchHead(nn.Module):
+    """MN's feature extractor (4 convs, pooling, fc) and its similarity net ((a - b)^2, fc, sigmoid).
+
+    `published`: the embedding is the fc's output and the similarity fc is free, initialised as
+    Detectron initialises hidden and output fc layers (Xavier; Gaussian, std 0.01). `residual`: see
+    the module docstring.
+    """
+
+    def __init__(self, in_channels: int, channels: int, layers: int, network: str = "published"):
         super().__init__()
+        if network not in MATCH_NETWORKS:
+            raise ValueError(f"match network must be one of {MATCH_NETWORKS}, not {network!r}")
+        self.residual = network == "residual"
         convs = []
         for k in range(layers):
             convs += [nn.Conv2d(in_channels if k == 0 else channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
         self.convs = nn.Sequential(*convs)
         self.embed = nn.Linear(channels, in_channels)
-        nn.init.zeros_(self.embed.weight)
-        nn.init.zeros_(self.embed.bias)
         self.similarity = nn.Linear(in_channels, 1)
-        # Distance weights of 5 (softplus(5)): logits from 0 (same item) to -20 (opposite unit vectors).
-        nn.init.constant_(self.similarity.weight, 5.0)
+        nn.init.zeros_(self.embed.bias)
         nn.init.zeros_(self.similarity.bias)
+        if self.residual:
+            nn.init.zeros_(self.embed.weight)
+            # Distance weights of 5 (softplus(5)): logits from 0 (same item) to -20 (opposite unit vectors).
+            nn.init.constant_(self.similarity.weight, 5.0)
+        else:
+            nn.init.xavier_uniform_(self.embed.weight)
+            nn.init.normal_(self.similarity.weight, std=0.01)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, C, S, S) RoI features -> (N, C) unit-length item features: the pooled RoI feature plus the
-        fc's residual. The fc starts at zero, so training starts from the distance between pooled
-        (pretrained) features, which already tells garments apart by colour and texture."""
-        return F.normalize(features.mean(dim=(2, 3)) + self.embed(self.convs(features).mean(dim=(2, 3))), dim=1)
+        """(N, C, S, S) RoI features -> (N, C) item features. `residual`: the pooled RoI feature plus the
+        fc's output, at unit length; the fc starts at zero, so training starts from the distance between
+        pooled (pretrained) features, which already tells garments apart by colour and texture."""
+        embedding = self.embed(self.convs(features).mean(dim=(2, 3)))
+        if not self.residual:
+            return embedding
+        return F.normalize(features.mean(dim=(2, 3)) + embedding, dim=1)
 
     def distance_weights(self) -> torch.Tensor:
-        """The fc's weights on (a - b)^2, held negative (-softplus of the parameter): items closer in any
-        dimension are more alike. A free sign lets a few training pairs reward difference in some
-        dimensions, a rule that holds only for the training products."""
-        return -F.softplus(self.similarity.weight[0])
+        """The fc's weights on (a - b)^2. `residual` holds them negative (-softplus of the parameter):
+        items closer in any dimension are more alike, where a free sign lets a few training pairs
+        reward difference in some dimensions, a rule that holds only for the training products."""
+        weights = self.similarity.weight[0]
+        return -F.softplus(weights) if self.residual else weights
 
     def pair_logits(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Similarity logits of the pairs (a[i], b[i])."""

@@ -17,12 +17,14 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.keypoint_rcnn import KeypointRCNNHeads
 from torchvision.ops import MultiScaleRoIAlign
 
-from pipeline.data.deepfashion2 import CATEGORIES
+from pipeline.data.deepfashion2.annotations import CATEGORIES
 from pipeline.models.attribute_mask_rcnn.model import FEATURE_LEVELS, mask_rcnn_arguments
 from pipeline.models.attribute_mask_rcnn.transform import SubpixelMaskTransform, letterbox_placement
 from pipeline.models.backbones import TimmFPN, normalisation
 from pipeline.models.config import ModelConfig
-from pipeline.models.match_rcnn.heads import LandmarkPredictor, MatchHead, MatchRoIHeads, spread_landmarks
+from pipeline.models.match_rcnn.heads import (
+    MATCH_NETWORKS, LandmarkPredictor, MatchHead, MatchRoIHeads, spread_landmarks,
+)
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,11 @@ class MatchRCNNConfig(ModelConfig):
     landmark_head_channels: int = 512
     landmark_head_layers: int = 8
     landmark_roi_size: int = 14  # heatmaps come out four times as large
+    landmark_deconvolutions: int = 2  # the notes' 2; 1: torchvision's deconvolution + 2x bilinear upsampling
     match_head_channels: int = 256
     match_head_layers: int = 4
     match_roi_size: int = 14
+    match_network: str = "published"  # published | residual (heads.py)
     pair_negatives_per_positive: int = 3  # negatives sampled per positive pair of a batch
     nms_threshold: float = 0.5
     # The paper's lambda_1..5 (its values are unpublished: 1 each here).
@@ -66,6 +70,10 @@ class MatchRCNNConfig(ModelConfig):
                                                   f"own the 294 landmark slots), not {self.num_classes}"),
             (self.pair_negatives_per_positive < 1,
              f"pair_negatives_per_positive must be at least 1, not {self.pair_negatives_per_positive}"),
+            (self.landmark_deconvolutions not in (1, 2),
+             f"landmark_deconvolutions must be 1 or 2, not {self.landmark_deconvolutions}"),
+            (self.match_network not in MATCH_NETWORKS,
+             f"match_network must be one of {MATCH_NETWORKS}, not {self.match_network!r}"),
         ]
         for bad, message in problems:
             if bad:
@@ -73,7 +81,7 @@ class MatchRCNNConfig(ModelConfig):
 
     @property
     def embedding_size(self) -> int:
-        """An item's embedding is its pooled RoI feature plus the match network's residual (MatchHead)."""
+        """The match network's fc maps back to the RoI features' width (MatchHead)."""
         return self.fpn_channels
 
     @property
@@ -140,9 +148,9 @@ class MatchRCNN(MaskRCNN):
             self.roi_heads,
             MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.landmark_roi_size, sampling_ratio=2),
             KeypointRCNNHeads(c.fpn_channels, landmark_layers),
-            LandmarkPredictor(landmark_layers[-1]),
+            LandmarkPredictor(landmark_layers[-1], c.landmark_deconvolutions),
             MultiScaleRoIAlign(FEATURE_LEVELS, output_size=c.match_roi_size, sampling_ratio=2),
-            MatchHead(c.fpn_channels, c.match_head_channels, c.match_head_layers),
+            MatchHead(c.fpn_channels, c.match_head_channels, c.match_head_layers, c.match_network),
             c.pair_negatives_per_positive,
         )
         self.config = config

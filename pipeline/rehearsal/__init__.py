@@ -1,0 +1,1 @@
+"""`make rehearsal`: the real profile's whole DAG on the CPU at the real shapes (`run`)."""
