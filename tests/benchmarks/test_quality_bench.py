@@ -29,8 +29,15 @@ def test_seeds_train_differently_and_the_summary_is_their_mean_and_deviation(tin
             "--out-dir", str(out), "--set", "train.epochs=1", "--variant", "queries7", "config.num_queries=7"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
+    assert set(result) == {"folds", "seeds", "tta", "global_batch", "out_dir", "models"}
+    assert result["folds"] == [0] and result["tta"] is False and list(result["models"]) == ["fashionformer"]
     variant = result["models"]["fashionformer"]["queries7"]
+    assert set(variant) == {"overrides", "seeds", "mean", "std"}
+    assert variant["overrides"] == {"train.epochs": 1, "config.num_queries": 7}
+    assert set(variant["mean"]) == set(variant["std"]) == set(quality.SUMMARISED)
     rows = variant["seeds"]
+    assert all(set(row) == {"seed", *quality.SCORES, "images", "steps", "train_seconds", "train_cpu_seconds",
+                            "predict_seconds", "final_loss"} for row in rows)
     assert [row["seed"] for row in rows] == result["seeds"] == [0, 1]
     for key in quality.SUMMARISED:
         assert variant["mean"][key] == pytest.approx(statistics.fmean(row[key] for row in rows))
