@@ -40,8 +40,10 @@ test-slow: $(STAMP)
 # The real profile's DAG (dvc repro in a temporary copy), every knob real but each training run capped at
 # one optimizer step, on generated data shaped like the real sets, pretrained starts planted, no network:
 # a crash at real shapes shows here, not hours into a GPU run. A table per stage; reports/rehearsal.json.
+# Fold 0 of each family (every fold runs the same code; a fold's R50 step at 1024 px is minutes on 2 cores):
+# `python -m pipeline rehearse` rehearses all of the profile's folds.
 rehearsal: $(STAMP)
-	python -m pipeline rehearse
+	python -m pipeline rehearse --folds 1
 
 venv: $(STAMP)
 

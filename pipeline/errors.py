@@ -13,6 +13,9 @@ class InputError(Exception):
         self.path = None if path is None else str(path)
         self.line = line
 
+    def __reduce__(self):  # raised in a worker process, it reaches the parent whole
+        return InputError, (self.message, self.path, self.line)
+
     def __str__(self) -> str:
         where = self.path or ""
         if self.line is not None:

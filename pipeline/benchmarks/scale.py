@@ -1,15 +1,21 @@
-"""`python -m pipeline bench scale`: the post-processing stages at growing numbers of images.
+"""`python -m pipeline bench scale`: the post-processing stages at the real workload's image sizes,
+at growing numbers of images and at 1 and more worker processes.
 
-A small synthetic dataset and predictions made from its ground truth (each family a noisy copy:
-instances missed, scores jittered, low-score false positives; test predictions likewise made of
-random boxes) are copied R times under new ImageIds (`<id>_r<k>`, the JPEGs hard-linked, the folds
-kept), for every R of `--repeats`. At each R the stages run as the DAG runs them, each a
-`python -m pipeline` subprocess: gather (per family), ensemble --split oof, report, tune, ensemble
---split test, submit, validate-submission. Per stage and R the JSON gives wall seconds and the
-child's peak RSS (VmHWM), then from the two largest runs the growth exponent b of seconds = a *
-images^b, the RSS added per image, and both extrapolated to `--target-oof` OOF images (gather,
-ensemble-oof, report, tune) or `--target-test` test images (the test stages), at the detections per
-image and the numbers of families and folds of the run (the JSON says which).
+Per size profile (`scale_data.SIZE_PROFILES`: the embedded data's image sizes, and the same at a
+1 MP median) a synthetic dataset of `--images` training and `--test-images` test images is drawn,
+with each family's predictions at the models' density (`--detections-per-image` rows per image and
+family; `scale_data`). It is copied R times under new ImageIds (`<id>_r<k>`, JPEGs hard-linked,
+folds kept) for every R of `--repeats`, and at each R the stages run as the DAG runs them, each a
+`python -m pipeline` subprocess, once per `--workers` count (params `workers` of ensemble,
+evaluate, report and tune): gather (per family), ensemble --split oof, evaluate (the ensemble),
+report, tune (once per `--metrics`), ensemble --split test (families x folds files), submit,
+validate-submission. Per stage the JSON gives wall seconds, CPU seconds (the stage's and its
+workers'), the 1-minute load average when it ended (the machine may be shared: wall seconds mean
+little under a load above its cores), the stage process's peak RSS (VmHWM) and its workers' (the
+largest child's ru_maxrss, which counts the pages a forked worker shares with its parent: an upper
+bound). From the two largest runs: the growth exponent, seconds and RSS
+extrapolated linearly to `--target-oof` OOF or `--target-test` test images, the speed-up of each
+worker count over one, the pixels per image measured, and the issue's goals checked.
 """
 from __future__ import annotations
 
@@ -25,102 +31,81 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from pipeline.data import rle
+from pipeline.benchmarks import scale_data
+from pipeline.data import ontology as ontology_lib
 from pipeline.data.images import image_size
 from pipeline.synthetic.fashionpedia import generate
 
-
-HEADER = ["ImageId", "EncodedPixels", "ClassId", "AttributesIds", "Score", "AttributeScores"]
-OOF_STAGES = ("gather", "ensemble-oof", "report", "tune")
+OOF_STAGES = ("gather", "ensemble-oof", "evaluate", "report", "tune")  # tune: tune-<metric> per metric
 TEST_STAGES = ("ensemble-test", "submit", "validate")
+GOALS = {"oof_hours": 1.0, "tune_ap_iou_f1_hours": 2.0, "test_minutes": 15.0, "rss_mb_per_process": 4096}
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--images", type=int, default=24, help="training images of the base dataset")
+    parser.add_argument("--images", type=int, default=32, help="training images of the base dataset")
     parser.add_argument("--test-images", type=int, default=8, help="test images of the base dataset")
-    parser.add_argument("--repeats", type=int, nargs="+", default=[1, 2, 4], help="copies of the dataset, R")
+    parser.add_argument("--repeats", type=int, nargs="+", default=[2, 8], help="copies of the dataset, R")
+    parser.add_argument("--sizes", nargs="+", default=list(scale_data.SIZE_PROFILES),
+                        choices=list(scale_data.SIZE_PROFILES), help="image size profiles measured")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts measured")
     parser.add_argument("--families", type=int, default=3)
-    parser.add_argument("--folds", type=int, default=2)
-    parser.add_argument("--false-positives", type=int, default=20, help="extra detections per image and family")
-    parser.add_argument("--detections-per-image", type=int,
-                        help="detections per image and family, false positives filling up to it (the models "
-                             "write up to 100); default: the kept ground truth plus --false-positives")
-    parser.add_argument("--metric", default="kaggle", help="tune's metric")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--detections-per-image", type=int, default=70,
+                        help="prediction rows per image and family (the models write up to 100)")
+    parser.add_argument("--metrics", nargs="+", default=["kaggle", "ap_iou_f1"], help="tune's metrics, one run each")
     parser.add_argument("--target-oof", type=int, default=45623)
     parser.add_argument("--target-test", type=int, default=3200)
+    parser.add_argument("--seed", type=int, default=0)
 
 
-def noisy_predictions(gt: pd.DataFrame, rng, false_positives: int, per_image: int | None = None) -> pd.DataFrame:
-    """Ground truth as one family's predictions, rows sorted by ImageId: each image gets
-    `false_positives` random boxes or, with `per_image`, exactly `per_image` rows (true ones first)."""
-    kept = gt[rng.random(len(gt)) >= 0.3]
-    if per_image is not None:  # a model writes at most its detections_per_image
-        kept = kept.groupby("ImageId", sort=False).head(per_image)
-    kept_per_image = kept.ImageId.value_counts()
-    rows = [(r.ImageId, r.EncodedPixels, r.ClassId, r.AttributesIds, round(rng.uniform(0.5, 1.0), 4),
-             " ".join(f"{a}:{rng.uniform(0.3, 1.0):.3f}" for a in r.AttributesIds.split(",") if a))
-            for r in kept.itertuples()]
-    for image_id, image in gt.groupby("ImageId"):
-        count = false_positives if per_image is None else max(per_image - int(kept_per_image.get(image_id, 0)), 0)
-        rows += random_boxes(image_id, int(image.Height.iat[0]), int(image.Width.iat[0]), rng, count)
-    return pd.DataFrame(rows, columns=HEADER).sort_values("ImageId", kind="stable")
+class Workload:
+    """A profile's base dataset and predictions, written at R copies by `write`."""
+
+    def __init__(self, base: Path, args):
+        self.base, self.args = base, args
+        rng = np.random.default_rng(args.seed)
+        attribute_ids = np.asarray(ontology_lib.load_for_dataset(base).attribute_ids)
+        self.gt = pd.read_csv(base / "train.csv", dtype=str, keep_default_na=False)
+        train = [(image_id, int(rows.Height.iat[0]), int(rows.Width.iat[0]), scale_data.ground_truth_objects(rows, rng))
+                 for image_id, rows in self.gt.groupby("ImageId", sort=True)]
+        test = [(p.stem, *image_size(p)) for p in sorted((base / "test").glob("*.jpg"))]
+        test = [(i, h, w, scale_data.ellipse_objects(h, w, rng, attribute_ids)) for i, h, w in test]
+        self.ids = [image_id for image_id, *_ in train]
+        self.fold_of = {image_id: k % args.folds for k, image_id in enumerate(self.ids)}
+        per_image = args.detections_per_image
+        self.oof = [scale_data.predictions(train, per_image, rng, attribute_ids) for _ in range(args.families)]
+        self.test = [[scale_data.predictions(test, per_image, rng, attribute_ids) for _ in range(args.folds)]
+                     for _ in range(args.families)]
+        self.pixels = {"oof": scale_data.pixels([(h, w) for _, h, w, _ in train]),
+                       "test": scale_data.pixels([(h, w) for _, h, w, _ in test])}
+
+    def write(self, work: Path, repeats: int) -> None:
+        """The dataset, folds and per-fold OOF and test predictions of R copies under `work`."""
+        data = work / "data"
+        for split in ("train", "test"):
+            (data / split).mkdir(parents=True)
+            for image in (self.base / split).glob("*.jpg"):
+                for k in range(repeats):
+                    os.link(image, data / split / f"{image.stem}_r{k}.jpg")
+        scale_data.replicate(self.gt, repeats).to_csv(data / "train.csv", index=False)
+        shutil.copy(self.base / "label_descriptions.json", data / "label_descriptions.json")
+        folds = pd.DataFrame({"ImageId": self.ids, "fold": [self.fold_of[i] for i in self.ids]})
+        scale_data.replicate(folds, repeats).to_csv(work / "folds.csv", index=False)
+        for f, oof in enumerate(self.oof):
+            fold = oof.ImageId.map(self.fold_of)
+            for k in range(self.args.folds):
+                write_csv(scale_data.replicate(oof[fold == k], repeats), work / "predictions/oof" / f"m{f}/fold{k}.csv")
+                write_csv(scale_data.replicate(self.test[f][k], repeats), work / "predictions/test" / f"m{f}/fold{k}.csv")
+
+    def params(self, work: Path, workers: int) -> None:
+        args = self.args
+        params = {"data": {"root": str(work / "data")}, "folds": {"k": args.folds, "out": str(work / "folds.csv")},
+                  "train": {"models": [f"m{f}" for f in range(args.families)], "folds": list(range(args.folds))},
+                  **{section: {"workers": workers} for section in ("ensemble", "evaluate", "report", "tune")}}
+        (work / "params.yaml").write_text(yaml.safe_dump(params))
 
 
-def random_boxes(image_id: str, height: int, width: int, rng, count: int) -> list[tuple]:
-    rows = []
-    for _ in range(count):
-        top, left = int(rng.integers(0, height // 2)), int(rng.integers(0, width // 2))
-        mask = np.zeros((height, width), np.uint8)
-        mask[top:top + height // 4, left:left + width // 4] = 1
-        rows.append((image_id, rle.encode(mask), int(rng.integers(0, 46)), "", round(rng.uniform(0.05, 0.5), 4), ""))
-    return rows
-
-
-def replicate(frame: pd.DataFrame, repeats: int) -> pd.DataFrame:
-    """`repeats` copies under ImageIds `<id>_r<k>`, sorted by ImageId (stable within an image)."""
-    copies = [frame.assign(ImageId=frame.ImageId + f"_r{k}") for k in range(repeats)]
-    return pd.concat(copies).sort_values("ImageId", kind="stable")
-
-
-def build(base: Path, work: Path, repeats: int, args, rng_seed: int = 0) -> None:
-    """The dataset, folds, per-fold OOF and test predictions of R copies under `work`."""
-    rng = np.random.default_rng(rng_seed)
-    data = work / "data"
-    for split in ("train", "test"):
-        (data / split).mkdir(parents=True)
-        for image in (base / split).glob("*.jpg"):
-            for k in range(repeats):
-                os.link(image, data / split / f"{image.stem}_r{k}.jpg")
-    gt = pd.read_csv(base / "train.csv", dtype=str, keep_default_na=False)
-    replicate(gt, repeats).to_csv(data / "train.csv", index=False)
-    shutil.copy(base / "label_descriptions.json", data / "label_descriptions.json")
-    ids = gt.ImageId.drop_duplicates().tolist()
-    folds = pd.DataFrame({"ImageId": ids, "fold": [i % args.folds for i in range(len(ids))]})
-    replicate(folds, repeats).to_csv(work / "folds.csv", index=False)
-    fold_of = dict(zip(folds.ImageId, folds.fold))
-    test_ids = sorted(p.stem for p in (base / "test").glob("*.jpg"))
-    test_sizes = {i: gt_size(base / "test" / f"{i}.jpg") for i in test_ids}
-    models = [f"m{f}" for f in range(args.families)]
-    for model in models:
-        oof = noisy_predictions(gt, rng, args.false_positives, args.detections_per_image)
-        for fold in range(args.folds):
-            part = oof[oof.ImageId.map(fold_of) == fold]
-            write_sorted(replicate(part, repeats), work / "predictions" / "oof" / model / f"fold{fold}.csv")
-            per_test_image = args.detections_per_image or args.false_positives
-            rows = [row for i in test_ids for row in random_boxes(i, *test_sizes[i], rng, per_test_image)]
-            write_sorted(replicate(pd.DataFrame(rows, columns=HEADER), repeats),
-                         work / "predictions" / "test" / model / f"fold{fold}.csv")
-    params = {"data": {"root": str(data)}, "folds": {"k": args.folds, "out": str(work / "folds.csv")},
-              "train": {"models": models, "folds": list(range(args.folds))},
-              "tune": {"metric": args.metric}}
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
-
-
-def gt_size(path: Path) -> tuple[int, int]:
-    return image_size(path)
-
-
-def write_sorted(frame: pd.DataFrame, path: Path) -> None:
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
 
@@ -128,25 +113,34 @@ def write_sorted(frame: pd.DataFrame, path: Path) -> None:
 def commands(args) -> list[tuple[str, list[str]]]:
     """(stage, arguments after `python -m pipeline --params params.yaml`) in the DAG's order."""
     gather = [("gather", ["gather", "--model", f"m{f}"]) for f in range(args.families)]
+    tune = [(f"tune-{m}", ["tune", "--metric", m, "--out", f"tuning/{m}.json", "--report", f"reports/tuning-{m}.json"])
+            for m in args.metrics]
     return gather + [
         ("ensemble-oof", ["ensemble", "--split", "oof"]),
+        ("evaluate", ["evaluate", "--gt", "data/train.csv", "--pred", "predictions/oof/ensemble.csv",
+                      "--labels", "data/label_descriptions.json"]),
         ("report", ["report"]),
-        ("tune", ["tune"]),
+        *tune,
         ("ensemble-test", ["ensemble", "--split", "test"]),
-        ("submit", ["submit", "--thresholds", "tuning/thresholds.json"]),
+        ("submit", ["submit", "--thresholds", f"tuning/{args.metrics[0]}.json"]),
         ("validate", ["validate-submission", "submissions/submission.csv"]),
     ]
 
 
-# The child reports its own peak: the kernel's VmHWM of the process image after exec. (Its rusage
-# would not do: Linux carries a forked child's max RSS over from the parent, the benchmark itself.)
-CHILD = ("import sys\nfrom pipeline.cli import main\ncode = main(sys.argv[1:])\n"
+# The child reports its own peak: the kernel's VmHWM of the process image after exec (its rusage
+# would not do: Linux carries a forked child's max RSS over from the parent, the benchmark itself),
+# and its children's (worker processes) largest ru_maxrss.
+CHILD = ("import resource, sys\nfrom pipeline.cli import main\ncode = main(sys.argv[1:])\n"
          "status = open('/proc/self/status').read()\n"
-         "print('peak_rss_kb', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\nsys.exit(code)")
+         "print('peak_rss_kb', status.split('VmHWM:')[1].split()[0], file=sys.stderr)\n"
+         "mine, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+         "print('children_peak_rss_kb', workers.ru_maxrss, file=sys.stderr)\n"
+         "print('cpu_seconds', sum(r.ru_utime + r.ru_stime for r in (mine, workers)), file=sys.stderr)\n"
+         "sys.exit(code)")
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one `python -m pipeline` command run in a subprocess."""
+def timed(argv: list[str], cwd: Path) -> dict:
+    """Wall seconds, peak RSS and the workers' peak RSS (MB) of one `python -m pipeline` command."""
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, "--params", "params.yaml", *argv], cwd=cwd,
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -154,57 +148,125 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
     seconds = time.perf_counter() - started
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    peak = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak_rss_kb ")]
-    return seconds, int(peak[-1]) / 1024
+    found = dict(line.split() for line in done.stderr.splitlines()
+                 if line.startswith(("peak_rss_kb ", "children_peak_rss_kb ", "cpu_seconds ")))
+    return {"seconds": seconds, "cpu_seconds": float(found["cpu_seconds"]), "peak_rss_mb": int(found["peak_rss_kb"]) / 1024,
+            "worker_peak_rss_mb": int(found["children_peak_rss_kb"]) / 1024, "load_average": os.getloadavg()[0]}
+
+
+def measure(workload: Workload, work: Path, workers: int) -> dict:
+    """Every stage of one R at one worker count (gather: the families together)."""
+    workload.params(work, workers)
+    stages = {}
+    for stage, argv in commands(workload.args):
+        result = timed(argv, work)
+        if stage in stages:
+            result = {**{k: stages[stage][k] + result[k] for k in ("seconds", "cpu_seconds")},
+                      **{k: max(stages[stage][k], result[k]) for k in ("peak_rss_mb", "worker_peak_rss_mb", "load_average")}}
+        stages[stage] = result
+    for name in ("tuning", "reports", "submissions"):
+        shutil.rmtree(work / name, ignore_errors=True)
+    return {s: {k: round(v, 2 if "seconds" in k else 1) for k, v in r.items()} for s, r in stages.items()}
 
 
 def run(args, settings) -> dict:
-    runs = {}
+    profiles = {}
     with tempfile.TemporaryDirectory() as tmp:
-        base = generate(Path(tmp) / "base", args.images, args.test_images, 0, min_size=200, max_size=400,
-                        large_fraction=0)
-        for repeats in args.repeats:
-            work = Path(tmp) / f"r{repeats}"
-            build(base, work, repeats, args)
-            stages = {}
-            for stage, argv in commands(args):
-                seconds, rss = timed(argv, work)
-                previous = stages.get(stage, (0.0, 0.0))
-                stages[stage] = (previous[0] + seconds, max(previous[1], rss))  # gather: all families
-            detections = sum(len(pd.read_csv(p, usecols=["ImageId"]))
-                             for p in (work / "predictions" / "oof").glob("m*.csv"))
-            per_image = detections / (args.images * repeats * args.families)
-            runs[repeats] = {"oof_images": args.images * repeats, "test_images": args.test_images * repeats,
-                             "oof_detections_per_image_per_family": round(per_image, 1),
-                             "stages": {s: {"seconds": round(t, 2), "peak_rss_mb": round(m, 1)}
-                                        for s, (t, m) in stages.items()}}
-            shutil.rmtree(work)
-    return {"families": args.families, "folds": args.folds, "metric": args.metric,
-            "detections_per_image": args.detections_per_image, "runs": runs,
-            "fits": fits(runs, args)}
+        for profile in args.sizes:
+            base = generate(Path(tmp) / profile, args.images, args.test_images, args.seed,
+                            **scale_data.SIZE_PROFILES[profile])
+            workload = Workload(base, args)
+            runs = {}
+            for repeats in args.repeats:
+                work = Path(tmp) / f"{profile}-r{repeats}"
+                workload.write(work, repeats)
+                runs[repeats] = {"oof_images": args.images * repeats, "test_images": args.test_images * repeats,
+                                 "workers": {w: measure(workload, work, w) for w in args.workers}}
+                runs[repeats]["ensemble_rows_per_image"] = round(
+                    len(pd.read_csv(work / "predictions/oof/ensemble.csv", usecols=["ImageId"])) / (args.images * repeats), 1)
+                shutil.rmtree(work)
+            fitted = {w: fits(runs, w, args) for w in args.workers}
+            profiles[profile] = {"pixels_per_image": workload.pixels, "runs": runs, "fits": fitted,
+                                 "goals": goals(fitted, runs, args)}
+    return {"families": args.families, "folds": args.folds, "detections_per_image_per_family": args.detections_per_image,
+            "test_files": args.families * args.folds, "metrics": args.metrics, "cpu_count": os.cpu_count(),
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()], "profiles": profiles,
+            "summary": summary(profiles, args)}
 
 
-def fits(runs: dict, args) -> dict:
-    """Per stage, from the two largest runs: the growth exponent of seconds (log-log slope), seconds
-    and peak RSS extrapolated to the target size, linearly (slope per image) and, for seconds, along
-    the power law; plus the exponent fitted over all runs (start-up costs flatten it at small sizes)."""
+def stage_names(args) -> list[str]:
+    return [s for s, _ in commands(args)[args.families - 1:]]
+
+
+def fits(runs: dict, workers: int, args) -> dict:
+    """Per stage, from the two largest runs at `workers`: the growth exponent of seconds (log-log
+    slope), seconds per image (the slope) and seconds and peak RSS extrapolated linearly to the
+    target size, and the speed-up over one worker at the largest run."""
     result = {}
-    for stage in (*OOF_STAGES, *TEST_STAGES):
-        key, target = ("oof_images", args.target_oof) if stage in OOF_STAGES else ("test_images", args.target_test)
-        images = np.array([r[key] for r in runs.values()], float)
-        seconds = np.array([max(r["stages"][stage]["seconds"], 1e-3) for r in runs.values()])
-        rss = np.array([r["stages"][stage]["peak_rss_mb"] for r in runs.values()])
-        if images.size < 2:
-            continue
-        (n0, n1), (t0, t1), (m0, m1) = images[-2:], seconds[-2:], rss[-2:]
-        exponent = np.log(t1 / t0) / np.log(n1 / n0)
+    sizes = sorted(runs)
+    if len(sizes) < 2:
+        return result
+    small, large = runs[sizes[-2]], runs[sizes[-1]]
+    for stage in stage_names(args):
+        key, target = ("test_images", args.target_test) if stage in TEST_STAGES else ("oof_images", args.target_oof)
+        (n0, n1), (a, b) = (small[key], large[key]), (small["workers"][workers][stage], large["workers"][workers][stage])
+        t0, t1 = max(a["seconds"], 1e-3), max(b["seconds"], 1e-3)
+        per_image = (t1 - t0) / (n1 - n0)
+        cpu_per_image = (b["cpu_seconds"] - a["cpu_seconds"]) / (n1 - n0)
+        rss = max(b["peak_rss_mb"], b["worker_peak_rss_mb"]), max(a["peak_rss_mb"], a["worker_peak_rss_mb"])
         result[stage] = {
-            "exponent": round(float(exponent), 3),
-            "exponent_all_runs": round(float(np.polyfit(np.log(images), np.log(seconds), 1)[0]), 3),
+            "exponent": round(float(np.log(t1 / t0) / np.log(n1 / n0)), 3),
+            "seconds_per_image": round(per_image, 4),
             "target_images": target,
-            "seconds_at_target_linear": round(float(t1 + (t1 - t0) / (n1 - n0) * (target - n1)), 1),
-            "seconds_at_target_power": round(float(t1 * (target / n1) ** exponent), 1),
-            "rss_mb_per_image": round(float((m1 - m0) / (n1 - n0)), 4),
-            "peak_rss_mb_at_target": round(float(m1 + (m1 - m0) / (n1 - n0) * (target - n1)), 1),
+            "seconds_at_target": round(t1 + per_image * (target - n1), 1),
+            "cpu_seconds_per_image": round(cpu_per_image, 4),
+            "cpu_seconds_at_target": round(b["cpu_seconds"] + cpu_per_image * (target - n1), 1),
+            "peak_rss_mb_at_target": round(rss[0] + (rss[0] - rss[1]) / (n1 - n0) * (target - n1), 1),
         }
+        one = large["workers"].get(1, {}).get(stage)
+        if one:
+            result[stage]["speedup_over_1_worker"] = round(one["seconds"] / t1, 2)
     return result
+
+
+def goals(fitted: dict, runs: dict, args) -> dict:
+    """The issue's goals at each worker count, from the extrapolations."""
+    result = {}
+    for workers, stages in fitted.items():
+        if not stages:
+            continue
+        oof_stages = ("ensemble-oof", "report", f"tune-{args.metrics[0]}")
+        oof = sum(stages[s]["seconds_at_target"] for s in oof_stages)
+        test_files = args.families * args.folds
+        test = sum(stages[s]["seconds_at_target"] for s in TEST_STAGES)
+        rss = max(v["peak_rss_mb_at_target"] for v in stages.values())
+        result[workers] = {
+            f"oof_ensemble_report_tune_{args.metrics[0]}_hours": round(oof / 3600, 3),
+            "oof_cpu_hours": round(sum(stages[s]["cpu_seconds_at_target"] for s in oof_stages) / 3600, 3),
+            "test_ensemble_submit_validate_minutes": round(test / 60, 2),
+            "test_files": test_files,
+            "peak_rss_mb_per_process_at_target": rss,
+            "met": {"oof_1h": oof <= GOALS["oof_hours"] * 3600, "test_15min": test <= GOALS["test_minutes"] * 60,
+                    "rss_4gb": rss <= GOALS["rss_mb_per_process"]},
+        }
+        if "tune-ap_iou_f1" in stages:
+            hours = stages["tune-ap_iou_f1"]["seconds_at_target"] / 3600
+            result[workers]["tune_ap_iou_f1_hours"] = round(hours, 3)
+            result[workers]["met"]["tune_ap_iou_f1_2h"] = hours <= GOALS["tune_ap_iou_f1_hours"]
+    return result
+
+
+def summary(profiles: dict, args) -> list[str]:
+    """One line per profile, stage and worker count: the table of the note."""
+    lines = ["profile | stage | workers | seconds (largest run) | s/image | CPU s/image | peak RSS MB (stage, workers) | "
+             "s at target | speed-up over 1 | load average"]
+    for profile, result in profiles.items():
+        largest = result["runs"][max(result["runs"])]
+        for stage in stage_names(args):
+            for workers, fitted in result["fits"].items():
+                measured, fit = largest["workers"][workers][stage], fitted.get(stage, {})
+                lines.append(f"{profile} | {stage} | {workers} | {measured['seconds']} | {fit.get('seconds_per_image')} | "
+                             f"{fit.get('cpu_seconds_per_image')} | {measured['peak_rss_mb']}, "
+                             f"{measured['worker_peak_rss_mb']} | {fit.get('seconds_at_target')} | "
+                             f"{fit.get('speedup_over_1_worker')} | {measured['load_average']}")
+    return lines

@@ -11,10 +11,6 @@ in memory.
 """
 from __future__ import annotations
 
-import heapq
-import itertools
-import operator
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -150,7 +146,6 @@ class AnnotationIndex:
     path: Path
     image_ids: list[str]              # first-appearance order: `read_annotations`'s record order
     sizes: list[tuple[int, int]]      # (Height, Width) of each
-    in_id_order: bool                 # rows already come by ascending ImageId, each image's together
 
     def sized_record(self, index: int) -> ImageRecord:
         """Image `index`'s id and size only: for code that is handed the instances as a table."""
@@ -161,7 +156,6 @@ def index_annotations(path: str | Path, ontology: Ontology, rows: int = CHUNK_RO
     """Validate every row as `read_annotations` does (InputError at the first bad one), `rows` at a
     time, keeping each image's id and size only."""
     sizes: dict[str, tuple[int, int]] = {}
-    in_order, last = True, ""
     for chunk in sorted_csv.chunks(path, TRAIN_COLUMNS, rows):
         columns = [chunk[c].tolist() for c in TRAIN_COLUMNS]
         for line, values in zip(chunk.index + 2, zip(*columns)):
@@ -169,48 +163,20 @@ def index_annotations(path: str | Path, ontology: Ontology, rows: int = CHUNK_RO
                 image_id, height, width, _ = parse_row(values, ontology, sizes, int(line))
             except ValueError as error:
                 raise InputError(str(error), path, int(line)) from None
-            in_order &= image_id >= last
-            last = image_id
             sizes.setdefault(image_id, (height, width))
-    return AnnotationIndex(Path(path), list(sizes), list(sizes.values()), in_order)
+    return AnnotationIndex(Path(path), list(sizes), list(sizes.values()))
 
 
 def records_by_image_id(index: AnnotationIndex, ontology: Ontology,
                         rows: int = CHUNK_ROWS) -> Iterator[tuple[int, ImageRecord]]:
     """(position in `index.image_ids`, record) by ascending ImageId, the order of prediction files,
-    each image's instances in file order. A file in another order is sorted on disk first (sorted
-    runs of `rows` rows, merged), so memory holds a few rows, never the file."""
+    each image's instances in file order. A file in another order is sorted on disk first
+    (`sorted_csv.image_groups`), so memory holds a few rows, never the file."""
     position = {image_id: i for i, image_id in enumerate(index.image_ids)}
-    stream = _file_rows(index.path, rows) if index.in_id_order else _sorted_rows(index.path, rows)
-    for image_id, group in itertools.groupby(stream, key=operator.itemgetter(0)):
+    for image_id, frame in sorted_csv.image_groups(index.path, TRAIN_COLUMNS, rows):
         i = position[image_id]
         # The rows were validated by `index_annotations`: only the values are taken here.
-        instances = [Instance(int(class_id), encoded.strip(), parse_attributes(attributes, ontology), line)
-                     for _, line, encoded, class_id, attributes in group]
+        instances = [Instance(int(class_id), encoded.strip(), parse_attributes(attributes, ontology), int(line))
+                     for encoded, class_id, attributes, line in zip(frame["EncodedPixels"], frame["ClassId"],
+                                                                    frame["AttributesIds"], frame.index + 2)]
         yield i, ImageRecord(image_id, *index.sizes[i], instances)
-
-
-STREAM_COLUMNS = ["ImageId", "Line", "EncodedPixels", "ClassId", "AttributesIds"]
-MERGE_ROWS = 64  # rows read at once from each sorted run while merging
-
-
-def _file_rows(path: Path, rows: int, with_lines: bool = False) -> Iterator[tuple[str, int, str, str, str]]:
-    """(ImageId, line, EncodedPixels, ClassId, AttributesIds) of every row in file order; a sorted
-    run carries its rows' lines in its Line column."""
-    required = tuple(STREAM_COLUMNS) if with_lines else TRAIN_COLUMNS
-    for chunk in sorted_csv.chunks(path, required, rows):
-        lines = chunk["Line"].astype(int).tolist() if with_lines else (chunk.index + 2).tolist()
-        yield from zip(chunk["ImageId"].str.strip().tolist(), lines, chunk["EncodedPixels"].tolist(),
-                       chunk["ClassId"].tolist(), chunk["AttributesIds"].tolist())
-
-
-def _sorted_rows(path: Path, rows: int) -> Iterator[tuple[str, int, str, str, str]]:
-    """`_file_rows` by (ImageId, line): runs of `rows` rows sorted and written to a temporary
-    folder, then merged `MERGE_ROWS` rows of each at a time."""
-    with tempfile.TemporaryDirectory(prefix="ground-truth-runs-") as folder:
-        runs = []
-        for k, chunk in enumerate(sorted_csv.chunks(path, TRAIN_COLUMNS, rows)):
-            run = chunk.assign(ImageId=chunk["ImageId"].str.strip(), Line=chunk.index + 2)
-            runs.append(Path(folder) / f"{k}.csv")
-            run.sort_values(["ImageId", "Line"])[STREAM_COLUMNS].to_csv(runs[-1], index=False)
-        yield from heapq.merge(*(_file_rows(run, MERGE_ROWS, with_lines=True) for run in runs))

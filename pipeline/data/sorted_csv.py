@@ -1,15 +1,22 @@
-"""CSV files sorted by ImageId, read image by image in bounded memory.
+"""CSV files read image by image, by ascending ImageId, in bounded memory.
 
 Every prediction file the pipeline writes (predict, gather, ensemble, submit) has its rows sorted by
-ImageId (string order, `sorted()`'s), so a reader needs one image's rows at a time, and several files
-are walked side by side like sorted lists are merged. Readers check the order as they go: a file
-that is not sorted stops with `FILE:LINE` naming the first row out of order.
+ImageId (string order, `sorted()`'s, of the stripped ids), so a reader needs one image's rows at a
+time, and several files are walked side by side like sorted lists are merged. Files from elsewhere
+(a Kaggle submission, another tool's predictions, the synthetic train.csv) come in any order: a
+first pass reads their ImageId column only, and a file out of order is sorted on disk first
+(`sorted_copy`: sorted runs of `SORT_ROWS` rows in a temporary folder, merged), so memory never
+holds the file either way. An image's rows keep their file order.
 
 Cells are strings ('' for empty ones), as `annotations.read_csv_strict` reads them; the rows of an
-image come as a DataFrame whose index is the file line - 2 (the header is line 1).
+image come as a DataFrame whose index is the file line - 2 (the header is line 1), the line of the
+file as given even when it was read through a sorted copy.
 """
 from __future__ import annotations
 
+import csv
+import heapq
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +26,11 @@ import pandas as pd
 from pipeline.errors import InputError
 
 CHUNK_ROWS = 5000  # rows parsed at once; an image's rows are kept whole however many chunks they span
+SORT_ROWS = 50_000  # rows sorted at once into a run (tens of MB of masks)
+MERGE_FAN_IN = 200  # runs merged at once: open files stay below the usual limit of 1024
+LINE = "SourceLine"  # a sorted copy's column: the row's line in the file it was copied from
+# Masks of large photos make long RLE fields: past the csv module's default 128 KiB limit.
+FIELD_SIZE_LIMIT = 1 << 30
 
 
 def header(path: str | Path, required: tuple[str, ...]) -> list[str]:
@@ -49,22 +61,93 @@ def chunks(path: str | Path, required: tuple[str, ...], rows: int = CHUNK_ROWS) 
 
 def image_groups(path: str | Path, required: tuple[str, ...] = ("ImageId",),
                  rows: int = CHUNK_ROWS) -> Iterator[tuple[str, pd.DataFrame]]:
-    """(ImageId, that image's rows) in file order; InputError at the first row out of ImageId order."""
+    """(ImageId, that image's rows) by ascending ImageId, each image once, its rows in file order;
+    a file out of order is read through a sorted copy on disk."""
+    header(path, required)
+    if in_image_id_order(path, rows):
+        yield from _groups(path, path, required, rows)
+        return
+    with tempfile.TemporaryDirectory(prefix="sorted-csv-") as folder:
+        yield from _groups(sorted_copy(path, required, folder, SORT_ROWS), path, required, rows)
+
+
+def in_image_id_order(path: str | Path, rows: int = CHUNK_ROWS) -> bool:
+    """Whether the rows come by ascending ImageId, each image's together (its ImageId column only
+    is kept, but the parser holds `rows` whole rows, masks included: a few thousand, so the check's
+    peak memory stays below the readers'); InputError at an empty ImageId."""
+    last = None
+    reader = pd.read_csv(path, usecols=["ImageId"], dtype=str, keep_default_na=False, na_filter=False,
+                         chunksize=rows)
+    with reader:
+        for chunk in reader:
+            ids = chunk["ImageId"].str.strip().to_numpy(str)
+            if not ids.size:
+                continue
+            empty = np.flatnonzero(ids == "")
+            if empty.size:
+                raise InputError("empty ImageId", path, int(chunk.index[empty[0]]) + 2)
+            if (last is not None and ids[0] < last) or (ids[1:] < ids[:-1]).any():
+                return False
+            last = ids[-1]
+    return True
+
+
+def sorted_copy(path: str | Path, required: tuple[str, ...], folder: str | Path, rows: int = SORT_ROWS) -> Path:
+    """A copy of the file under `folder`, rows sorted by (stripped ImageId, line), with their line in
+    `path` in an extra column LINE: runs of `rows` rows sorted in memory, then merged."""
+    folder = Path(folder)
+    columns = header(path, required)
+    runs = []
+    for k, chunk in enumerate(chunks(path, required, rows)):
+        run = chunk.assign(ImageId=chunk["ImageId"].str.strip(), **{LINE: chunk.index + 2})
+        runs.append(folder / f"run{k}.csv")
+        run.sort_values(["ImageId", LINE], kind="stable").to_csv(runs[-1], index=False)
+    if not runs:
+        pd.DataFrame(columns=[*columns, LINE]).to_csv(folder / "run0.csv", index=False)
+        runs.append(folder / "run0.csv")
+    merged = 0
+    while len(runs) > 1:
+        batch, runs = runs[:MERGE_FAN_IN], runs[MERGE_FAN_IN:]
+        runs.append(folder / f"merged{merged}.csv")
+        _merge(batch, runs[-1])
+        merged += 1
+    return runs[0]
+
+
+def _merge(runs: list[Path], out: Path) -> None:
+    """Sorted runs (same header) merged into `out` by (ImageId, LINE), then deleted."""
+    csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
+    files = [open(run, newline="", encoding="utf-8") for run in runs]
+    try:
+        readers = [csv.reader(file) for file in files]
+        columns = [next(reader) for reader in readers][0]
+        image, line = columns.index("ImageId"), columns.index(LINE)
+        with open(out, "w", newline="", encoding="utf-8") as target:
+            writer = csv.writer(target)
+            writer.writerow(columns)
+            writer.writerows(heapq.merge(*readers, key=lambda row: (row[image], int(row[line]))))
+    finally:
+        for file in files:
+            file.close()
+    for run in runs:
+        run.unlink()
+
+
+def _groups(path: str | Path, source: str | Path, required: tuple[str, ...],
+            rows: int) -> Iterator[tuple[str, pd.DataFrame]]:
+    """`image_groups` of a file in ImageId order; `source`: the file messages name (`path` itself or
+    the file it is a sorted copy of, whose lines its LINE column holds)."""
     pending_id, pending = None, None
     for chunk in chunks(path, required, rows):
         if chunk.empty:  # a file with a header only
             continue
+        if path != source:  # a sorted copy: its rows are named by the lines they came from
+            chunk.index = chunk.pop(LINE).astype(np.int64).to_numpy() - 2
         ids = chunk["ImageId"].str.strip().to_numpy(str)
         lines = chunk.index.to_numpy() + 2
         empty = np.flatnonzero(ids == "")
         if empty.size:
-            raise InputError("empty ImageId", path, int(lines[empty[0]]))
-        previous = np.r_[[ids[0] if pending_id is None else pending_id], ids[:-1]]
-        disorder = np.flatnonzero(ids < previous)
-        if disorder.size:
-            at = disorder[0]
-            raise InputError(f"rows are not sorted by ImageId ({ids[at]} after {previous[at]}); the pipeline "
-                             "writes prediction files sorted: sort this one by ImageId", path, int(lines[at]))
+            raise InputError("empty ImageId", source, int(lines[empty[0]]))
         bounds = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1, ids.size]
         for begin, end in zip(bounds[:-1], bounds[1:]):
             part = chunk.iloc[begin:end]
@@ -80,7 +163,7 @@ def image_groups(path: str | Path, required: tuple[str, ...] = ("ImageId",),
 
 def aligned_image_groups(paths: list[str | Path], required: tuple[str, ...] = ("ImageId",)
                          ) -> Iterator[tuple[str, list[pd.DataFrame | None]]]:
-    """Sorted files walked side by side: (ImageId, each file's rows of it or None), ImageIds ascending."""
+    """Files walked side by side: (ImageId, each file's rows of it or None), ImageIds ascending."""
     streams = [image_groups(path, required) for path in paths]
     heads = [next(stream, None) for stream in streams]
     while any(head is not None for head in heads):

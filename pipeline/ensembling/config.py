@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.parallel import check_workers
+
 METHODS = ("fusion", "nms", "matrix_nms")
 KERNELS = ("gaussian", "linear")  # matrix NMS's score decay
 METRICS = ("kaggle", "ap_iou_f1", "ap_iou")  # what `tune` maximises: the evaluator's names
@@ -18,6 +20,7 @@ class EnsembleConfig:
     matrix_sigma: float = 2.0
     min_score: float = 0.0            # every method: drop detections scoring less
     max_detections: int = 100         # every method: best N per image; 0 = all
+    workers: int | None = None        # processes fusing chunks of images; None: every core
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -29,6 +32,7 @@ class EnsembleConfig:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if self.max_detections < 0 or self.matrix_sigma <= 0:
             raise ValueError("max_detections must be >= 0 and matrix_sigma > 0")
+        check_workers(self.workers)
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,11 @@ class TuneConfig:
     min_attribute_positives: int = 10  # attributes with fewer positive instances keep attribute_default
     attribute_default: float = 0.5
     attribute_grid: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    workers: int | None = None        # processes matching and scoring chunks of images; None: every core
 
     def __post_init__(self):
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
         if not self.attribute_grid or any(not 0 < t <= 1 for t in self.attribute_grid) or self.score_candidates < 1:
             raise ValueError("attribute_grid needs values in (0, 1] and score_candidates >= 1")
+        check_workers(self.workers)

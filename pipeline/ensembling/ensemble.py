@@ -1,9 +1,10 @@
 """One predictions file from several models' files (the `ensemble` stage).
 
 Writes the prediction columns, masks at the original size, rows by image, then score descending.
-Inputs must be sorted by ImageId (the pipeline writes
-them so); they are walked side by side, one image at a time, and the output is written as it goes,
-so memory does not grow with the number of images.
+Inputs come in any row order (a file out of ImageId order is sorted on disk first); they are
+walked side by side, one image at a time, fused by `config.workers` processes (None: every core)
+a chunk of images each, and the output is written as it goes, in order, so memory does not grow
+with the number of images.
 
 Methods, all on same-class detections only and mask IoU at the original size (`masks`):
 - `fusion`: weighted mask fusion (`fusion`);
@@ -15,7 +16,9 @@ Every method then drops scores under `min_score` and keeps the `max_detections` 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -25,10 +28,13 @@ from pipeline.data.ontology import Ontology
 from pipeline.data.prediction_rows import COLUMNS
 from pipeline.ensembling.config import EnsembleConfig
 from pipeline.ensembling.fusion import fuse
-from pipeline.ensembling.inputs import ImageDetections, image_detections, image_frames, open_prediction_file
+from pipeline.ensembling.inputs import (ImageDetections, PredictionFile, image_detections, image_frames,
+                                        open_prediction_file)
 from pipeline.ensembling.masks import iou_matrix
 from pipeline.ensembling.nms import greedy_nms, matrix_nms
 from pipeline.errors import InputError
+from pipeline.parallel import ordered_map, worker_count
+from pipeline.progress import bar as progress_bar
 
 
 def ensemble_image(detections: ImageDetections, total_weight: float, max_weight: float, ontology: Ontology,
@@ -53,21 +59,59 @@ def ensemble_image(detections: ImageDetections, total_weight: float, max_weight:
     return rows[:settings.max_detections] if settings.max_detections else rows
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every image's fusion reads: the inputs, where their images are, the settings."""
+    files: list[PredictionFile]
+    folder: Path
+    ontology: Ontology
+    config: EnsembleConfig
+
+
+CHUNK_IMAGES = 32  # images per task sent to a worker
+
+
 def ensemble_files(inputs: list[tuple[Path, float]], image_dir: Path, ontology: Ontology, config: EnsembleConfig,
-                   out: Path) -> str:
-    """Fuse the prediction files `inputs` ((path, weight)) into `out`, image by image; a summary."""
+                   out: Path, progress: bool = False) -> str:
+    """Fuse the prediction files `inputs` ((path, weight)) into `out` (COLUMNS, by ImageId, then
+    score descending), image by image; a summary. `image_dir`: the images whose headers give their
+    sizes. Images go to `config.workers` processes `CHUNK_IMAGES` at a time and their rows come
+    back in order, so the file is the same whatever the number of workers and memory holds a few
+    chunks per worker."""
     files = [open_prediction_file(path, weight) for path, weight in inputs]
     weights = np.array([f.weight for f in files])
     if not files or (weights <= 0).any():
         raise InputError("ensemble: weights must be positive")
+    context = _Context(files, Path(image_dir), ontology, config)
     images = detections_in = detections_out = 0
-    with io.csv_rows(out, COLUMNS) as writer:
-        for image_id, frames in image_frames(files):
-            detections = image_detections(files, frames, image_id, image_size(image_dir / f"{image_id}.jpg"), ontology)
-            rows = ensemble_image(detections, weights.sum(), weights.max(), ontology, config)
+    chunks = _chunks(image_frames(files))
+    with io.csv_rows(out, COLUMNS) as writer, progress_bar(progress, description="ensemble") as bar:
+        for rows, count, found in ordered_map(_ensemble_chunk, chunks, context, worker_count(config.workers)):
             writer.writerows(rows)
-            images += 1
-            detections_in += sum(len(f) for f in frames if f is not None)
-            detections_out += len(rows)
+            images, detections_in, detections_out = images + count, detections_in + found, detections_out + len(rows)
+            bar.update(count)
     return (f"{config.method}: {detections_in} detections of {len(files)} files on {images} images -> "
             f"{detections_out} detections -> {out}")
+
+
+def _chunks(groups) -> Iterator[list]:
+    chunk = []
+    for group in groups:
+        chunk.append(group)
+        if len(chunk) == CHUNK_IMAGES:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _ensemble_chunk(context: _Context, chunk: list) -> tuple[list[tuple], int, int]:
+    """(output rows, images, input detections) of some images' (ImageId, each file's rows)."""
+    weights = np.array([f.weight for f in context.files])
+    rows, found = [], 0
+    for image_id, frames in chunk:
+        size = image_size(context.folder / f"{image_id}.jpg")
+        detections = image_detections(context.files, frames, image_id, size, context.ontology)
+        rows += ensemble_image(detections, weights.sum(), weights.max(), context.ontology, context.config)
+        found += sum(len(f) for f in frames if f is not None)
+    return rows, len(chunk), found

@@ -108,7 +108,7 @@ def image_detections(files: list[PredictionFile], frames: list[pd.DataFrame | No
 
 
 def attribute_vector(text: str, attributes: tuple[int, ...], ontology: Ontology, path: str | Path,
-                     line: int) -> np.ndarray:
+                     line: int, dtype=np.float32) -> np.ndarray:
     """Probabilities (ontology order) of an AttributeScores field; empty: `attributes` at probability 1."""
     try:
         scores = parse_attribute_scores(text)
@@ -118,8 +118,8 @@ def attribute_vector(text: str, attributes: tuple[int, ...], ontology: Ontology,
     except ValueError as error:
         raise InputError(str(error), path, line) from None
     if not scores:
-        return ontology.attributes_to_vector(attributes)
-    vector = np.zeros(ontology.num_attributes, np.float32)
+        return ontology.attributes_to_vector(attributes).astype(dtype)
+    vector = np.zeros(ontology.num_attributes, dtype)
     vector[[ontology.attribute_index[a] for a in scores]] = list(scores.values())
     return vector
 

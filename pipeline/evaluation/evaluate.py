@@ -6,10 +6,10 @@ official results JSON (`python -m pipeline fashionpedia-results` writes one from
 is told by the file's suffix (`.json`); `pipeline.scoring.sources` has the readers.
 
 `Evaluation.metrics` gives the metrics JSON, `format_table` the printed table: ap_iou is the papers'
-AP_IoU^mask (COCOeval), ap_iou_f1 their AP_IoU+F1^mask (FPEval). A predictions CSV must be sorted by
-ImageId (as the pipeline writes it); it and the ground truth are read side by side and scored a
-chunk of images at a time (`Accumulator`), so memory does not grow with either file beyond what a
-JSON file needs parsed.
+AP_IoU^mask (COCOeval), ap_iou_f1 their AP_IoU+F1^mask (FPEval). A predictions CSV comes in any
+row order (one out of ImageId order is sorted on disk first); it and the ground truth are read side
+by side and scored a chunk of images at a time by `workers` processes (`scoring.streamed`), so
+memory does not grow with either file beyond what a JSON file needs parsed.
 """
 from __future__ import annotations
 
@@ -17,16 +17,24 @@ from pathlib import Path
 
 from pipeline.data.ontology import Ontology
 from pipeline.scoring.evaluator import Accumulator, Evaluation
+from pipeline.parallel import worker_count
 from pipeline.scoring.kaggle_options import KaggleOptions
-from pipeline.scoring.sources import scored_chunks
+from pipeline.scoring.sources import ground_truth_records, is_json, results_json_chunks
+from pipeline.scoring.streamed import score_file
 
 
-def evaluate_files(gt: str | Path, predictions: str | Path, ontology: Ontology, options: KaggleOptions) -> Evaluation:
-    """Score a predictions file against a ground-truth file, in any accepted format, a chunk of images at a time."""
-    accumulator = Accumulator(ontology, options)
-    for images, records, table in scored_chunks(gt, predictions, ontology):
-        accumulator.add(records, table, image_index=images, position=table.line)
-    return accumulator.result()
+def evaluate_files(gt: str | Path, predictions: str | Path, ontology: Ontology, options: KaggleOptions,
+                   workers: int | None = 1, progress: bool = False) -> Evaluation:
+    """Score a predictions file against a ground-truth file, in any accepted format, a chunk of
+    images at a time; a CSV's chunks on `workers` processes (None: every core)."""
+    if is_json(predictions):
+        accumulator = Accumulator(ontology, options)
+        for images, records, table in results_json_chunks(gt, predictions, ontology):
+            accumulator.add(records, table, image_index=images, position=table.line)
+        return accumulator.result()
+    accumulators, _ = score_file(predictions, ground_truth_records(gt, ontology), ontology, options,
+                                 workers=worker_count(workers), progress=progress)
+    return accumulators.get(0, Accumulator(ontology, options)).result()
 
 
 def format_table(metrics: dict) -> str:

@@ -8,9 +8,10 @@ predicted folds together, and writes:
 - `plots/pr_curves.csv` + `.png`: AP_IoU precision-recall curves per supercategory (pooled);
 - `plots/per_category.csv` + `.png`: per-category AP_IoU and AP_IoU+F1 (pooled).
 Folds without any prediction are left out (a model trained on some folds only). Without a folds
-file every image is one fold. Each file (sorted by ImageId) is read once beside the ground truth, a
-chunk of images at a time, into one `Accumulator` per fold; the pooled score merges them, so memory
-holds the detections' outcomes, not the predictions or the ground-truth masks.
+file every image is one fold. Each file (in any row order) is read once beside the ground truth, a
+chunk of images at a time scored by `workers` processes (`scoring.streamed`), into one
+`Accumulator` per fold; the pooled score merges them, so memory holds the detections' outcomes, not
+the predictions or the ground-truth masks.
 """
 from __future__ import annotations
 
@@ -28,25 +29,26 @@ from pipeline.data import ontology as ontology_lib
 from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
 from pipeline.data.folds import folds_of_images
 from pipeline.data.ontology import GROUPS
-from pipeline.errors import InputError
+from pipeline.parallel import worker_count
 from pipeline.scoring.evaluator import Accumulator, Evaluation
 from pipeline.scoring.kaggle_options import KaggleOptions
-from pipeline.scoring.predictions import chunked_tables
+from pipeline.scoring.streamed import score_file
 
 SCORES = ("ap_iou", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
 
 
 def write_report(gt_path: Path, folds_path: Path, predictions_dir: Path, models: list[str], out: str | Path,
-                 plots: Path, options: KaggleOptions) -> list[str]:
-    """Score every model's file in `predictions_dir` (`models`, or every CSV there), write the metrics
-    JSON and the plots; a line per model."""
+                 plots: Path, options: KaggleOptions, workers: int | None = 1, progress: bool = False) -> list[str]:
+    """Score every model's file in `predictions_dir` (`models`, or every CSV there) on `workers`
+    processes (None: every core), write the metrics JSON and the plots; a line per model."""
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
     index = index_annotations(gt_path, ontology)
     fold_of_image = _folds(folds_path, index.image_ids)
     models = list(models) or sorted(p.stem for p in predictions_dir.glob("*.csv"))
     report, pooled, lines = {}, {}, []
     for model in models:
-        folds, pooled[model] = _evaluate(predictions_dir / f"{model}.csv", index, fold_of_image, ontology, options)
+        folds, pooled[model] = _evaluate(predictions_dir / f"{model}.csv", index, fold_of_image, ontology, options,
+                                         worker_count(workers), progress)
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
@@ -66,22 +68,13 @@ def _folds(path: Path, image_ids: list[str]) -> np.ndarray:
     return folds_of_images(path, image_ids)
 
 
-def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options
-              ) -> tuple[list[dict], Evaluation]:
+def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options, workers: int = 1,
+              progress: bool = False) -> tuple[list[dict], Evaluation]:
     """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass
     over the predictions and the ground truth."""
-    accumulators = {int(f): Accumulator(ontology, options) for f in np.unique(fold_of_image[fold_of_image >= 0])}
-    predicted = set()
-    for images, records, _, table in chunked_tables(path, records_by_image_id(index, ontology), ontology):
-        if table.score is None:
-            raise InputError("no Score column: cross-validation AP needs confidences", path, 1)
-        chunk_folds = fold_of_image[images]
-        predicted.update(chunk_folds[np.unique(table.image)].tolist())
-        for fold, accumulator in accumulators.items():
-            local = np.flatnonzero(chunk_folds == fold)
-            if local.size:
-                accumulator.add([records[i] for i in local], table.of_images(local), image_index=images[local],
-                                position=table.line[np.isin(table.image, local)])
+    accumulators, predicted = score_file(path, records_by_image_id(index, ontology), ontology, options, fold_of_image,
+                                         "no Score column: cross-validation AP needs confidences", workers, progress,
+                                         len(index.image_ids))
     kept = sorted(predicted - {-1})
     folds = [{"fold": f, "images": accumulators[f].images, **_headline(accumulators[f].result())} for f in kept]
     pooled = Accumulator.merge([accumulators[f] for f in kept]) if kept else Accumulator(ontology, options)

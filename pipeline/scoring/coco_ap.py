@@ -116,32 +116,56 @@ def precision_recall(
     Detections must be in accumulation order. `dt_matched` / `dt_ignored`: (detections, T)
     booleans packed along T (`np.packbits(..., axis=1)`), unpacked one class at a time; `regular`:
     the ground truths per class that the area range does not ignore. Entries of classes without
-    regular ground truth, or not in `classes`, stay -1. Each threshold is accumulated on its own,
-    so memory follows one class's detections, not detections x thresholds.
+    regular ground truth, or not in `classes`, stay -1. Memory follows one class's detections x
+    thresholds, never all detections'.
     """
     precision = -np.ones((thresholds, RECALL_THRESHOLDS.size, num_classes))
     recall = -np.ones((thresholds, num_classes))
+    # Each class's rows in accumulation order: one stable sort by class instead of a scan per class.
+    by_class = np.argsort(dt_class, kind="stable")
+    bounds = np.searchsorted(dt_class[by_class], np.arange(num_classes + 1))
     for k in classes:
         if regular[k] == 0:
             continue
-        rows = np.flatnonzero(dt_class == k)
+        rows = by_class[bounds[k]:bounds[k + 1]]
         if not rows.size:
             precision[:, :, k] = 0.0
             recall[:, k] = 0.0
             continue
-        matched = np.unpackbits(dt_matched[rows], axis=1, count=thresholds).astype(bool)
-        counted = ~np.unpackbits(dt_ignored[rows], axis=1, count=thresholds).astype(bool)
+        # (thresholds, detections), each threshold's row contiguous: accumulated as COCOeval does each.
+        matched = np.unpackbits(dt_matched[rows], axis=1, count=thresholds).astype(bool).T
+        counted = ~np.unpackbits(dt_ignored[rows], axis=1, count=thresholds).astype(bool).T
+        tp = np.cumsum(np.ascontiguousarray(matched & counted), axis=1).astype(float)
+        fp = np.cumsum(np.ascontiguousarray(~matched & counted), axis=1).astype(float)
+        rc = tp / regular[k]
+        pr = tp / (fp + tp + np.spacing(1))
+        # Precision made monotone: the best precision at any higher recall.
+        pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+        recall[:, k] = rc[:, -1]
         for t in range(thresholds):
-            tp = np.cumsum(matched[:, t] & counted[:, t]).astype(float)
-            fp = np.cumsum(~matched[:, t] & counted[:, t]).astype(float)
-            rc = tp / regular[k]
-            pr = tp / (fp + tp + np.spacing(1))
-            # Precision made monotone: the best precision at any higher recall.
-            pr = np.maximum.accumulate(pr[::-1])[::-1]
-            recall[t, k] = rc[-1]
-            at = np.searchsorted(rc, RECALL_THRESHOLDS, side="left")
-            precision[t, :, k] = np.where(at < rows.size, pr[np.minimum(at, rows.size - 1)], 0.0)
+            at = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
+            precision[t, :, k] = np.where(at < rows.size, pr[t, np.minimum(at, rows.size - 1)], 0.0)
     return precision, recall
+
+
+def class_precision(image: np.ndarray, score: np.ndarray, candidates: Candidates, gt_count: int,
+                    iou_thresholds: np.ndarray, f1_thresholds: np.ndarray) -> np.ndarray:
+    """One class's precision (thresholds, recall points) over the area range "all", where nothing is
+    ignored, as the whole evaluation computes it: its detections (`image`, `score`, in file order)
+    cut to the `MAX_DETECTIONS` best per image and ranked (score, then image, then file order),
+    matched to its `gt_count` ground truths at the threshold pairs. `candidates.dt` indexes the
+    detections as given. A scorer re-scoring one class needs nothing more."""
+    top, rank = top_detections(image, image, score)
+    detection_of = np.full(score.size, -1)
+    detection_of[top] = np.arange(top.size)
+    keep = detection_of[candidates.dt] >= 0
+    ranked = Candidates(detection_of[candidates.dt[keep]], candidates.gt[keep], candidates.iou[keep],
+                        candidates.f1[keep])
+    matched = match(ranked, rank, np.zeros(gt_count, bool), iou_thresholds, f1_thresholds)
+    hit = np.packbits(matched >= 0, axis=1)
+    precision, _ = precision_recall(np.zeros(top.size, np.int64), hit, np.zeros_like(hit), iou_thresholds.size,
+                                    np.array([gt_count]), np.array([0]), 1)
+    return precision[..., 0]
 
 
 def mean_defined(values: np.ndarray) -> float:

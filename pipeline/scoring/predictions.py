@@ -23,7 +23,9 @@ from pipeline.scoring.instances import InstanceTable
 
 PREDICTION_COLUMNS = ("ImageId", "EncodedPixels", "ClassId", "AttributesIds")
 SCORE_COLUMN = "Score"
-CHUNK_IMAGES = 500  # images parsed at once by `chunked_tables`
+# Images read at once, one task for a worker (`scoring.streamed`): a few thousand images make enough
+# chunks to keep 16 workers busy, and a chunk's own cost stays small beside its images'.
+CHUNK_IMAGES = 100
 
 
 def read_predictions(path: str | Path, records: list[ImageRecord], ontology: Ontology) -> InstanceTable:
@@ -88,16 +90,27 @@ def parse_score(value: str) -> float:
 
 
 def chunked_tables(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]], ontology: Ontology,
-                   chunk_images: int = CHUNK_IMAGES) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame, InstanceTable]]:
-    """Every ground-truth image with its predictions, `chunk_images` images at a time, from a file
-    sorted by ImageId (`sorted_csv`): (the chunk's ground-truth indices, its records, its rows as
-    read, their table).
+                   chunk_images: int | None = None) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame, InstanceTable]]:
+    """Every ground-truth image with its predictions, `chunk_images` images at a time
+    (`chunked_frames`): (the chunk's ground-truth indices, its records, its rows as read, their
+    table). The table's `image` indexes the chunk's records, its `line` is the file's line."""
+    for images, records, frame in chunked_frames(path, ground_truth, chunk_images):
+        yield images, records, frame, rows_table(frame, records, ontology, path)
+
+
+def chunked_frames(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]],
+                   chunk_images: int | None = None) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame]]:
+    """Every ground-truth image with its prediction rows, `chunk_images` images at a time, from a
+    file in any row order (`sorted_csv`): (the chunk's ground-truth indices, its records, its rows
+    as read, index = line - 2), the rows not yet validated (`rows_table` does that, in a worker
+    process if need be).
 
     `ground_truth`: (index, record) by ascending ImageId (`annotations.records_by_image_id`, or
     `in_image_id_order` of records in memory); the two are walked side by side, so neither is ever
-    whole in memory. The table's `image` indexes the chunk's records, its `line` is the file's line.
-    Images without predictions come too (their ground truth still counts).
+    whole in memory. Images without predictions come too (their ground truth still counts).
+    `chunk_images` None: `CHUNK_IMAGES`.
     """
+    chunk_images = chunk_images or CHUNK_IMAGES
     columns = header(path, PREDICTION_COLUMNS)
     predictions = image_groups(path, PREDICTION_COLUMNS)
     pending = next(predictions, None)
@@ -111,12 +124,12 @@ def chunked_tables(path: str | Path, ground_truth: Iterable[tuple[int, ImageReco
         images.append(index)
         records.append(record)
         if len(images) >= chunk_images:
-            yield _chunk(images, records, frames, ontology, path, columns)
+            yield _chunk(images, records, frames, columns)
             images, records, frames = [], [], []
     if pending is not None:
         _not_in_ground_truth(pending, path)
     if images:
-        yield _chunk(images, records, frames, ontology, path, columns)
+        yield _chunk(images, records, frames, columns)
 
 
 def in_image_id_order(records: list[ImageRecord]) -> list[tuple[int, ImageRecord]]:
@@ -129,9 +142,9 @@ def _not_in_ground_truth(group: tuple[str, pd.DataFrame], path) -> None:
     raise InputError(f"image {image_id} is not in the ground truth", path, int(frame.index[0]) + 2)
 
 
-def _chunk(images, records, frames, ontology, path, columns):
+def _chunk(images, records, frames, columns):
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=columns)
-    return np.array(images, np.int64), records, frame, rows_table(frame, records, ontology, path)
+    return np.array(images, np.int64), records, frame
 
 
 def rows_table(frame: pd.DataFrame, records: list[ImageRecord], ontology: Ontology, path: str | Path) -> InstanceTable:

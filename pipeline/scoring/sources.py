@@ -3,8 +3,8 @@ time, for `evaluator.Accumulator.add` (`pipeline.evaluation.evaluate.evaluate_fi
 several readers.
 
 Ground truth: a Kaggle train.csv (`annotations`), or a Fashionpedia instances JSON (`*.json`,
-`data.fashionpedia`). Predictions: a CSV in submission layout plus Score, sorted by ImageId
-(`predictions`), or the official results JSON (`*.json`, `results_json`: its numeric image ids need
+`data.fashionpedia`). Predictions: a CSV in submission layout plus Score, in any row order
+(`predictions`, scored on worker processes by `streamed`), or the official results JSON (`*.json`, `results_json`: its numeric image ids need
 an instances JSON as ground truth). The images' order (which decides how equal scores rank) is the
 one the reference evaluators use on the same files: a CSV's order of first appearance, a JSON's ids
 ascending.
@@ -21,7 +21,6 @@ from pipeline.data.annotations import ImageRecord, index_annotations, records_by
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.instances import InstanceTable
-from pipeline.scoring.predictions import chunked_tables
 from pipeline.scoring.results_json import load_results, results_chunks
 
 
@@ -38,16 +37,13 @@ def ground_truth_records(gt: str | Path, ontology: Ontology) -> Iterator[tuple[i
     return records_by_image_id(index_annotations(gt, ontology), ontology)
 
 
-def scored_chunks(gt: str | Path, pred: str | Path, ontology: Ontology
-                  ) -> Iterator[tuple[np.ndarray, list[ImageRecord], InstanceTable]]:
-    """(the images' positions in the ground truth's order, their records, their predictions' table),
-    every ground-truth image once; the table's `line` is each prediction's place in its file."""
-    if is_json(pred):
-        if not is_json(gt):
-            raise InputError("a results JSON names images by Fashionpedia's numeric ids: score it against the "
-                             f"instances JSON they come from, not the CSV {gt}", pred)
-        instances, _ = fashionpedia.load_instances(gt, ontology)
-        yield from results_chunks(load_results(pred, instances.images), instances, ontology)
-        return
-    for images, records, _, table in chunked_tables(pred, ground_truth_records(gt, ontology), ontology):
-        yield images, records, table
+def results_json_chunks(gt: str | Path, pred: str | Path, ontology: Ontology
+                        ) -> Iterator[tuple[np.ndarray, list[ImageRecord], InstanceTable]]:
+    """(the images' positions in the ground truth's order, their records, their predictions' table)
+    of an official results JSON, every ground-truth image once; the table's `line` is each
+    prediction's place in its file."""
+    if not is_json(gt):
+        raise InputError("a results JSON names images by Fashionpedia's numeric ids: score it against the "
+                         f"instances JSON they come from, not the CSV {gt}", pred)
+    instances, _ = fashionpedia.load_instances(gt, ontology)
+    yield from results_chunks(load_results(pred, instances.images), instances, ontology)

@@ -15,6 +15,7 @@ from pipeline.data.cache_format import CacheConfig, check_layout
 from pipeline.ensembling.config import EnsembleConfig, TuneConfig
 from pipeline.errors import InputError
 from pipeline.inference.config import InferConfig, TTAConfig
+from pipeline.parallel import check_workers
 from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.submission.config import SubmitConfig
 from pipeline.synthetic.config import Df2SynthConfig, SynthConfig
@@ -94,9 +95,11 @@ class PredictSettings:
 class EvaluateSettings:
     kaggle_denominator: str = "tp_fp_fn"
     kaggle_thresholds: str = "strict"
+    workers: int | None = None  # processes scoring chunks of images; None: every core
 
     def __post_init__(self):
         self.kaggle  # checks both values
+        check_workers(self.workers)
 
     @property
     def kaggle(self) -> KaggleOptions:
@@ -111,6 +114,10 @@ class ReportSettings:
     gt: str | None = None             # None: <data.root>/train.csv
     out: str = "reports/cv_metrics.json"
     plots: str = "reports/plots"
+    workers: int | None = None        # processes scoring chunks of images; None: every core
+
+    def __post_init__(self):
+        check_workers(self.workers)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.ensembling.config import METHODS
 from pipeline.layout import ALL_FOLDS as ALL
+from pipeline.stages.evaluate import add_work_arguments
 
 
 def add_arguments(parser) -> None:
@@ -28,6 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--iou-threshold", dest="ensemble.iou_threshold", type=float,
                         help="mask IoU that makes two detections one object (default: params)")
     parser.add_argument("--data", "--root", dest="data.root", help="dataset root (default: params data.root)")
+    add_work_arguments(parser, "ensemble")
 
 
 def input_files(settings, args) -> list[tuple[Path, float]]:
@@ -65,5 +67,6 @@ def run(settings, args) -> int:
     default = layout.all_predictions(layout.ENSEMBLE) if args.fold == ALL else layout.ensemble_predictions(args.split)
     out = Path(args.out or default)
     print(ensemble_files(input_files(settings, args), image_folder(settings.data_root, args.split, settings.data.layout),
-                         ontology.load_for_dataset(settings.data_root), settings.ensemble, out))
+                         ontology.load_for_dataset(settings.data_root), settings.ensemble, out,
+                         progress=not args.no_progress))
     return 0

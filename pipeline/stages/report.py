@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.stages.evaluate import add_kaggle_arguments
+from pipeline.stages.evaluate import add_kaggle_arguments, add_work_arguments
 
 
 def add_arguments(parser) -> None:
@@ -16,6 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", dest="report.out", help="metrics JSON (default: params report.out)")
     parser.add_argument("--plots", dest="report.plots", help="plots folder (default: params report.plots)")
     add_kaggle_arguments(parser)
+    add_work_arguments(parser, "report")
 
 
 def run(settings, args) -> int:
@@ -24,6 +25,7 @@ def run(settings, args) -> int:
     report = settings.report
     gt = Path(report.gt or settings.train_csv())
     lines = write_report(gt, Path(report.folds or settings.folds.out), Path(report.predictions_dir),
-                         list(report.models), report.out, Path(report.plots), settings.evaluate.kaggle)
+                         list(report.models), report.out, Path(report.plots), settings.evaluate.kaggle,
+                         report.workers, progress=not args.no_progress)
     print("\n".join(lines))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.ensembling.config import METRICS
-from pipeline.stages.evaluate import add_kaggle_arguments
+from pipeline.stages.evaluate import add_kaggle_arguments, add_work_arguments
 
 
 def add_arguments(parser) -> None:
@@ -16,6 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gt", dest="tune.gt", help="ground truth CSV (default: <data.root>/train.csv)")
     parser.add_argument("--folds", dest="tune.folds", help="folds CSV ImageId,fold (default: params folds.out)")
     add_kaggle_arguments(parser)
+    add_work_arguments(parser, "tune")
 
 
 def run(settings, args) -> int:
@@ -24,5 +25,5 @@ def run(settings, args) -> int:
     tune = settings.tune
     gt = Path(tune.gt or settings.train_csv())
     print(tune_file(Path(tune.predictions), gt, Path(tune.folds or settings.folds.out), tune, settings.evaluate.kaggle,
-                    tune.out, tune.report))
+                    tune.out, tune.report, progress=not args.no_progress))
     return 0

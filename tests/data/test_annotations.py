@@ -92,7 +92,7 @@ def test_streamed_records_come_by_image_id_as_read_whole(tmp_path, rows):
     path = write(tmp_path, UNSORTED)
     records, _ = read_annotations(path, ontology.load())
     index = index_annotations(path, ontology.load(), rows=rows)
-    assert index.image_ids == [r.image_id for r in records] and not index.in_id_order
+    assert index.image_ids == [r.image_id for r in records]
     assert index.sizes == [(r.height, r.width) for r in records]
     streamed = list(records_by_image_id(index, ontology.load(), rows=rows))
     assert streamed == sorted(enumerate(records), key=lambda pair: pair[1].image_id)
@@ -102,7 +102,6 @@ def test_streamed_records_come_by_image_id_as_read_whole(tmp_path, rows):
 def test_a_sorted_file_is_streamed_as_it_is(tmp_path, monkeypatch):
     path = write(tmp_path, GOOD)
     index = index_annotations(path, ontology.load(), rows=1)
-    assert index.in_id_order
     # No sorted runs to write for a file in ImageId order.
     monkeypatch.setattr(tempfile, "TemporaryDirectory", None)
     assert [r for _, r in records_by_image_id(index, ontology.load(), rows=1)] == read_annotations(path, ontology.load())[0]

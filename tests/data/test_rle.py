@@ -112,6 +112,12 @@ def test_malformed_rle_is_rejected(encoded, message):
         rle.decode(encoded, 5, 5)
 
 
+@pytest.mark.parametrize("encoded", ["1 2 4 1", " 1 2 4 1 ", "1  2 4 1", "1\t2\n4 1"])
+def test_any_whitespace_between_numbers(encoded):
+    starts, lengths = rle.parse(encoded, 5, 5)
+    assert starts.tolist() == [0, 3] and lengths.tolist() == [2, 1]
+
+
 def test_bad_size_is_rejected():
     with pytest.raises(rle.RLEError, match="positive"):
         rle.decode("1 1", 0, 5)

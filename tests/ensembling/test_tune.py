@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 
+from pipeline import parallel
 from pipeline.ensembling.config import TuneConfig
 from pipeline.cli import main
 from pipeline.data.annotations import read_annotations
@@ -52,6 +53,7 @@ def test_cross_fitting_tunes_on_the_other_folds_only(project, monkeypatch):
         return original(scorer, cfg)
 
     monkeypatch.setattr(tune_module, "tune", recording)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 1)  # sweeps in this process, where they are recorded
     assert run_tune(root, params) == 0
     folds = pd.read_csv(root / "folds.csv", dtype={"ImageId": str})
     by_fold = {f: set(group.ImageId) for f, group in folds.groupby("fold")}

@@ -305,6 +305,7 @@ def test_overfits_two_images_in_40_steps(tiny_config):
                 assert torch.equal(out["attributes"][top] > tiny_config.attribute_threshold, expected)
 
 
+@pytest.mark.slow  # minutes on 2 cores: make test-slow (CI runs it after make test)
 def test_overfits_tiny_set(tmp_path):
     """The project's standard for every family, through its engine, predict code and evaluator.
 

@@ -227,6 +227,7 @@ def test_bad_config_is_an_input_error(tmp_path, text, message, line):
     assert_bad_config_is_an_input_error(tmp_path, text, message, line)
 
 
+@pytest.mark.slow  # minutes on 2 cores: make test-slow (CI runs it after make test)
 def test_overfits_tiny_set(tmp_path):
     """The project's standard for every family, through its engine, predict code and evaluator.
 

@@ -458,6 +458,7 @@ def test_ground_truth_as_detections_scores_perfectly(tiny_cache, tmp_path):
     assert metrics["top1"] == 1.0 and metrics["queries"] > 0
 
 
+@pytest.mark.slow  # minutes on 2 cores: make test-slow (CI runs it after make test)
 def test_overfits_tiny_df2_set(tmp_path):
     """The issue's standard, through the engine, the result writers and the DF2 evaluator.
 

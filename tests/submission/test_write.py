@@ -93,11 +93,19 @@ def test_bad_predictions_stop_with_their_line(tmp_path, capsys, row, message):
     assert not (root / "sub.csv").exists()
 
 
-def test_unsorted_predictions_stop_with_their_line(tmp_path, capsys):
+def test_predictions_in_any_order_give_the_sorted_files_submission(tmp_path, capsys):
     root = make_dataset(tmp_path)
-    (root / "pred.csv").write_text("ImageId,EncodedPixels,ClassId,AttributesIds,Score\nb,1 4,23,,0.5\na,1 4,23,,0.5\n")
+    header = "ImageId,EncodedPixels,ClassId,AttributesIds,Score\n"
+    rows = ["a,1 4,23,,0.5", "a,9 4,1,,0.7", "b,1 4,23,,0.5", "b,5 2,6,,0.9"]
+    (root / "pred.csv").write_text(header + "\n".join(rows) + "\n")
+    assert submit(root) == 0
+    sorted_submission = (root / "sub.csv").read_text()
+    (root / "pred.csv").write_text(header + "\n".join([rows[2], rows[1], rows[3], rows[0]]) + "\n")
+    assert submit(root) == 0
+    assert (root / "sub.csv").read_text() == sorted_submission
+    (root / "pred.csv").write_text(header + "b,1 4,23,,0.5\na,1 4,99,,0.5\n")
     assert submit(root) == 2
-    assert f"{root}/pred.csv:3: rows are not sorted by ImageId (a after b)" in capsys.readouterr().err
+    assert f"{root}/pred.csv:3: " in capsys.readouterr().err  # the line of the file as given
 
 
 def test_bad_params_are_named(tmp_path, capsys):
