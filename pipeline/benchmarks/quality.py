@@ -15,7 +15,7 @@ and configs are only read: each run gets its own params file and config copy, pa
 
 The protocol (before any override): one training process with the params' global batch
 (processes x batch_size), torch threads 1, no DataLoader workers; prediction without TTA on one
-thread. A seed sets `train.seed`, which seeds the new layers' initialisation, the data order and
+thread; evaluation in one process. A seed sets `train.seed`, which seeds the new layers' initialisation, the data order and
 the augmentation. Data, cache, folds and weights must exist (`python -m pipeline weights synth
 cache folds`). A seed folder that already holds the finished run is not trained again.
 
@@ -101,6 +101,7 @@ def protocol(settings: dict) -> dict:
                  threads=1, workers=0, checkpoint_every=10**6, validate_every=0)
     predict = settings.setdefault("predict", {})
     predict["threads"] = 1
+    settings.setdefault("evaluate", {})["workers"] = 1  # one process, as training and prediction
     settings["data"]["root"] = absolute(settings["data"]["root"])
     settings["cache"]["dir"] = absolute(settings["cache"]["dir"])
     settings["folds"].update(out=absolute(settings["folds"]["out"]), report=absolute(settings["folds"]["report"]))

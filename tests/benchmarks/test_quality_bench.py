@@ -56,7 +56,7 @@ def test_seeds_train_differently_and_the_summary_is_their_mean_and_deviation(tin
         folder = out / "fashionformer" / "queries7" / f"seed{seed}"
         settings = yaml.safe_load((folder / "params.yaml").read_text())
         assert settings["train"]["seed"] == seed and settings["train"]["processes"] == 1
-        assert settings["predict"]["tta"]["hflip"] is False
+        assert settings["predict"]["tta"]["hflip"] is False and settings["evaluate"]["workers"] == 1
         model = torch_load(folder / "models" / "fashionformer" / "fold0" / "model.pt")
         assert model["config"]["num_queries"] == 7
 
