@@ -34,6 +34,8 @@ BENCHMARKS = (
     ("gpu", "pipeline.benchmarks.gpu",
      "Each family's real-data recipe trained a few hundred steps at 1024 px with AMP, then predict: images/s, "
      "peak memory, losses (--smoke: tiny, on the CPU)."),
+    ("quality", "pipeline.benchmarks.quality",
+     "Out-of-fold ap_iou, ap_iou_f1 and Kaggle score of each family and variant over N seeds: mean and deviation."),
 )
 
 

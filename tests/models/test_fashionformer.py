@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import time
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from family import (
 )
 from overfit import overfit_and_score
 from pipeline.models.factory import create_model, load_config
-from pipeline.models.fashionformer.decoder import DECODERS, MultiLayerRendering
+from pipeline.models.fashionformer.decoder import DECODERS, MultiLayerRendering, QuerySelection
 from pipeline.models.fashionformer.layered import LEVELS, MIN_PROBABILITY, PixelAttention, pixels_and_positions
 from pipeline.models.fashionformer.encoder import PixelEncoder, sine_position_embedding
+from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights, point_values, sample_points
 from pipeline.models.fashionformer.matcher import class_cost, dice_cost, hungarian_match, mask_cost
 from pipeline.models.fashionformer.model import boxes_from_masks
 
@@ -175,6 +177,68 @@ def test_model_uses_the_configured_attribute_loss(tiny_config):
     assert 0 < values["focal"] < values["bce"]
 
 
+def test_softmax_class_loss_is_the_cross_entropy_with_no_object_weighted_down():
+    loss = FashionFormerLoss(LossWeights(class_kind="softmax", no_object_weight=0.1))
+    logits = torch.zeros(1, 3, 4)  # 3 queries, 3 classes and 'no object'
+    matches, targets = [(torch.tensor([1]), torch.tensor([0]))], [{"labels": torch.tensor([2])}]
+    assert loss._classes(logits, matches, targets, 1).item() == pytest.approx(math.log(4))
+    logits[0, 0, 0] = 10  # unmatched query 0 says class 0
+    logits[0, 1, 2] = 10  # query 1 is right
+    logits[0, 2, 3] = 10  # unmatched query 2 says 'no object'
+    each = torch.nn.functional.cross_entropy(logits[0], torch.tensor([3, 2, 3]), reduction="none")
+    expected = (0.1 * each[0] + each[1] + 0.1 * each[2]) / 1.2
+    assert loss._classes(logits, matches, targets, 1).item() == pytest.approx(expected.item())
+    assert expected < each.mean() / 3  # the wrong class of unmatched query 0 counts a tenth
+
+
+def test_softmax_classes_score_without_no_object(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, class_loss="softmax", score_threshold=0.0,
+                                             detections_per_image=5)).eval()
+    logits = torch.zeros(3, 47)
+    logits[0, 46] = 10  # sure there is nothing
+    logits[1, 7] = 10
+    probabilities = model.class_probabilities(logits)
+    assert probabilities.shape == (3, 46) and probabilities[0].max() < 1e-3 and probabilities[1, 7] > 0.99
+    head = model.decoder.segmentation[-1].classify[-1]
+    with torch.no_grad():  # every query says 'no object' for sure
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[46] = 20
+        scores = model([torch.rand(3, 96, 128)])[0]["scores"]
+    assert len(scores) == 5 and scores.max() < 1e-6
+
+
+def test_softmax_class_cost_is_minus_the_probability():
+    logits = torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, 0.0]])
+    cost = class_cost(logits, torch.tensor([1, 0]), kind="softmax")
+    assert torch.allclose(cost, -logits.softmax(-1)[:, [1, 0]])
+
+
+def test_point_values_read_pixel_centres_and_points_gather_where_masks_are_uncertain():
+    maps = torch.arange(12.0).view(1, 3, 4)
+    centres = torch.tensor([[[0.5 / 4, 0.5 / 3], [3.5 / 4, 2.5 / 3], [1.5 / 4, 1.5 / 3]]])
+    assert torch.allclose(point_values(maps, centres), torch.tensor([[0.0, 11.0, 5.0]]), atol=1e-5)
+    torch.manual_seed(0)
+    logits = torch.full((2, 32, 32), 8.0)
+    logits[:, :, 15:17] = 0.0  # an uncertain band, a 16th of the mask
+    targets = (torch.rand(2, 32, 32) > 0.5).float()
+    predicted, truth = sample_points(logits, targets, 200)
+    assert predicted.shape == truth.shape == (2, 200)
+    assert (predicted.abs() < 8).float().mean() > 0.5  # uniform points would hit the band ~1/16 of the time
+    assert ((truth >= 0) & (truth <= 1)).all()
+    empty = sample_points(logits[:0], targets[:0], 200)
+    assert empty[0].shape == (0, 200)
+
+
+def test_mask_losses_on_points_reach_the_masks(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, mask_loss="bce", mask_points=64))
+    losses = train_losses(model, *two_scenes())
+    losses["loss_mask"].backward()
+    assert losses["loss_mask"] > 0 and model.decoder.segmentation[-1].mask_kernel[-1].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("switch, check", [
     ({"mlr": False}, lambda m: all(stage.rendering is None for stage in m.decoder.attributes)),
     ({"mlr_levels": 2}, lambda m: m.decoder.attributes[0].rendering.project[0].in_features == 2 * 32),
@@ -189,6 +253,14 @@ def test_model_uses_the_configured_attribute_loss(tiny_config):
     ({"decoder": "multi_layer_attention", "mlr": False}, lambda m: m.decoder.attributes[0].rendering is None),
     ({"mask_stride": 4}, lambda m: m.encoder.fine is None),
     ({"position_embedding": False}, lambda m: not m.encoder.position_embedding),
+    ({"class_loss": "softmax"}, lambda m: all(s.classify[-1].out_features == 47 for s in m.decoder.segmentation)),
+    ({"class_loss": "focal"}, lambda m: all(s.classify[-1].out_features == 46 for s in m.decoder.segmentation)),
+    ({"mask_points": 50, "mask_loss": "bce"}, lambda m: m.loss.weights.mask_points == 50),
+    ({"fuse": "semantic_fpn"}, lambda m: [len(level) for level in m.encoder.semantic.levels] == [1, 2, 4, 6]),
+    ({"fuse": "semantic_fpn", "mask_stride": 2}, lambda m: m.encoder.semantic is not None and m.encoder.fine is not None),
+    ({"fuse": "sum"}, lambda m: m.encoder.semantic is None),
+    ({"query_selection": True}, lambda m: m.decoder.initial_kernels is None and m.decoder.selection is not None),
+    ({"query_selection": True, "class_loss": "softmax"}, lambda m: m.decoder.selection.foreground == 46),
 ])
 def test_switches_shape_the_model_and_it_trains(tiny_config, switch, check):
     torch.manual_seed(0)
@@ -303,6 +375,31 @@ def test_modulated_rendering_starts_as_plain_rendering_and_then_follows_the_quer
     assert not torch.allclose(modulated(masks, pyramid, queries), modulated(masks, pyramid, queries + 1))
 
 
+def test_query_selection_starts_from_the_best_scored_pixels():
+    torch.manual_seed(0)
+    selection = QuerySelection(dim=8, num_queries=3, num_classes=5, foreground=4, class_prior=None)
+    fused = torch.randn(2, 8, 4, 6)
+    queries, class_logits = selection(fused)
+    pixels = fused.flatten(2).transpose(1, 2)
+    logits = selection.classify(pixels)
+    for b in range(2):
+        best = logits[b, :, :4].max(-1).values.topk(3).indices  # the 5th logit ('no object') does not rank
+        assert torch.allclose(class_logits[b], logits[b, best])
+        assert torch.allclose(queries[b], selection.project(pixels[b, best]))
+    selection.zero_grad()
+    queries.sum().backward()
+    assert selection.project[0].weight.grad is not None and selection.classify[-1].weight.grad is None
+
+
+def test_query_selection_supervises_the_initial_classes(tiny_config):
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(tiny_config, query_selection=True))
+    images, targets = two_scenes()
+    losses = train_losses(model, images, targets)
+    losses["loss_classes"].backward()
+    assert model.decoder.selection.classify[-1].weight.grad.abs().sum() > 0
+
+
 def test_modulated_rendering_is_eq_2_with_a_per_pixel_query_map():
     """F_atr = sum_uv P(u, v) F(u, v) Q(u, v) with Q an (N, C, H, W) map made explicitly, Q = (1 + W q)
     (1 + G(u, v)): equal to the factorised rendering, and Q varies over the pixels."""
@@ -360,6 +457,9 @@ def test_shipped_configs_load_and_build():
     ("family: fashionformer\nmask_stride: 8\n", "mask_stride must be 2 or 4", 2),
     ("family: fashionformer\nmlr: false\nfpn_channels: 128\n", "fpn_channels must equal hidden_dim", None),
     ("family: fashionformer\nmlr: false\nmlr_modulation: true\n", "mlr_modulation needs mlr", 3),
+    ("family: fashionformer\nclass_loss: softmax_focal\n", "class_loss must be one of", 2),
+    ("family: fashionformer\nmask_points: -1\n", "mask_points must be >= 0", 2),
+    ("family: fashionformer\nfuse: concat\n", "fuse must be one of", 2),
 ])
 def test_bad_config_is_an_input_error(tmp_path, text, message, line):
     assert_bad_config_is_an_input_error(tmp_path, text, message, line)

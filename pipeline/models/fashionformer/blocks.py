@@ -21,10 +21,12 @@ def linear_norm_relu(in_features: int, out_features: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_features, out_features), nn.LayerNorm(out_features), nn.ReLU(inplace=True))
 
 
-def prediction_head(dim: int, outputs: int, prior: float) -> nn.Sequential:
-    """Two FC layers; the bias starts every sigmoid output at probability `prior` (focal loss init)."""
+def prediction_head(dim: int, outputs: int, prior: float | None) -> nn.Sequential:
+    """Two FC layers; the bias starts every sigmoid output at probability `prior` (focal loss init),
+    or, for softmax outputs (prior None), as nn.Linear initialises it."""
     head = nn.Sequential(linear_norm_relu(dim, dim), nn.Linear(dim, outputs))
-    nn.init.constant_(head[-1].bias, -math.log((1 - prior) / prior))
+    if prior is not None:
+        nn.init.constant_(head[-1].bias, -math.log((1 - prior) / prior))
     return head
 
 

@@ -1,5 +1,10 @@
 """FashionFormer's decoder (paper, 3.2-3.3): initial kernels, then stages with two streams.
 
+The initial kernels are learnt (K-Net's and the paper's), or, with `query_selection`, the
+features of the X_fuse pixels a class head scores highest (the two-stage query selection of
+Deformable DETR 4.2 and Mask DINO 3.2: queries start where the image has instances); the
+initial masks are kernel . X_fuse either way.
+
 Segmentation stream, per stage: group X_fuse under each query's (binarised) mask, update the
 query by dynamic convolution, self-attention and FFN, predict class logits and new masks
 (refined query . X_fuse) for the next stage. `decoder: multi_layer_attention` replaces grouping +
@@ -29,7 +34,7 @@ from pipeline.models.fashionformer.layered import LayeredAttentionStage, Layered
 
 
 class StagePrediction(NamedTuple):
-    class_logits: torch.Tensor  # (B, N, num_classes)
+    class_logits: torch.Tensor  # (B, N, num_classes), + 1 for 'no object' with the softmax class loss
     mask_logits: torch.Tensor  # (B, N, H/4, W/4)
     attribute_logits: torch.Tensor  # (B, N, num_attributes)
 
@@ -40,10 +45,32 @@ def binary(mask_logits: torch.Tensor) -> torch.Tensor:
     return (mask_logits > 0).to(mask_logits.dtype)
 
 
+class QuerySelection(nn.Module):
+    """X_fuse (B, D, H, W) -> initial queries (B, N, D) and their class logits (B, N, classes).
+
+    A class head scores every pixel; the N pixels with the highest foreground logit give the
+    queries, their features (detached, as Mask DINO does) through FC + LayerNorm. The class
+    logits are supervised with the initial masks, so the head learns which pixels to offer.
+    """
+
+    def __init__(self, dim: int, num_queries: int, num_classes: int, foreground: int, class_prior: float | None):
+        super().__init__()
+        self.num_queries, self.foreground = num_queries, foreground
+        self.classify = prediction_head(dim, num_classes, class_prior)
+        self.project = nn.Sequential(nn.Linear(dim, dim), nn.LayerNorm(dim))
+
+    def forward(self, fused: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = fused.flatten(2).transpose(1, 2)
+        logits = self.classify(pixels)
+        best = logits[..., :self.foreground].max(-1).values.topk(min(self.num_queries, pixels.shape[1]), dim=1).indices
+        chosen = pixels.gather(1, best[..., None].expand(-1, -1, pixels.shape[-1]))
+        return self.project(chosen.detach()), logits.gather(1, best[..., None].expand(-1, -1, logits.shape[-1]))
+
+
 class SegmentationStage(nn.Module):
     """Mask grouping, dynamic convolution, self-attention, FFN; class logits and new masks."""
 
-    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float):
+    def __init__(self, dim: int, heads: int, ffn_dim: int, num_classes: int, class_prior: float | None):
         super().__init__()
         self.update = DynamicConv(dim)
         self.attention = Attention(dim, heads)
@@ -128,20 +155,23 @@ DECODERS = tuple(STAGES)
 
 
 class Decoder(nn.Module):
-    """(X_fuse, pyramid) -> (initial mask logits M0, one StagePrediction per stage)."""
+    """(X_fuse, pyramid) -> (the initial prediction, one StagePrediction per stage)."""
 
     def __init__(self, *, num_queries: int, dim: int, fpn_channels: int, heads: int, ffn_dim: int,
                  num_stages: int, num_classes: int, num_attributes: int, variant: str = "fashionformer",
                  mlr: bool = True, mlr_levels: int = 4, mlr_modulation: bool = False,
-                 shared_attribute_query: bool = False,
-                 class_prior: float = 0.01, attribute_prior: float = 0.01):
+                 shared_attribute_query: bool = False, query_selection: bool = False, foreground: int | None = None,
+                 class_prior: float | None = 0.01, attribute_prior: float = 0.01):
         super().__init__()
         if variant not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, not {variant!r}")
         if not mlr and fpn_channels != dim:
             raise ValueError("without MLR the attribute stream groups X_fuse: fpn_channels must equal hidden_dim")
         # The initial queries are the kernels of a 1x1 convolution (no bias) giving the initial masks.
-        self.initial_kernels = nn.Parameter(torch.randn(num_queries, dim) * dim**-0.5)
+        # `foreground`: the class logits that are classes (all but a softmax's 'no object').
+        self.selection = QuerySelection(dim, num_queries, num_classes, foreground or num_classes, class_prior) \
+            if query_selection else None
+        self.initial_kernels = None if query_selection else nn.Parameter(torch.randn(num_queries, dim) * dim**-0.5)
         self.context = None if CONTEXTS[variant] is None else CONTEXTS[variant](fpn_channels, dim)
         self.segmentation = nn.ModuleList(
             STAGES[variant](dim, heads, ffn_dim, num_classes, class_prior) for _ in range(num_stages)
@@ -154,7 +184,12 @@ class Decoder(nn.Module):
         )
 
     def forward(self, fused: torch.Tensor, pyramid: list[torch.Tensor]):
-        queries = self.initial_kernels.expand(fused.shape[0], -1, -1)
+        """-> (the initial prediction: masks M0 and, with query selection, class logits; attribute
+        logits None), and one StagePrediction per stage."""
+        if self.selection is None:
+            queries, initial_classes = self.initial_kernels.expand(fused.shape[0], -1, -1), None
+        else:
+            queries, initial_classes = self.selection(fused)
         mask_logits = initial_masks = predict_masks(queries, fused)
         context = pyramid if self.context is None else self.context(pyramid)
         predictions = []
@@ -163,7 +198,7 @@ class Decoder(nn.Module):
             attribute_logits = attributes(queries, refined, mask_logits, fused, pyramid)
             predictions.append(StagePrediction(class_logits, new_masks, attribute_logits))
             queries, mask_logits = refined, new_masks
-        return initial_masks, predictions
+        return StagePrediction(initial_classes, initial_masks, None), predictions
 
     def xavier_(self) -> None:
         """Every weight matrix of the stages Xavier-uniform, as the official code's

@@ -2,7 +2,9 @@
 
 The pyramid levels X1..X4 (strides 4..32) are kept for the attribute stream's multi-layer
 rendering; X_fuse is their sum at stride 4 with a sine positional embedding, so that queries can
-tell apart two instances that look alike.
+tell apart two instances that look alike. `fuse: semantic_fpn` sums them as the official code
+(K-Net's SemanticFPNWrapper, Panoptic FPN's semantic head) does: each level through its own
+3x3 convolutions, each followed by a 2x upsampling, down to the finest level's resolution.
 """
 from __future__ import annotations
 
@@ -32,6 +34,35 @@ def create_backbone(name: str, frozen_norm: bool = False) -> nn.Module:
     return freeze_batch_norm_2d(body) if frozen_norm else body
 
 
+def conv_norm_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution, group norm (32 groups where the width allows), ReLU."""
+    groups = 32 if out_channels % 32 == 0 else 1
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+                         nn.GroupNorm(groups, out_channels), nn.ReLU(inplace=True))
+
+
+class SemanticFPN(nn.Module):
+    """Pyramid levels (strides 4, 8, 16, 32) -> one map at stride 4: level k through k blocks of
+    conv + 2x upsampling (the finest through one conv), summed."""
+
+    def __init__(self, channels: int, levels: int):
+        super().__init__()
+        self.levels = nn.ModuleList(nn.Sequential(*self.blocks(channels, k)) for k in range(levels))
+
+    @staticmethod
+    def blocks(channels: int, k: int) -> list[nn.Module]:
+        if k == 0:
+            return [conv_norm_relu(channels, channels)]
+        return [module for _ in range(k) for module in
+                (conv_norm_relu(channels, channels), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))]
+
+    def forward(self, pyramid: list[torch.Tensor]) -> torch.Tensor:
+        return sum(level(features) for level, features in zip(self.levels, pyramid))
+
+
+FUSES = ("sum", "semantic_fpn")
+
+
 def sine_position_embedding(height: int, width: int, channels: int, stride: int = 4, device=None) -> torch.Tensor:
     """(channels, height, width) sine/cosine embedding of a feature map's (y, x) pixel centres.
 
@@ -59,8 +90,10 @@ class PixelEncoder(nn.Module):
     """
 
     def __init__(self, backbone: str, fpn_channels: int, hidden_dim: int, position_embedding: bool = True,
-                 fuse_stride: int = STRIDES[0], frozen_norm: bool = False):
+                 fuse_stride: int = STRIDES[0], frozen_norm: bool = False, fuse: str = "sum"):
         super().__init__()
+        if fuse not in FUSES:
+            raise ValueError(f"fuse must be one of {FUSES}, not {fuse!r}")
         self.position_embedding = position_embedding
         self.fuse_stride = fuse_stride
         self.body = create_backbone(backbone, frozen_norm)
@@ -71,6 +104,7 @@ class PixelEncoder(nn.Module):
         self.channels_last = getattr(self.body, "output_fmt", "NCHW") == "NHWC"  # timm's transformers
         channels = self.body.feature_info.channels()
         self.fpn = FeaturePyramidNetwork([channels[i] for i in self.levels], fpn_channels)
+        self.semantic = SemanticFPN(fpn_channels, len(STRIDES)) if fuse == "semantic_fpn" else None
         self.fine = None
         if fuse_stride != STRIDES[0]:
             if fuse_stride not in reductions or fuse_stride > STRIDES[0]:
@@ -88,7 +122,8 @@ class PixelEncoder(nn.Module):
         if self.channels_last:
             stages = [stage.permute(0, 3, 1, 2) for stage in stages]
         pyramid = list(self.fpn(OrderedDict((str(k), stages[i]) for k, i in enumerate(self.levels))).values())
-        finest = pyramid if self.fine is None else [self.fine(stages[self.fine_level])] + pyramid
+        levels = pyramid if self.semantic is None else [self.semantic(pyramid)]
+        finest = levels if self.fine is None else [self.fine(stages[self.fine_level])] + levels
         size = finest[0].shape[-2:]
         summed = finest[0] + sum(F.interpolate(level, size=size, mode="bilinear", align_corners=False)
                                  for level in finest[1:])

@@ -30,8 +30,13 @@ def bce_terms(logits: torch.Tensor, alpha: float, gamma: float) -> tuple[torch.T
 PIXEL_TERMS = {"focal": focal_terms, "bce": bce_terms}
 
 
-def class_cost(class_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0):
-    """(N, C) logits, (M,) labels -> (N, M): how much more the focal loss is if query n takes label m."""
+def class_cost(class_logits: torch.Tensor, labels: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
+               kind: str = "focal"):
+    """(N, C) logits, (M,) labels -> (N, M): with focal classes how much more the focal loss is if
+    query n takes label m; with softmax classes (C + 1 logits, the last 'no object') minus the
+    probability of label m, as DETR and Mask2Former match."""
+    if kind == "softmax":
+        return -class_logits.softmax(-1)[:, labels]
     positive, negative = focal_terms(class_logits, alpha, gamma)
     return (positive - negative)[:, labels]
 
@@ -54,6 +59,7 @@ def hungarian_match(
     mask_logits: torch.Tensor, targets: torch.Tensor, class_logits: torch.Tensor | None = None,
     labels: torch.Tensor | None = None, *, class_weight: float = 1.0, mask_weight: float = 1.0,
     dice_weight: float = 1.0, alpha: float = 0.25, gamma: float = 2.0, mask_kind: str = "focal",
+    class_kind: str = "focal",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(query indices, instance indices) of the cheapest one-to-one assignment.
 
@@ -64,6 +70,6 @@ def hungarian_match(
         cost = mask_weight * mask_cost(mask_logits, targets, alpha, gamma, mask_kind)
         cost = cost + dice_weight * dice_cost(mask_logits, targets)
         if class_logits is not None:
-            cost = cost + class_weight * class_cost(class_logits, labels, alpha, gamma)
+            cost = cost + class_weight * class_cost(class_logits, labels, alpha, gamma, class_kind)
         rows, cols = linear_sum_assignment(torch.nan_to_num(cost.float(), nan=1e6).cpu().numpy())
     return tuple(torch.as_tensor(i, dtype=torch.int64, device=mask_logits.device) for i in (rows, cols))

@@ -17,11 +17,12 @@ from torch import nn
 from pipeline.models.backbones import normalisation
 from pipeline.models.config import ModelConfig
 from pipeline.models.fashionformer.decoder import DECODERS, Decoder, StagePrediction
-from pipeline.models.fashionformer.encoder import PixelEncoder
+from pipeline.models.fashionformer.encoder import FUSES, PixelEncoder
 from pipeline.models.fashionformer.loss import FashionFormerLoss, LossWeights
 from pipeline.models.fashionformer.matcher import PIXEL_TERMS
 
 SIZE_DIVISOR = 32  # the canvas side is a multiple of the coarsest pyramid stride
+CLASS_LOSSES = ("focal", "softmax")
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,10 @@ class FashionFormerConfig(ModelConfig):
     fpn_channels: int = 256
     hidden_dim: int = 256  # d: width of X_fuse and of the queries
     position_embedding: bool = True  # sine embedding of absolute positions added to X_fuse
+    fuse: str = "sum"  # X_fuse from the FPN levels: summed (paper, 3.1) | semantic_fpn (the official code's)
     mask_stride: int = 4  # of X_fuse and the masks: 4 as in the paper, or 2 (small parts, small images)
     num_queries: int = 100
+    query_selection: bool = False  # initial queries from the best-scored X_fuse pixels (Mask DINO), not learnt
     num_stages: int = 3
     num_heads: int = 8
     ffn_dim: int = 2048
@@ -48,7 +51,10 @@ class FashionFormerConfig(ModelConfig):
     mask_loss_weight: float = 1.0  # the pixel loss on mask pixels
     mask_loss: str = "focal"  # the pixel loss: focal | bce (sigmoid cross-entropy, the official configuration's)
     dice_loss_weight: float = 1.0
-    class_prior: float = 0.01  # initial probability of every class
+    mask_points: int = 0  # 0: mask losses on every pixel; N: on N points per mask, mostly uncertain ones
+    class_loss: str = "focal"  # focal (sigmoid per class, the paper's) | softmax (classes + 'no object')
+    no_object_weight: float = 0.1  # softmax class loss: the 'no object' class's weight (DETR, Mask2Former)
+    class_prior: float = 0.01  # initial probability of every class (focal class loss)
     attribute_prior: float = 0.01  # initial probability of every attribute
 
     def __post_init__(self):
@@ -59,6 +65,9 @@ class FashionFormerConfig(ModelConfig):
             (self.mlr_modulation and not self.mlr, "mlr_modulation needs mlr"),
             (self.mask_loss not in PIXEL_TERMS,
              f"mask_loss must be one of {tuple(PIXEL_TERMS)}, not {self.mask_loss!r}"),
+            (self.class_loss not in CLASS_LOSSES, f"class_loss must be one of {CLASS_LOSSES}, not {self.class_loss!r}"),
+            (self.mask_points < 0, "mask_points must be >= 0"),
+            (self.fuse not in FUSES, f"fuse must be one of {FUSES}, not {self.fuse!r}"),
             (self.num_stages < 1, "num_stages must be >= 1"),
             (self.num_queries < 1, "num_queries must be >= 1"),
             (self.mask_stride not in (2, 4), "mask_stride must be 2 or 4"),
@@ -88,18 +97,20 @@ class FashionFormer(nn.Module):
         super().__init__()
         c = self.config = config
         self.encoder = PixelEncoder(c.backbone, c.fpn_channels, c.hidden_dim, c.position_embedding, c.mask_stride,
-                                    c.backbone_norm_frozen)
+                                    c.backbone_norm_frozen, c.fuse)
+        softmax = c.class_loss == "softmax"
         self.decoder = Decoder(
             num_queries=c.num_queries, dim=c.hidden_dim, fpn_channels=c.fpn_channels, heads=c.num_heads,
-            ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes,
+            ffn_dim=c.ffn_dim, num_stages=c.num_stages, num_classes=c.num_classes + softmax,
             num_attributes=c.num_attributes, variant=c.decoder, mlr=c.mlr, mlr_levels=c.mlr_levels,
             mlr_modulation=c.mlr_modulation, shared_attribute_query=c.shared_attribute_query,
-            class_prior=c.class_prior, attribute_prior=c.attribute_prior,
+            query_selection=c.query_selection, foreground=c.num_classes,
+            class_prior=None if softmax else c.class_prior, attribute_prior=c.attribute_prior,
         )
         self.loss = FashionFormerLoss(LossWeights(
             c.class_loss_weight, c.mask_loss_weight, c.dice_loss_weight, c.attribute_loss_weight,
-            c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss,
-            attribute_normalisation=c.attribute_normalisation,
+            c.attribute_loss, c.focal_alpha, c.focal_gamma, c.mask_loss, c.class_loss, c.no_object_weight,
+            c.mask_points, c.attribute_normalisation,
         ))
         mean, std = normalisation(c.backbone)
         self.register_buffer("mean", torch.tensor(mean).view(3, 1, 1), persistent=False)
@@ -116,9 +127,9 @@ class FashionFormer(nn.Module):
         # Black around the image before normalising, as in the training crops.
         batch = torch.stack([centre(resize(image, size), side) for image, size in zip(images, sizes)])
         fused, pyramid = self.encoder((batch - self.mean) / self.std)
-        initial_masks, predictions = self.decoder(fused, pyramid)
+        initial, predictions = self.decoder(fused, pyramid)
         if self.training:
-            return self.loss(initial_masks, predictions,
+            return self.loss(initial, predictions,
                              [target_at_mask_stride(t, size, side, c.mask_stride) for t, size in zip(targets, sizes)])
         return [self.detections(predictions[-1], b, size, side, image.shape[-2:])
                 for b, (image, size) in enumerate(zip(images, sizes))]
@@ -138,6 +149,12 @@ class FashionFormer(nn.Module):
         scale = min(self.config.min_size / min(size), self.config.max_size / max(size))
         return round(size[0] * scale), round(size[1] * scale)
 
+    def class_probabilities(self, class_logits: torch.Tensor) -> torch.Tensor:
+        """(N, num_classes) probabilities: sigmoids, or the softmax without its 'no object' column."""
+        if self.config.class_loss == "softmax":
+            return class_logits.softmax(-1)[:, :-1]
+        return class_logits.sigmoid()
+
     def detections(self, prediction: StagePrediction, b: int, size: tuple[int, int], side: int,
                    original: torch.Size) -> dict:
         """The best (query, class) pairs of image b (K-Net ranks pairs too), masks at the `original` size.
@@ -151,7 +168,7 @@ class FashionFormer(nn.Module):
         low_resolution = prediction.mask_logits[b].sigmoid()
         inside = low_resolution >= 0.5
         mask_scores = (low_resolution * inside).flatten(1).sum(1) / inside.flatten(1).sum(1).clamp(min=1)
-        pair_scores = prediction.class_logits[b].sigmoid() * mask_scores[:, None]
+        pair_scores = self.class_probabilities(prediction.class_logits[b]) * mask_scores[:, None]
         num_classes = pair_scores.shape[1]
         scores, pairs = pair_scores.flatten().topk(min(c.detections_per_image, pair_scores.numel()))
         keep = scores >= c.score_threshold
