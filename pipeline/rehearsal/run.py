@@ -234,6 +234,7 @@ def run_notebook(folder: Path, project: Path, settings, env: dict) -> Usage:
     models = {name: [project / "models" / name / f"fold{k}" / "model.pt" for k in settings.trained_folds()]
               for name in settings.train.models}
     work = folder / "kaggle" / "working"
+    work.mkdir(parents=True, exist_ok=True)  # a kernel's cwd and working folder exist before it starts
     spec = {"notebook": str(project / notebook.NOTEBOOK), "cwd": str(folder / "kaggle"),
             "parameters": notebook.parameters(project, settings, work, models)}
     io.write_json(folder / "notebook.json", spec)
