@@ -44,6 +44,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import InputError
+from pipeline.models.starts import named_start
 
 SCORES = ("ap_iou", "ap_iou_f1", "kaggle")
 SUMMARISED = (*SCORES, "steps", "train_seconds", "train_cpu_seconds", "predict_seconds")
@@ -131,7 +132,7 @@ def model_config(path: str | Path, overrides: dict) -> dict:
     for key, value in overrides.items():
         if key.startswith("config."):
             config[key.removeprefix("config.")] = value
-    if config.get("init") and Path(config["init"]).exists():  # a file; a named start (timm:...) stays
+    if config.get("init") and named_start(config["init"]) is None:  # a file (made by then); timm:... stays
         config["init"] = absolute(config["init"])
     return config
 
