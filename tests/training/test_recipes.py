@@ -88,10 +88,11 @@ def test_fashionformer_bce_mask_loss_and_its_matching_cost():
     assert torch.allclose(mask_cost(logits, truth, kind="bce"), expected.mean(-1), atol=1e-6)
     loss = FashionFormerLoss(LossWeights(mask=1.0, mask_kind="bce"))
     matches = [(torch.arange(3), torch.arange(3))]
-    pixel, _ = loss._masks(logits[None], matches, [{"masks": truth}])
+    as_maps = logits.view(1, 3, 5, 10)  # the loss takes (B, N, H, W) mask logits, targets flattened
+    pixel, _ = loss._masks(as_maps, matches, [{"masks": truth}])
     bce = F.binary_cross_entropy_with_logits(logits, truth, reduction="none").mean(1).sum()
     assert pixel.item() == pytest.approx(bce.item())
-    focal, _ = FashionFormerLoss(LossWeights(mask=1.0))._masks(logits[None], matches, [{"masks": truth}])
+    focal, _ = FashionFormerLoss(LossWeights(mask=1.0))._masks(as_maps, matches, [{"masks": truth}])
     assert focal.item() < pixel.item()  # focal down-weights the easy pixels
     with pytest.raises(ValueError, match="mask_loss"):
         dataclasses.replace(load_config(CONFIGS / "fashionformer_r18.yaml"), mask_loss="l2")
