@@ -112,12 +112,16 @@ def test_make_profile_switch_merges_the_profile_and_keeps_local_edits(tmp_path):
     assert missing.returncode != 0 and "no such profile" in missing.stderr
 
 
-def test_the_weights_stage_refuses_held_out_scores_for_the_df2_model_before_anything_trains(capsys, tmp_path):
-    """train-df2 runs after every Fashionpedia fold: the DAG's first stage finds its bad setting."""
-    from pipeline.cli import main
-    from pipeline.stages.weights import check_df2_validation
 
-    check_df2_validation(REAL)  # the real profile sets df2.train.validate_every: 0
-    out = tmp_path / "lite0.pth"
-    assert main(["--set", "train.validate_every=5", "weights", "--out", str(out)]) == 2
-    assert "set df2.train.validate_every: 0" in capsys.readouterr().err and not out.exists()
+def test_the_df2_model_trains_without_held_out_scores_when_the_shared_section_asks_for_them(capsys):
+    """validate_every is in the shared `train` section; the DeepFashion2 model has no Fashionpedia fold."""
+    from argparse import Namespace
+
+    from pipeline.settings.load import parse_set
+    from pipeline.stages.train import validation
+
+    settings = load_settings(PARAMS, None, [parse_set("train.validate_every=5")])
+    entry = settings.model(settings.df2.model)
+    assert entry.train.validate_every == 5
+    assert validation(settings, Namespace(model=entry.name, fold=None), entry, None, "deepfashion2") is None
+    assert "no held-out scores during training" in capsys.readouterr().out
