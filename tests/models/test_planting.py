@@ -1,5 +1,4 @@
 """Planted starts (`pipeline.models.planting`) behave like trained checkpoints where a rehearsal needs them to."""
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,25 +12,6 @@ from pipeline.training.config import AugmentConfig
 from pipeline.training.data import TrainDataset, collate
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """Empty library caches in a temporary folder, connections refused and recorded."""
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network blocked in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return attempts
 
 
 @pytest.mark.parametrize("path", ["real/attribute_mask_rcnn_r50.yaml", "real/fashionformer_r50.yaml",

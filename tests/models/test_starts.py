@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -72,25 +71,6 @@ def refuse(*args, **kwargs):
 socket.getaddrinfo = refuse
 socket.socket.connect = refuse
 '''
-
-
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    """A project folder with empty library caches and no network; the list of attempted connections."""
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network blocked in tests")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return attempts
 
 
 def changed_tensors(model, config) -> int:
