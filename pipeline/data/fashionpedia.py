@@ -76,15 +76,20 @@ class InstancesFile:
             yield index, self.record(ordered[index])
 
 
-def read_json(path: str | Path) -> dict:
-    """A JSON object from a file; InputError if missing, unreadable or not an object."""
+def parsed_json(path: str | Path):
+    """A file's JSON value; InputError if missing or unreadable."""
     try:
         with open(path, "rb") as stream:
-            data = json.load(stream)
+            return json.load(stream)
     except FileNotFoundError:
         raise InputError("file not found", path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"not a readable JSON file ({error})", path) from None
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON object from a file; InputError if missing, unreadable or not an object."""
+    data = parsed_json(path)
     if not isinstance(data, dict):
         raise InputError("expected a JSON object with images, annotations, categories", path)
     return data

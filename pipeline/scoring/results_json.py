@@ -28,7 +28,7 @@ from pycocotools import mask as coco_mask
 
 from pipeline.data import rle, sorted_csv
 from pipeline.data.annotations import ImageRecord, parse_attributes, parse_class_id
-from pipeline.data.fashionpedia import ImageEntry, InstancesFile
+from pipeline.data.fashionpedia import ImageEntry, InstancesFile, parsed_json
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.io import atomic_path
@@ -47,13 +47,7 @@ class ResultsFile:
 def load_results(path: str | Path, images: list[ImageEntry]) -> ResultsFile:
     """The results list grouped by image; InputError for a result of an image not in `images`.
     The rest of each result is checked when its image is scored (`results_chunks`)."""
-    try:
-        with open(path, "rb") as stream:
-            results = json.load(stream)
-    except FileNotFoundError:
-        raise InputError("file not found", path) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise InputError(f"not a readable JSON file ({error})", path) from None
+    results = parsed_json(path)
     if not isinstance(results, list):
         raise InputError("expected a JSON list of results (image_id, category_id, segmentation, score, "
                          "attribute_ids)", path)
