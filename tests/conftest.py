@@ -1,4 +1,5 @@
 """Shared fixtures. `../shared` (read-only reference data) sits beside the project root."""
+import socket
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,22 @@ def embedded_config(name: str):
         if config.family == name:
             return portable(config)
     raise AssertionError(f"family {name} has no model in params.yaml")
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """A project folder with empty library caches and no network; the list of attempted connections."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network blocked in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return attempts
