@@ -85,6 +85,8 @@ def add_shared_options(parser: argparse.ArgumentParser, default) -> None:
                              "merged in order)")
     parser.add_argument("--set", dest="set_keys", action="append", default=default([]), metavar="KEY=VALUE",
                         help="set one params key, e.g. --set train.epochs=3 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", default=default(False),
+                        help="no progress bar on the command's long loops (none off a terminal either)")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:

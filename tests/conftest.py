@@ -1,5 +1,7 @@
 """Shared fixtures. `../shared` (read-only reference data) sits beside the project root."""
+import io
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,21 @@ def offline(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     return attempts
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, where progress bars are drawn."""
+
+    def isatty(self):
+        return True
+
+
+def drawn(monkeypatch, command: list[str]) -> str:
+    """What `python -m pipeline *command` draws on a terminal's stderr (its progress bars); it must exit 0."""
+    from pipeline.cli import main
+
+    terminal = Terminal()
+    with monkeypatch.context() as patched:
+        patched.setattr(sys, "stderr", terminal)
+        assert main(command) == 0
+    return terminal.getvalue()

@@ -1,4 +1,5 @@
 """dvc.yaml against params.yaml and the CLI: the DAG names what the stages really read and run."""
+import re
 import shlex
 import subprocess
 import sys
@@ -160,3 +161,27 @@ def test_no_stage_writes_into_the_downloaded_datasets_of_the_real_profile():
             written = Path(resolved(path))
             assert not any(written == d or d in written.parents or written in d.parents for d in datasets), (
                 stage, str(written))
+
+
+# Keys that change how fast a stage runs, never what it writes: a change reruns nothing.
+SPEED_ONLY = ("workers", "threads")
+
+
+def test_speed_only_keys_rerun_no_stage_but_every_other_key_of_a_stage_s_sections_does():
+    """A stage that lists some keys of a section lists all of them but the speed-only ones: a knob added to
+    params.yaml later reruns what reads it. Training takes whole sections (its run key ignores the rest)."""
+    profile = yaml.safe_load((ROOT / "profiles" / "fashionpedia" / "dvc.yaml").read_text())["stages"]
+    for stage, spec in [*DVC.items(), *profile.items()]:
+        listed = [p for p in spec.get("params", []) if isinstance(p, str)]
+        for section in {p.split(".")[0] for p in listed} - {"train", "models", "df2", "data", "weights"}:
+            keys = PARAMS[section]
+            if not isinstance(keys, dict) or not set(SPEED_ONLY) & set(keys):
+                continue
+            assert section not in listed, (stage, section)
+            wanted = {f"{section}.{k}" for k in keys if k not in SPEED_ONLY}
+            # a key in a path (`${cache.dir}/train.h5`) changes the stage's own definition
+            named = {p for p in listed if p.split(".")[0] == section} | set(re.findall(rf"\$\{{({section}\.\w+)\}}",
+                                                                                       str(spec)))
+            if section == "cache" and stage != "cache":
+                continue  # the DeepFashion2 cache shares the codec keys only
+            assert named == wanted, (stage, sorted(wanted ^ named))

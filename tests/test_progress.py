@@ -4,12 +4,8 @@ import sys
 
 from tqdm import tqdm
 
+from conftest import Terminal
 from pipeline.progress import bar, progress
-
-
-class Terminal(io.StringIO):
-    def isatty(self):
-        return True
 
 
 def test_a_bar_on_a_terminal_only(monkeypatch):

@@ -41,6 +41,7 @@ from pipeline.data.cache_format import FORMAT_VERSION, CacheConfig, fingerprint,
 from pipeline.data.cache_reader import UnusableCache, verify
 from pipeline.errors import InputError
 from pipeline.io import atomic_path
+from pipeline.progress import progress as shown_progress
 
 # Results waiting for the writer, per worker: bounds memory whatever the relative speeds.
 PENDING_PER_WORKER = 4
@@ -337,7 +338,7 @@ class BuildSummary:
 
 def build_cache(
     root: str | Path, split: str, path: str | Path, config: CacheConfig, workers: int = 0,
-    batch_bytes: int = BATCH_BYTES, layout: str = "kaggle",
+    batch_bytes: int = BATCH_BYTES, layout: str = "kaggle", progress: bool = False,
 ) -> BuildSummary:
     """Write the cache of `root`'s `split` (laid out as `layout`) to `path`, replacing it only once complete.
 
@@ -357,7 +358,8 @@ def build_cache(
         # closing: a failed append shuts the workers down here, not whenever the generator is collected
         with h5py.File(tmp, "w") as file, closing(prepared_images(tasks, workers)) as items:
             writer = CacheWriter(file, config.codec, batch_bytes)
-            for item in items:
+            total = len(tasks) if isinstance(tasks, list) else None  # the fashionpedia layout's is a generator
+            for item in shown_progress(items, progress, total, f"cache {split}"):
                 writer.append(item)
             writer.finish(attributes)
     return BuildSummary(
@@ -366,11 +368,12 @@ def build_cache(
 
 
 def refresh(root: str | Path, split: str, path: str | Path, config: CacheConfig, workers: int = 0,
-            layout: str = "kaggle") -> str:
+            layout: str = "kaggle", progress: bool = False) -> str:
     """Build `split`'s cache at `path` unless it is up to date with `root`, `config` and `layout`; what happened."""
     try:
         attributes = verify(path, expected_fingerprint=fingerprint(root, split, config, layout))
     except UnusableCache as unusable:
         rebuilding = f"{path}: rebuilding ({unusable.reason})\n" if Path(path).exists() else ""
-        return f"{rebuilding}{path}: {build_cache(root, split, path, config, workers, layout=layout)}"
+        summary = build_cache(root, split, path, config, workers, layout=layout, progress=progress)
+        return f"{rebuilding}{path}: {summary}"
     return f"{path}: up to date ({attributes['num_images']} images), nothing to do"

@@ -12,16 +12,18 @@ from pipeline import io
 from pipeline.data.prediction_rows import COLUMNS
 from pipeline.data.sorted_csv import aligned_image_groups
 from pipeline.errors import InputError
+from pipeline.progress import progress as shown_progress
 
 
-def gather(paths: list[Path], out: Path) -> int:
+def gather(paths: list[Path], out: Path, progress: bool = False) -> int:
     """Merge the fold files `paths` into `out`; the number of rows written."""
     for path in paths:
         if not path.exists():
             raise InputError("prediction file not found (run predict for this fold first)", path)
     rows = 0
     with io.csv_rows(out, COLUMNS) as writer:
-        for _, frames in aligned_image_groups(paths, COLUMNS):
+        groups = aligned_image_groups(paths, COLUMNS)
+        for _, frames in shown_progress(groups, progress, description=f"gather {out.name}"):
             for frame in frames:
                 if frame is not None:
                     writer.writerows(frame[list(COLUMNS)].itertuples(index=False))

@@ -21,6 +21,7 @@ from pipeline.errors import InputError
 from pipeline.inference.config import TTAConfig
 from pipeline.inference.tta import predict_with_tta
 from pipeline.models.factory import config_from_mapping, create_model
+from pipeline.progress import bar
 from pipeline.training import checkpoint
 from pipeline.training.data import image_to_tensor
 
@@ -42,7 +43,8 @@ def load_model(path: str | Path):
 
 
 def predict(model, reader, indices, ontology, attribute_threshold: float, device="cpu", forward=None,
-            batch_size: int = 1, fp16: bool = True) -> pd.DataFrame:
+            batch_size: int = 1, fp16: bool = True, progress: bool = False, description: str = "predict"
+            ) -> pd.DataFrame:
     """Predictions for reader images `indices` as a DataFrame of COLUMNS sorted by ImageId.
 
     `forward(model, image)`: one image's outputs (the predict stage's test-time augmentation);
@@ -56,13 +58,14 @@ def predict(model, reader, indices, ontology, attribute_threshold: float, device
     # Rows sorted by ImageId: every prediction file is, so later stages read it image by image.
     order = sorted(indices, key=lambda i: reader.image_ids[i])
     rows = []
-    with torch.inference_mode(), precision:
+    with torch.inference_mode(), precision, bar(progress, len(order), description) as counter:
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             for i, output in zip(batch, _outputs(model, reader, batch, device, forward)):
                 output = {k: v if k == "masks" and on_gpu else v.float().cpu().numpy() for k, v in output.items()}
                 rows += rows_for_image(reader.image_ids[i], output, tuple(reader.orig_sizes[i].tolist()), ontology,
                                        attribute_threshold)
+            counter.update(len(batch))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -74,13 +77,14 @@ def _outputs(model, reader, batch, device, forward) -> list[dict]:
 
 
 def predict_file(weights: Path, reader, indices, ontology, tta: TTAConfig, batch_size: int, fp16: bool,
-                 out: Path) -> str:
+                 out: Path, progress: bool = False) -> str:
     """The model file's predictions of reader images `indices` into `out`; a summary line."""
     model, config = load_model(weights)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     # A single plain view goes through the model `batch_size` images at a time; TTA image by image.
     forward = None if tta.views() == [(1.0, False)] else functools.partial(predict_with_tta, config=tta)
-    frame = predict(model, reader, indices, ontology, config.attribute_threshold, device, forward, batch_size, fp16)
+    frame = predict(model, reader, indices, ontology, config.attribute_threshold, device, forward, batch_size, fp16,
+                    progress, f"predict {Path(out).name}")
     io.write_csv(out, frame)
     return (f"{len(frame)} predictions for {len(indices)} images "
             f"({frame.ClassId.nunique() if len(frame) else 0} classes, {len(tta.views())} TTA views) -> {out}")

@@ -30,5 +30,5 @@ def run(settings, args) -> int:
 
     for split in SPLITS if args.split == "all" else (args.split,):
         print(refresh(settings.data_root, split, cache_path(settings.cache.dir, split), settings.cache,
-                      settings.cache.workers, settings.data.layout))
+                      settings.cache.workers, settings.data.layout, progress=not args.no_progress))
     return 0

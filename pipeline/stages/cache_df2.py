@@ -25,5 +25,5 @@ def run(settings, args) -> int:
     out = Path(args.out) if args.out else settings.df2.cache(args.split)
     # The Fashionpedia cache's codec; DeepFashion2's own longest side.
     config = CacheConfig(settings.df2.cache_max_size, settings.cache.codec, settings.cache.jpeg_quality)
-    print(refresh(root, out, config, settings.cache.workers))
+    print(refresh(root, out, config, settings.cache.workers, progress=not args.no_progress))
     return 0

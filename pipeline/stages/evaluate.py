@@ -21,7 +21,6 @@ def add_work_arguments(parser, section: str) -> None:
     """The flags of every command that walks a file's images (ensemble, evaluate, report, tune)."""
     parser.add_argument("--workers", dest=f"{section}.workers", type=int,
                         help=f"processes; 0 or 1: this one only (default: params {section}.workers, null: every core)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (none off a terminal either)")
 
 
 def add_arguments(parser) -> None:

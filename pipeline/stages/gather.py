@@ -19,6 +19,7 @@ def run(settings, args) -> int:
 
     folds = settings.trained_folds()
     out = layout.oof_predictions(args.model)
-    rows = gather([layout.fold_predictions("oof", args.model, fold) for fold in folds], out)
+    rows = gather([layout.fold_predictions("oof", args.model, fold) for fold in folds], out,
+                  progress=not args.no_progress)
     print(f"{args.model}: {rows} out-of-fold predictions from folds {folds} -> {out}")
     return 0

@@ -52,6 +52,6 @@ def run(settings, args) -> int:
                        layout.fold_predictions(args.split, args.model, args.fold))
     summary = predict_file(Path(args.weights or layout.model_file(args.model, args.fold)), reader, indices,
                            ontology.load_for_dataset(settings.data_root), predict.tta, predict.batch_size,
-                           predict.fp16, Path(out))
+                           predict.fp16, Path(out), progress=not args.no_progress)
     print(f"{args.model} fold {args.fold} {args.split}: {summary}")
     return 0

@@ -24,5 +24,7 @@ def run(settings, args) -> int:
     if df2.threads:
         torch.set_num_threads(df2.threads)
     weights = Path(args.weights or layout.df2_model_file(df2.model))
-    print(f"predict-df2: {predict_split(weights, df2.cache('validation'), Path(df2.predictions), df2.gallery_threshold)}")
+    summary = predict_split(weights, df2.cache("validation"), Path(df2.predictions), df2.gallery_threshold,
+                            progress=not args.no_progress)
+    print(f"predict-df2: {summary}")
     return 0

@@ -35,6 +35,7 @@ def run(settings, args) -> int:
     predictions = Path(df2.predictions)
     summary = retrieve(Path(args.weights or layout.df2_model_file(df2.model)), Path(args.cache or df2.cache("validation")),
                        Path(args.index or predictions / layout.DF2_GALLERY_INDEX),
-                       Path(args.out or predictions / "retrieval.json"), df2.query_threshold, df2.gallery_threshold)
+                       Path(args.out or predictions / "retrieval.json"), df2.query_threshold, df2.gallery_threshold,
+                       progress=not args.no_progress)
     print(f"retrieve: {summary}")
     return 0

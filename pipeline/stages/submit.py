@@ -25,5 +25,6 @@ def run(settings, args) -> int:
     from pipeline.submission.write import write_submission
 
     submit = settings.submit
-    print(write_submission(Path(submit.predictions), settings.data_root, submit, submit.thresholds, submit.out))
+    print(write_submission(Path(submit.predictions), settings.data_root, submit, submit.thresholds, submit.out,
+                           progress=not args.no_progress))
     return 0

@@ -25,7 +25,6 @@ def add_arguments(parser) -> None:
                         help="the validation fold to hold out, or `all` to train on every image (not for DeepFashion2)")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (resumable later)")
     parser.add_argument("--out-dir", help="default: models/<model>/fold<K>")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(settings, args) -> int:

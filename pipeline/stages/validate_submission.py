@@ -13,6 +13,6 @@ def add_arguments(parser) -> None:
 def run(settings, args) -> int:
     from pipeline.submission.validate import validate
 
-    valid, lines = validate(args.file, settings.data_root, settings.submit.max_side)
+    valid, lines = validate(args.file, settings.data_root, settings.submit.max_side, not args.no_progress)
     print("\n".join(lines))
     return 0 if valid else 2

@@ -25,6 +25,7 @@ from pipeline.data import rle
 from pipeline.data.annotations import parse_attributes, parse_class_id
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
+from pipeline.progress import progress as shown_progress
 from pipeline.scoring.predictions import PREDICTION_COLUMNS
 from pipeline.submission.images import submission_images, submission_size
 
@@ -42,7 +43,7 @@ class Report:
 
 
 def check(path: str | Path, images: dict[str, tuple[int, int]], ontology: Ontology,
-          max_side: int | None = None) -> Report:
+          max_side: int | None = None, progress: bool = False) -> Report:
     """Every problem of the submission at `path` for `images` (ImageId -> original size)."""
     report = Report()
     sizes = {image_id: submission_size(*size, max_side) for image_id, size in images.items()}
@@ -57,7 +58,7 @@ def check(path: str | Path, images: dict[str, tuple[int, int]], ontology: Ontolo
                 report.problems.append(InputError(
                     f"header must be exactly {','.join(PREDICTION_COLUMNS)}, got {got}; rows not checked", path, 1))
                 return report
-            for fields in reader:
+            for fields in shown_progress(reader, progress, description="validate-submission", unit="row"):
                 if not fields:
                     continue
                 report.rows += 1
@@ -114,9 +115,9 @@ def check_attributes(text: str, ontology: Ontology) -> None:
         raise ValueError(f"AttributesIds {text!r} must be sorted ascending")
 
 
-def validate(path: str | Path, root: Path, max_side: int | None) -> tuple[bool, list[str]]:
+def validate(path: str | Path, root: Path, max_side: int | None, progress: bool = False) -> tuple[bool, list[str]]:
     """(valid, lines to print) of the submission at `path` for `root`'s test images."""
-    report = check(path, submission_images(root), ontology_lib.load_for_dataset(root), max_side)
+    report = check(path, submission_images(root), ontology_lib.load_for_dataset(root), max_side, progress)
     lines = [str(problem) for problem in report.problems[:MAX_REPORTED]]
     if len(report.problems) > MAX_REPORTED:
         lines.append(f"{path}: ... and {len(report.problems) - MAX_REPORTED} more problem(s)")

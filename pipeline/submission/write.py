@@ -43,6 +43,7 @@ from pipeline.data.ontology import Ontology
 from pipeline.ensembling.thresholds import apply_thresholds
 from pipeline.ensembling.thresholds import load as load_thresholds
 from pipeline.errors import InputError
+from pipeline.progress import progress as shown_progress
 from pipeline.scoring.instances import InstanceTable
 from pipeline.scoring.predictions import PREDICTION_COLUMNS, predictions_table
 from pipeline.submission.config import SubmitConfig
@@ -102,7 +103,7 @@ def image_masks(table: InstanceTable, members: np.ndarray, size: tuple[int, int]
 
 
 def write_submission(source: Path, root: Path, config: SubmitConfig, thresholds_path: str | Path | None,
-                     out: str | Path) -> str:
+                     out: str | Path, progress: bool = False) -> str:
     """The submission of the scored test predictions `source` for `root`'s test images into `out`
     (tune's thresholds applied first when given); a summary line."""
     images = submission_images(root)
@@ -112,7 +113,8 @@ def write_submission(source: Path, root: Path, config: SubmitConfig, thresholds_
     pending = iter(images)  # test images in ImageId order; those without predictions get a blank row
     masks = blank = 0
     with io.csv_rows(out, PREDICTION_COLUMNS) as writer:
-        for image_id, frame in image_groups(source, tuple(PREDICTION_COLUMNS)):
+        groups = image_groups(source, tuple(PREDICTION_COLUMNS))
+        for image_id, frame in shown_progress(groups, progress, len(images), "submit"):
             if image_id not in images:
                 raise InputError(f"ImageId {image_id} is not a test image", source, int(frame.index[0]) + 2)
             for missing in pending:

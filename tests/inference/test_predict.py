@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, write_tiny_project
+from conftest import ROOT, drawn, write_tiny_project
 from pipeline.cli import main
 from pipeline.data import rle
 from pipeline.data.cache_format import CacheConfig
@@ -60,6 +60,23 @@ def test_oof_predictions_cover_their_fold_and_gather(trained, monkeypatch):
     records, _ = read_annotations(root / "data" / "train.csv", labels)
     metrics = evaluate_frames(records, gathered.astype({"Score": float, "ClassId": int}), labels)
     assert 0.0 <= metrics["ap_iou"] <= 1.0
+
+
+def test_predict_gather_and_cache_show_progress_on_a_terminal_unless_told_not_to(trained, monkeypatch, tmp_path):
+    root, params = trained
+    monkeypatch.chdir(root)
+    common = ["--params", str(params)]
+    for fold in (0, 1):
+        predict = [*common, "predict", "--model", MODEL, "--fold", str(fold), "--split", "oof"]
+        assert f"predict fold{fold}.csv:" in drawn(monkeypatch, predict)
+        assert drawn(monkeypatch, [*predict, "--no-progress"]) == ""
+    gather = [*common, "gather", "--model", MODEL]
+    assert f"gather {MODEL}.csv:" in drawn(monkeypatch, gather)
+    assert drawn(monkeypatch, [*gather, "--no-progress"]) == ""
+    cache = [*common, "cache", "--split", "test", "--out-dir", str(tmp_path)]
+    assert "cache test:" in drawn(monkeypatch, cache)
+    (tmp_path / "test.h5").unlink()
+    assert drawn(monkeypatch, [*cache, "--no-progress"]) == ""
 
 
 def test_batched_prediction_writes_the_same_file(trained, monkeypatch, tmp_path):

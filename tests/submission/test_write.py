@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import drawn
 from pipeline.cli import main
 from pipeline.data import rle
 from pipeline.data.ontology import load as load_ontology
@@ -68,6 +69,18 @@ def test_round_trip_kaggle_layout_and_blank_rows(tmp_path, capsys):
     assert "3 masks" in capsys.readouterr().out
     assert validate(root) == 0
     assert "valid submission: 4 rows, 3 masks" in capsys.readouterr().out
+
+
+def test_submit_and_validation_show_progress_on_a_terminal_unless_told_not_to(tmp_path, monkeypatch):
+    root = make_dataset(tmp_path)
+    (root / "pred.csv").write_text("ImageId,EncodedPixels,ClassId,AttributesIds,Score\nb,1 4,23,,0.5\n")
+    common = ["--params", str(root / "params.yaml")]
+    command = {"submit": [*common, "submit", "--data", str(root), "--predictions", str(root / "pred.csv"), "--out",
+                          str(root / "sub.csv")],
+               "validate-submission": [*common, "validate-submission", str(root / "sub.csv"), "--data", str(root)]}
+    for name, arguments in command.items():
+        assert f"{name}:" in drawn(monkeypatch, arguments)
+        assert drawn(monkeypatch, [*arguments, "--no-progress"]) == ""
 
 
 def test_test_images_come_from_sample_submission_when_present(tmp_path):

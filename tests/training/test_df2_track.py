@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import drawn
 from pipeline.cli import main
 from pipeline.data.deepfashion2.cache import Df2CacheReader
 from pipeline.errors import InputError
@@ -97,7 +98,8 @@ def test_train_predict_retrieve_report(track, monkeypatch, capsys):
     assert main(["train", *params, "--model", "match_rcnn", "--no-progress"]) == 0
     assert "already trained" in capsys.readouterr().out
 
-    assert main(["predict-df2", *params]) == 0
+    assert "predict-df2:" in drawn(monkeypatch, ["predict-df2", *params])  # a progress bar on a terminal
+    assert drawn(monkeypatch, ["predict-df2", *params, "--no-progress"]) == ""
     for task in ("bbox", "segm", "keypoints"):
         entries = json.loads((root / "predictions/df2" / f"{task}.json").read_text())
         validation_images = len(list((root / "data/validation/image").iterdir()))
@@ -105,9 +107,12 @@ def test_train_predict_retrieve_report(track, monkeypatch, capsys):
     index = json.loads((root / "predictions/df2/gallery_index/index.json").read_text())
     assert index["items"] == 3 * index["shop_images"] > 0
     capsys.readouterr()
-    assert main(["retrieve", "--weights", "models/match_rcnn/deepfashion2/model.pt", "--cache", "cache/validation.h5",
-                 "--index", "predictions/df2/gallery_index", "--out", "predictions/df2/retrieval.json",
-                 "--query-threshold", "0", "--gallery-threshold", "0"]) == 0
+    retrieve = ["retrieve", "--weights", "models/match_rcnn/deepfashion2/model.pt", "--cache", "cache/validation.h5",
+                "--index", "predictions/df2/gallery_index", "--out", "predictions/df2/retrieval.json",
+                "--query-threshold", "0", "--gallery-threshold", "0"]
+    assert "retrieve: queries:" in drawn(monkeypatch, retrieve)
+    cache = ["cache-df2", "--root", "data/validation", "--out", "cache/again.h5", "--max-size", "96"]
+    assert "cache-df2 validation:" in drawn(monkeypatch, cache)
     assert "reused index" in capsys.readouterr().out  # predict-df2's, same model, cache and threshold
 
     assert main(["report-df2", *params]) == 0

@@ -42,6 +42,7 @@ from pipeline.data.cache_build import BATCH_BYTES, prepared_images
 from pipeline.data.cache_reader import UnusableCache, decode_masks, verify
 from pipeline.errors import InputError
 from pipeline.io import atomic_path
+from pipeline.progress import progress as shown_progress
 
 FORMAT_VERSION = 1
 COMMAND = "cache-df2"
@@ -209,7 +210,7 @@ class Df2Writer:
 
 
 def build_cache(root: str | Path, path: str | Path, config: CacheConfig, workers: int = 0,
-                batch_bytes: int = BATCH_BYTES) -> str:
+                batch_bytes: int = BATCH_BYTES, progress: bool = False) -> str:
     """Write the cache of the split at `root` to `path`, replacing it only once complete; a summary line."""
     start = time.perf_counter()
     attributes = {"format_version": FORMAT_VERSION, "dataset": "deepfashion2",
@@ -219,7 +220,7 @@ def build_cache(root: str | Path, path: str | Path, config: CacheConfig, workers
     with atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w") as file, closing(prepared_images(tasks, workers, prepare)) as items:
             writer = Df2Writer(file, batch_bytes)
-            for item in items:
+            for item in shown_progress(items, progress, len(tasks), f"cache-df2 {Path(root).name}"):
                 writer.append(item)
             writer.finish(attributes)
     return (f"{writer.num_images} images, {writer.num_instances} items, {path.stat().st_size / 1e6:.1f} MB, "
@@ -306,11 +307,11 @@ class Df2CacheReader:
         return self._file[name]
 
 
-def refresh(root: str | Path, path: str | Path, config: CacheConfig, workers: int = 0) -> str:
+def refresh(root: str | Path, path: str | Path, config: CacheConfig, workers: int = 0, progress: bool = False) -> str:
     """Build the cache of the split folder `root` at `path` unless it is up to date; what happened."""
     try:
         attributes = verify_df2(path, fingerprint(root, config))
     except UnusableCache as unusable:
         rebuilding = f"{path}: rebuilding ({unusable.reason})\n" if Path(path).exists() else ""
-        return f"{rebuilding}{path}: {build_cache(root, path, config, workers)}"
+        return f"{rebuilding}{path}: {build_cache(root, path, config, workers, progress=progress)}"
     return f"{path}: up to date ({attributes['num_images']} images), nothing to do"

@@ -16,6 +16,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 from pipeline.data.deepfashion2.annotations import RANKS
+from pipeline.progress import progress as shown_progress
 
 
 @dataclass
@@ -32,11 +33,12 @@ class ImageItems:
     embeddings: np.ndarray  # (N, D) float32
 
 
-def predict_items(model, reader, indices, device="cpu") -> list[ImageItems]:
+def predict_items(model, reader, indices, device="cpu", progress: bool = False,
+                  description: str = "predict-df2") -> list[ImageItems]:
     """The detections of reader images `indices`, one image per model call."""
     model.eval().to(device)
     items = []
-    for index in indices:
+    for index in shown_progress(indices, progress, len(indices), description):
         sample = reader[index]
         image = torch.from_numpy(np.ascontiguousarray(sample.image)).permute(2, 0, 1).float().div_(255)
         with torch.no_grad():

@@ -120,10 +120,11 @@ def top_matches(similarity, queries: np.ndarray, index: GalleryIndex, k: int) ->
     return matches
 
 
-def build_index(folder: Path, model, reader, meta: dict, device) -> GalleryIndex:
+def build_index(folder: Path, model, reader, meta: dict, device, progress: bool = False) -> GalleryIndex:
     """Embed every detection scoring at least the threshold on the cache's shop photos; `index.json` last."""
     shops = [i for i in range(len(reader)) if reader.index["source"][i] == 1]
-    return write_index(folder, predict_items(model, reader, shops, device), meta, model.config.embedding_size)
+    return write_index(folder, predict_items(model, reader, shops, device, progress, "retrieve: gallery"), meta,
+                       model.config.embedding_size)
 
 
 def write_index(folder: Path, images, meta: dict, size: int) -> GalleryIndex:
@@ -145,10 +146,12 @@ def write_index(folder: Path, images, meta: dict, size: int) -> GalleryIndex:
     return open_index(folder, meta)
 
 
-def query_entries(model, reader, index: GalleryIndex, query_threshold: float, device) -> list[dict]:
+def query_entries(model, reader, index: GalleryIndex, query_threshold: float, device,
+                  progress: bool = False) -> list[dict]:
     """The official retrieval entries of the cache's consumer-photo detections against the index."""
     users = [i for i in range(len(reader)) if reader.index["source"][i] == 0]
-    queries = detected_items(predict_items(model, reader, users, device), "user", query_threshold)
+    queries = detected_items(predict_items(model, reader, users, device, progress, "retrieve: queries"), "user",
+                             query_threshold)
     if not queries or not len(index.embeddings):
         return []
     ranked = rank_gallery(model.similarity_logits, np.stack([image.embeddings[k] for image, k in queries]),
@@ -166,26 +169,26 @@ def open_retrieval_model(weights: Path, cache: Path, command: str):
 
 
 def retrieve(weights: Path, cache: Path, folder: Path, out: Path, query_threshold: float,
-             gallery_threshold: float) -> str:
+             gallery_threshold: float, progress: bool = False) -> str:
     model, _, reader, device = open_retrieval_model(weights, cache, "retrieve")
     start = time.perf_counter()
     meta = identity(weights, reader, gallery_threshold)
     index = open_index(folder, meta)
     built = index is None
     if built:
-        index = build_index(folder, model, reader, meta, device)
-    entries = query_entries(model, reader, index, query_threshold, device)
+        index = build_index(folder, model, reader, meta, device, progress)
+    entries = query_entries(model, reader, index, query_threshold, device, progress)
     io.write_json(out, entries)
     return (f"{len(index.embeddings)} gallery items ({'built' if built else 'reused'} index {folder}), "
             f"{len(entries)} query items ranked in {time.perf_counter() - start:.1f} s -> {out}")
 
 
-def predict_split(weights: Path, cache: Path, out: Path, gallery_threshold: float) -> str:
+def predict_split(weights: Path, cache: Path, out: Path, gallery_threshold: float, progress: bool = False) -> str:
     """The official bbox, segm and keypoints results of every image of the cache into `out`, and the
     gallery index of its shop photos' items (which `retrieve` reuses); a summary line."""
     model, config, reader, device = open_retrieval_model(weights, cache, "predict-df2")
     start = time.perf_counter()
-    images = predict_items(model, reader, range(len(reader)), device)
+    images = predict_items(model, reader, range(len(reader)), device, progress)
     results = detection_results(images)
     for task, entries in results.items():
         io.write_json(out / f"{task}.json", entries)
