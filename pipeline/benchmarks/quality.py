@@ -259,7 +259,8 @@ def run(args, settings) -> dict:
     settings = protocol(plain(settings))
     check_inputs(settings, params_path)
     chosen = variants(args)
-    root = Path(args.out_dir) if args.out_dir else Path(tempfile.mkdtemp(prefix="bench_quality_"))
+    # absolute: each seed's commands run in the seed's folder and read their config by this path
+    root = Path(args.out_dir).resolve() if args.out_dir else Path(tempfile.mkdtemp(prefix="bench_quality_"))
     root.mkdir(parents=True, exist_ok=True)
     try:
         (root / "ground_truth").mkdir(exist_ok=True)

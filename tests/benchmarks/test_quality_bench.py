@@ -23,10 +23,12 @@ def tiny_project(tmp_path_factory) -> Path:
                               train={"batch_size": 2, "augment": {"image_size": 128}})
 
 
-def test_seeds_train_differently_and_the_summary_is_their_mean_and_deviation(tiny_project, tmp_path, capsys):
+def test_seeds_train_differently_and_the_summary_is_their_mean_and_deviation(tiny_project, tmp_path, capsys,
+                                                                             monkeypatch):
     out = tmp_path / "runs"
+    monkeypatch.chdir(tmp_path)  # a relative --out-dir, as a user types it
     args = ["--params", str(tiny_project), "bench", "quality", "--models", "fashionformer", "--seeds", "2",
-            "--out-dir", str(out), "--set", "train.epochs=1", "--variant", "queries7", "config.num_queries=7"]
+            "--out-dir", "runs", "--set", "train.epochs=1", "--variant", "queries7", "config.num_queries=7"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) == {"folds", "seeds", "tta", "global_batch", "out_dir", "models"}
