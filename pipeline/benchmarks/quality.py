@@ -52,7 +52,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `pipeli
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--models", nargs="+", default=["fashionformer"], help="params `models` names")
+    parser.add_argument("--models", nargs="+", help="params `models` names (default: params train.models)")
     parser.add_argument("--variant", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
                         help="a variant: its name, then overrides (repeatable; default: one variant 'default')")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -253,7 +253,8 @@ def run(args, settings) -> dict:
     params_path = settings.origins.default or "params.yaml"
     if args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, not {args.seeds}")
-    unknown = [m for m in args.models if m not in settings.models]
+    models = args.models or list(settings.train.models)
+    unknown = [m for m in models if m not in settings.models]
     if unknown:
         raise settings.error(f"models {unknown} are not in params `models`", "models")
     settings = protocol(plain(settings))
@@ -267,7 +268,7 @@ def run(args, settings) -> dict:
         ground_truth = scored_ground_truth(settings, args.folds, root / "ground_truth" / "train.csv")
         shutil.copy(labels_file(settings), root / "ground_truth" / "label_descriptions.json")
         results = {model: {name: run_variant(root, settings, model, name, overrides, args, ground_truth)
-                           for name, overrides in chosen.items()} for model in args.models}
+                           for name, overrides in chosen.items()} for model in models}
     finally:
         if not args.out_dir:
             shutil.rmtree(root, ignore_errors=True)
