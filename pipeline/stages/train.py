@@ -46,15 +46,18 @@ def run(settings, args) -> int:
             raise settings.error(f"train.processes is {processes} but there are {torch.cuda.device_count()} GPUs",
                                  "train", "processes")
         return run_distributed(run, settings, args, processes)
-    model_config = load_config(entry.config)
-    dataset = family(model_config.family).dataset
-    data = training_data(settings, args, entry, model_config, dataset)
-    rank, _, _ = engine.distributed_setup()
-    validate = validation(settings, args, entry, model_config, dataset) if rank == 0 else None
-    line = train_run(entry, model_config, data, args.max_steps, not args.no_progress, validate,
-                     {"model": args.model, "fold": args.fold})
-    if rank == 0:
-        print(line)
+    try:
+        model_config = load_config(entry.config)
+        dataset = family(model_config.family).dataset
+        data = training_data(settings, args, entry, model_config, dataset)
+        rank, _, _ = engine.distributed_setup()
+        validate = validation(settings, args, entry, model_config, dataset) if rank == 0 else None
+        line = train_run(entry, model_config, data, args.max_steps, not args.no_progress, validate,
+                         {"model": args.model, "fold": args.fold})
+        if rank == 0:
+            print(line)
+    finally:
+        engine.close_distributed()  # under torchrun; a no-op otherwise
     return 0
 
 

@@ -52,6 +52,14 @@ def distributed_setup() -> tuple[int, int, torch.device]:
     return rank, world, torch.device("cpu")
 
 
+def close_distributed() -> None:
+    """Leave the process group before the interpreter exits: torchrun's workers that exit with Gloo's
+    threads still running can abort ("terminate called without an active exception", SIGABRT), and the
+    other node's launcher then fails as the rendezvous store goes away."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def same_on_every_rank(value, world: int, what: str) -> None:
     """Stop every rank with the same one line when a rank's `value` differs from rank 0's.
 
