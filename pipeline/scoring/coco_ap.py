@@ -102,6 +102,12 @@ def match(
     return matched
 
 
+# Entries (thresholds x detections) of one block of `precision_recall`'s arrays (about 40 bytes each
+# at once): a class with a
+# million detections at 100 (IoU, F1) pairs would otherwise take gigabytes at once.
+BLOCK_ENTRIES = 1 << 18
+
+
 def precision_recall(
     dt_class: np.ndarray,
     dt_matched: np.ndarray,
@@ -114,10 +120,11 @@ def precision_recall(
     """COCOeval.accumulate for one area range: precision (T, recall points, classes), recall (T, classes).
 
     Detections must be in accumulation order. `dt_matched` / `dt_ignored`: (detections, T)
-    booleans packed along T (`np.packbits(..., axis=1)`), unpacked one class at a time; `regular`:
-    the ground truths per class that the area range does not ignore. Entries of classes without
-    regular ground truth, or not in `classes`, stay -1. Memory follows one class's detections x
-    thresholds, never all detections'.
+    booleans packed along T (`np.packbits(..., axis=1)`); `regular`: the ground truths per class
+    that the area range does not ignore. Entries of classes without regular ground truth, or not in
+    `classes`, stay -1. One class and a block of thresholds at a time (`BLOCK_ENTRIES`): memory
+    follows neither all detections nor all thresholds, and each threshold's values are the same
+    as in one pass.
     """
     precision = -np.ones((thresholds, RECALL_THRESHOLDS.size, num_classes))
     recall = -np.ones((thresholds, num_classes))
@@ -132,20 +139,34 @@ def precision_recall(
             precision[:, :, k] = 0.0
             recall[:, k] = 0.0
             continue
-        # (thresholds, detections), each threshold's row contiguous: accumulated as COCOeval does each.
-        matched = np.unpackbits(dt_matched[rows], axis=1, count=thresholds).astype(bool).T
-        counted = ~np.unpackbits(dt_ignored[rows], axis=1, count=thresholds).astype(bool).T
-        tp = np.cumsum(np.ascontiguousarray(matched & counted), axis=1).astype(float)
-        fp = np.cumsum(np.ascontiguousarray(~matched & counted), axis=1).astype(float)
-        rc = tp / regular[k]
-        pr = tp / (fp + tp + np.spacing(1))
-        # Precision made monotone: the best precision at any higher recall.
-        pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-        recall[:, k] = rc[:, -1]
-        for t in range(thresholds):
-            at = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
-            precision[t, :, k] = np.where(at < rows.size, pr[t, np.minimum(at, rows.size - 1)], 0.0)
+        hit, ignored = dt_matched[rows], dt_ignored[rows]
+        step = max(1, min(thresholds, BLOCK_ENTRIES // rows.size))
+        for first in range(0, thresholds, step):
+            last = min(first + step, thresholds)
+            precision[first:last, :, k], recall[first:last, k] = _block(hit, ignored, first, last, regular[k])
     return precision, recall
+
+
+def _block(hit: np.ndarray, ignored: np.ndarray, first: int, last: int, regular: int) -> tuple[np.ndarray, np.ndarray]:
+    """One class's precision (thresholds first..last-1, recall points) and recall, as COCOeval
+    accumulates each threshold."""
+    columns = slice(first // 8, (last - 1) // 8 + 1)  # the packed bytes holding these thresholds
+    bits = slice(first % 8, first % 8 + last - first)
+    # (thresholds, detections), each threshold's row contiguous.
+    matched = np.unpackbits(hit[:, columns], axis=1)[:, bits].astype(bool).T
+    counted = ~np.unpackbits(ignored[:, columns], axis=1)[:, bits].astype(bool).T
+    tp = np.cumsum(np.ascontiguousarray(matched & counted), axis=1).astype(float)
+    fp = np.cumsum(np.ascontiguousarray(~matched & counted), axis=1).astype(float)
+    rc = tp / regular
+    pr = tp / (fp + tp + np.spacing(1))
+    # Precision made monotone: the best precision at any higher recall.
+    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+    detections = tp.shape[1]
+    precision = np.empty((last - first, RECALL_THRESHOLDS.size))
+    for t in range(last - first):
+        at = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
+        precision[t] = np.where(at < detections, pr[t, np.minimum(at, detections - 1)], 0.0)
+    return precision, rc[:, -1]
 
 
 def class_precision(image: np.ndarray, score: np.ndarray, candidates: Candidates, gt_count: int,

@@ -78,3 +78,23 @@ def test_top_detections_keeps_100_per_group_in_accumulation_order():
     # first 100 in file order stay.
     assert rows.tolist() == [1, 2, 0, *range(4, 104), 3]
     assert rank.tolist() == [0, 1, 0, *range(100), 2]
+
+
+@pytest.mark.parametrize("thresholds", [10, 100])
+def test_precision_recall_in_threshold_blocks_equals_one_pass(monkeypatch, thresholds):
+    """A class's (thresholds x detections) arrays are built a block of thresholds at a time; blocks
+    that start and end inside a packed byte give every threshold's values exactly as one pass does."""
+    rng = np.random.default_rng(thresholds)
+    n, num_classes = 400, 5
+    dt_class = rng.integers(0, num_classes, n)
+    hit = np.packbits(rng.random((n, thresholds)) < 0.4, axis=1)
+    ignored = np.packbits(rng.random((n, thresholds)) < 0.1, axis=1)
+    regular = np.array([0, 30, 50, 1, 80])
+    args = (dt_class, hit, ignored, thresholds, regular, np.arange(num_classes), num_classes)
+    whole = coco_ap.precision_recall(*args)
+    assert coco_ap.BLOCK_ENTRIES >= n * thresholds  # the default: one block here
+    monkeypatch.setattr(coco_ap, "BLOCK_ENTRIES", 3 * 90)  # 3 thresholds for a class of about 80 rows
+    blocked = coco_ap.precision_recall(*args)
+    for a, b in zip(whole, blocked):
+        np.testing.assert_array_equal(a, b)
+    assert (whole[0][:, :, 0] == -1).all() and (whole[0][:, :, 1:] >= 0).all()
