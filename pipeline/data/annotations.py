@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
 from pipeline.data import rle, sorted_csv
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
+from pipeline.parallel import ordered_map
 
 TRAIN_COLUMNS = ("ImageId", "EncodedPixels", "Height", "Width", "ClassId", "AttributesIds")
 CHUNK_ROWS = sorted_csv.CHUNK_ROWS  # ground-truth rows parsed at once by the streaming readers
@@ -40,6 +42,8 @@ class ImageRecord:
     height: int
     width: int
     instances: list[Instance] = field(default_factory=list)
+    # Instances not parsed yet: the image's rows in the file (`streamed_records`, `with_instances`).
+    rows: sorted_csv.Span | None = None
 
     @property
     def class_ids(self) -> list[int]:
@@ -152,19 +156,53 @@ class AnnotationIndex:
         return ImageRecord(self.image_ids[index], *self.sizes[index])
 
 
-def index_annotations(path: str | Path, ontology: Ontology, rows: int = CHUNK_ROWS) -> AnnotationIndex:
+def index_annotations(path: str | Path, ontology: Ontology, rows: int = CHUNK_ROWS, workers: int = 1) -> AnnotationIndex:
     """Validate every row as `read_annotations` does (InputError at the first bad one), `rows` at a
-    time, keeping each image's id and size only."""
+    time, keeping each image's id and size only. A file `sorted_csv.image_spans` can walk is
+    validated a chunk of images at a time by `workers` processes; others in this one."""
+    spans = sorted_csv.image_spans(path, TRAIN_COLUMNS) if workers > 1 else None
+    if spans is None:
+        sizes: dict[str, tuple[int, int]] = {}
+        for chunk in sorted_csv.chunks(path, TRAIN_COLUMNS, rows):
+            _validate(chunk, path, ontology, sizes)
+        return AnnotationIndex(Path(path), list(sizes), list(sizes.values()))
+    image_ids, sizes = [], []
+    for ids, chunk_sizes in ordered_map(_validated_span, _span_chunks(spans, rows), (Path(path), ontology), workers):
+        image_ids += ids
+        sizes += chunk_sizes
+    return AnnotationIndex(Path(path), image_ids, sizes)
+
+
+def _validate(chunk: pd.DataFrame, path: Path, ontology: Ontology, sizes: dict[str, tuple[int, int]]) -> None:
+    """Check `chunk`'s rows (read by `sorted_csv`, index = line - 2), adding the size of each image
+    first seen to `sizes` (those seen before); InputError at the first bad row."""
+    columns = [chunk[c].tolist() for c in TRAIN_COLUMNS]
+    for line, values in zip(chunk.index + 2, zip(*columns)):
+        try:
+            image_id, height, width, _ = parse_row(values, ontology, sizes, int(line))
+        except ValueError as error:
+            raise InputError(str(error), path, int(line)) from None
+        sizes.setdefault(image_id, (height, width))
+
+
+def _span_chunks(spans, rows: int) -> Iterator[sorted_csv.Span]:
+    """Adjacent images' spans joined into chunks of about `rows` rows' bytes (an image never split)."""
+    chunk, size = [], 0
+    for _, span in spans:
+        chunk.append(span)
+        size += span.end - span.start
+        if size >= rows * 256:
+            yield sorted_csv.joined(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield sorted_csv.joined(chunk)
+
+
+def _validated_span(context: tuple[Path, Ontology], span: sorted_csv.Span) -> tuple[list[str], list[tuple[int, int]]]:
+    path, ontology = context
     sizes: dict[str, tuple[int, int]] = {}
-    for chunk in sorted_csv.chunks(path, TRAIN_COLUMNS, rows):
-        columns = [chunk[c].tolist() for c in TRAIN_COLUMNS]
-        for line, values in zip(chunk.index + 2, zip(*columns)):
-            try:
-                image_id, height, width, _ = parse_row(values, ontology, sizes, int(line))
-            except ValueError as error:
-                raise InputError(str(error), path, int(line)) from None
-            sizes.setdefault(image_id, (height, width))
-    return AnnotationIndex(Path(path), list(sizes), list(sizes.values()))
+    _validate(sorted_csv.read_span(span), path, ontology, sizes)
+    return list(sizes), list(sizes.values())
 
 
 def records_by_image_id(index: AnnotationIndex, ontology: Ontology,
@@ -175,8 +213,50 @@ def records_by_image_id(index: AnnotationIndex, ontology: Ontology,
     position = {image_id: i for i, image_id in enumerate(index.image_ids)}
     for image_id, frame in sorted_csv.image_groups(index.path, TRAIN_COLUMNS, rows):
         i = position[image_id]
-        # The rows were validated by `index_annotations`: only the values are taken here.
-        instances = [Instance(int(class_id), encoded.strip(), parse_attributes(attributes, ontology), int(line))
-                     for encoded, class_id, attributes, line in zip(frame["EncodedPixels"], frame["ClassId"],
-                                                                    frame["AttributesIds"], frame.index + 2)]
-        yield i, ImageRecord(image_id, *index.sizes[i], instances)
+        yield i, ImageRecord(image_id, *index.sizes[i], _instances(frame, ontology))
+
+
+def streamed_records(index: AnnotationIndex, ontology: Ontology) -> Iterator[tuple[int, ImageRecord]]:
+    """`records_by_image_id`, except that from a file `sorted_csv.image_spans` can walk the records
+    come without their instances, holding their rows' place in the file instead (`rows`):
+    `with_instances` parses them where they are used, e.g. in a worker process, so the process
+    walking the file parses none."""
+    spans = sorted_csv.image_spans(index.path, TRAIN_COLUMNS)
+    if spans is None:
+        yield from records_by_image_id(index, ontology)
+        return
+    position = {image_id: i for i, image_id in enumerate(index.image_ids)}
+    for image_id, span in spans:
+        i = position[image_id]
+        yield i, ImageRecord(image_id, *index.sizes[i], rows=span)
+
+
+def with_instances(records: list[ImageRecord], ontology: Ontology) -> list[ImageRecord]:
+    """The records with their instances, parsing the rows of those that hold them (`streamed_records`):
+    adjacent ones' rows read at once."""
+    if not any(record.rows is not None for record in records):
+        return records
+    done, k = [], 0
+    while k < len(records):
+        if records[k].rows is None:
+            done.append(records[k])
+            k += 1
+            continue
+        end = k + 1  # records[k:end]: rows adjacent in the file
+        while end < len(records) and records[end].rows is not None and records[end].rows.start == records[end - 1].rows.end:
+            end += 1
+        frame = sorted_csv.read_span(sorted_csv.joined([r.rows for r in records[k:end]]))
+        ids = frame["ImageId"].str.strip().to_numpy(str)
+        bounds = np.r_[0, np.flatnonzero(ids[1:] != ids[:-1]) + 1, ids.size]
+        for record, begin, stop in zip(records[k:end], bounds[:-1], bounds[1:]):
+            done.append(ImageRecord(record.image_id, record.height, record.width,
+                                    _instances(frame.iloc[begin:stop], ontology)))
+        k = end
+    return done
+
+
+def _instances(frame: pd.DataFrame, ontology: Ontology) -> list[Instance]:
+    """One image's rows, validated by `index_annotations`: only the values are taken here."""
+    return [Instance(int(class_id), encoded.strip(), parse_attributes(attributes, ontology), int(line))
+            for encoded, class_id, attributes, line in zip(frame["EncodedPixels"], frame["ClassId"],
+                                                           frame["AttributesIds"], frame.index + 2)]

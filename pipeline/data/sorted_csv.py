@@ -11,12 +11,19 @@ holds the file either way. An image's rows keep their file order.
 Cells are strings ('' for empty ones), as `annotations.read_csv_strict` reads them; the rows of an
 image come as a DataFrame whose index is the file line - 2 (the header is line 1), the line of the
 file as given even when it was read through a sorted copy.
+
+A file in ImageId order whose first column is ImageId, one row per line, can also be walked without
+parsing it (`image_spans`): each image's rows as a `Span` of bytes, parsed by whoever needs them
+(`read_span`, e.g. a worker process), so the process that walks the file does not parse every row.
 """
 from __future__ import annotations
 
 import csv
 import heapq
+import io
+import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -176,3 +183,83 @@ def aligned_image_groups(paths: list[str | Path], required: tuple[str, ...] = ("
             else:
                 frames.append(None)
         yield image_id, frames
+
+
+@dataclass(frozen=True)
+class Span:
+    """Consecutive rows of a CSV file as a byte range (`read_span` parses them): a few numbers to
+    hand a worker process instead of the rows."""
+    path: str
+    header: bytes  # the file's first line
+    start: int     # byte offsets of the rows: [start, end)
+    end: int
+    first_line: int  # the file's line of the first row (the header is line 1)
+
+
+def joined(spans: list[Span]) -> Span:
+    """Adjacent spans of one file as one."""
+    return Span(spans[0].path, spans[0].header, spans[0].start, spans[-1].end, spans[0].first_line)
+
+
+def read_span(span: Span) -> pd.DataFrame:
+    """The span's rows as `chunks` reads them: cells as strings, index = line - 2."""
+    with open(span.path, "rb") as file:
+        file.seek(span.start)
+        data = file.read(span.end - span.start)
+    try:
+        frame = pd.read_csv(io.BytesIO(span.header + data), dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        # The parser counts the span's lines (its header is line 1): name the file's.
+        at = re.search(r"line (\d+)", str(error))
+        line = span.first_line + int(at.group(1)) - 2 if at else None
+        message = str(error).splitlines()[0]
+        message = message.replace(at.group(0), f"line {line}") if at else message
+        raise InputError(f"not a readable CSV ({message})", span.path, line) from None
+    frame.index = np.arange(len(frame)) + span.first_line - 2
+    return frame
+
+
+def image_spans(path: str | Path, required: tuple[str, ...] = ("ImageId",)) -> Iterator[tuple[str, Span]] | None:
+    """(ImageId, the image's rows as a Span) by ascending ImageId, as `image_groups` gives the rows;
+    None when the file is not simple enough to walk without parsing: ImageId not its first column,
+    rows out of ImageId order, a blank line, a quoted or padded ImageId, a quoted line break (then
+    `image_groups` reads it). One pass over the lines, keeping a few numbers per image."""
+    columns = header(path, required)
+    if columns[0] != "ImageId":
+        return None
+    found = _scan(path)
+    if found is None:
+        return None
+    with open(path, "rb") as file:
+        head = file.readline()
+    return ((image_id, Span(str(path), head, start, end, line)) for image_id, start, end, line in found)
+
+
+def _scan(path: str | Path) -> list[tuple[str, int, int, int]] | None:
+    """(ImageId, byte start, byte end, first line) of each image's rows, or None (`image_spans`);
+    InputError at an empty ImageId."""
+    images, cell, last = [], None, ""
+    with open(path, "rb") as file:
+        offset = len(file.readline())
+        for line, raw in enumerate(file, 2):
+            comma = raw.find(b",")
+            if raw.count(b'"') % 2 or comma < 0:  # a quoted line break, or a row of one cell
+                return None
+            if raw[:comma] != cell:
+                cell = raw[:comma]
+                try:
+                    image_id = cell.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+                if not image_id or image_id != image_id.strip() or image_id.startswith('"'):
+                    if not image_id.strip():
+                        raise InputError("empty ImageId", path, line)
+                    return None
+                if image_id < last:
+                    return None
+                if image_id != last:
+                    images.append([image_id, offset, offset, line])
+                last = image_id
+            offset += len(raw)
+            images[-1][2] = offset
+    return [tuple(image) for image in images]

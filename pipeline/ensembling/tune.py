@@ -28,7 +28,7 @@ from scipy import sparse
 
 from pipeline import io
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
+from pipeline.data.annotations import AnnotationIndex, index_annotations, streamed_records, with_instances
 from pipeline.data.folds import folds_of_images
 from pipeline.data.ontology import Ontology
 from pipeline.data.sorted_csv import header
@@ -44,7 +44,7 @@ from pipeline.scoring.evaluator import Accumulator
 from pipeline.scoring.instances import InstanceTable, ground_truth_table
 from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.scoring.masks import Pairs, overlapping_pairs
-from pipeline.scoring.predictions import PREDICTION_COLUMNS, chunked_frames, rows_table
+from pipeline.scoring.predictions import PREDICTION_COLUMNS, chunked_frames, frame_of, rows_table
 
 HEADLINE = ("ap_iou", "ap_iou_f1", "kaggle")
 
@@ -55,10 +55,10 @@ def tune_file(source: Path, gt_path: Path, folds_path: Path, cfg: TuneConfig, op
     `report_path`, on `cfg.workers` processes; a summary line."""
     started = time.perf_counter()
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
-    index = index_annotations(gt_path, ontology)
+    workers = worker_count(cfg.workers)
+    index = index_annotations(gt_path, ontology, workers=workers)
     fold_of_image = _folds(folds_path, index.image_ids)
-    thresholds, report = tuned(source, index, fold_of_image, ontology, cfg, options, worker_count(cfg.workers),
-                               progress)
+    thresholds, report = tuned(source, index, fold_of_image, ontology, cfg, options, workers, progress)
     report["seconds"] = round(time.perf_counter() - started, 1)
     save(out, thresholds)
     io.write_json(report_path, report)
@@ -135,7 +135,7 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology, workers: i
     matched by `workers` processes; masks are dropped once matched."""
     context = _FileContext(source, ontology, SCORES_COLUMN in header(source, PREDICTION_COLUMNS))
     tables, gts, found, probs, chunks = [], [], [], [], []
-    chunk_frames = chunked_frames(source, records_by_image_id(index, ontology))
+    chunk_frames = chunked_frames(source, streamed_records(index, ontology))
     with bar(progress, len(index.image_ids), "tune: matching") as counter:
         for images, table, gt, pairs, vectors in ordered_map(_match_chunk, chunk_frames, context, workers):
             rows, gt_rows = sum(len(t) for t in tables), sum(len(g) for g in gts)
@@ -156,7 +156,8 @@ def matched(source: Path, index: AnnotationIndex, ontology: Ontology, workers: i
 def _match_chunk(context: _FileContext, chunk):
     """One chunk's (images, predictions, ground truth, pairs, paired rows' probabilities), `image`
     the ground-truth image index, pairs indexing the chunk's rows."""
-    images, records, frame = chunk
+    images, records, rows = chunk
+    records, frame = with_instances(records, context.ontology), frame_of(rows)
     table = rows_table(frame, records, context.ontology, context.source)
     gt = ground_truth_table(records)
     pairs = overlapping_pairs(gt, table, [(r.height, r.width) for r in records], coco_ap.IOU_THRESHOLDS[0])

@@ -19,7 +19,7 @@ from pipeline.data.ontology import Ontology
 from pipeline.scoring.evaluator import Accumulator, Evaluation
 from pipeline.parallel import worker_count
 from pipeline.scoring.kaggle_options import KaggleOptions
-from pipeline.scoring.sources import ground_truth_records, is_json, results_json_chunks
+from pipeline.scoring.sources import ground_truth_stream, is_json, results_json_chunks
 from pipeline.scoring.streamed import score_file
 
 
@@ -32,8 +32,9 @@ def evaluate_files(gt: str | Path, predictions: str | Path, ontology: Ontology, 
         for images, records, table in results_json_chunks(gt, predictions, ontology):
             accumulator.add(records, table, image_index=images, position=table.line)
         return accumulator.result()
-    accumulators, _ = score_file(predictions, ground_truth_records(gt, ontology), ontology, options,
-                                 workers=worker_count(workers), progress=progress)
+    workers = worker_count(workers)
+    accumulators, _ = score_file(predictions, ground_truth_stream(gt, ontology, workers), ontology, options,
+                                 workers=workers, progress=progress)
     return accumulators.get(0, Accumulator(ontology, options)).result()
 
 

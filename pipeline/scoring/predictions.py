@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.data import rle
 from pipeline.data.annotations import ImageRecord, parse_attributes, parse_class_id, read_csv_strict
-from pipeline.data.sorted_csv import header, image_groups
+from pipeline.data.sorted_csv import Span, header, image_groups, image_spans, joined, read_span
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.instances import InstanceTable
@@ -94,16 +94,20 @@ def chunked_tables(path: str | Path, ground_truth: Iterable[tuple[int, ImageReco
     """Every ground-truth image with its predictions, `chunk_images` images at a time
     (`chunked_frames`): (the chunk's ground-truth indices, its records, its rows as read, their
     table). The table's `image` indexes the chunk's records, its `line` is the file's line."""
-    for images, records, frame in chunked_frames(path, ground_truth, chunk_images):
+    for images, records, rows in chunked_frames(path, ground_truth, chunk_images):
+        frame = frame_of(rows)
         yield images, records, frame, rows_table(frame, records, ontology, path)
 
 
 def chunked_frames(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]],
-                   chunk_images: int | None = None) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame]]:
+                   chunk_images: int | None = None
+                   ) -> Iterator[tuple[np.ndarray, list[ImageRecord], pd.DataFrame | Span]]:
     """Every ground-truth image with its prediction rows, `chunk_images` images at a time, from a
-    file in any row order (`sorted_csv`): (the chunk's ground-truth indices, its records, its rows
-    as read, index = line - 2), the rows not yet validated (`rows_table` does that, in a worker
-    process if need be).
+    file in any row order (`sorted_csv`): (the chunk's ground-truth indices, its records, its rows),
+    the rows not yet validated (`rows_table` does that, in a worker process if need be) and, from a
+    file simple enough, not yet parsed either: a `Span` that `frame_of` reads where it is used, so
+    the process walking the file does not parse every row. `frame_of(rows)`: the rows as read,
+    index = line - 2.
 
     `ground_truth`: (index, record) by ascending ImageId (`annotations.records_by_image_id`, or
     `in_image_id_order` of records in memory); the two are walked side by side, so neither is ever
@@ -112,24 +116,30 @@ def chunked_frames(path: str | Path, ground_truth: Iterable[tuple[int, ImageReco
     """
     chunk_images = chunk_images or CHUNK_IMAGES
     columns = header(path, PREDICTION_COLUMNS)
-    predictions = image_groups(path, PREDICTION_COLUMNS)
+    spans = image_spans(path, PREDICTION_COLUMNS)
+    predictions = image_groups(path, PREDICTION_COLUMNS) if spans is None else spans
     pending = next(predictions, None)
-    images, records, frames = [], [], []
+    images, records, parts = [], [], []
     for index, record in ground_truth:
         if pending is not None and pending[0] < record.image_id:
             _not_in_ground_truth(pending, path)
         if pending is not None and pending[0] == record.image_id:
-            frames.append(pending[1])
+            parts.append(pending[1])
             pending = next(predictions, None)
         images.append(index)
         records.append(record)
         if len(images) >= chunk_images:
-            yield _chunk(images, records, frames, columns)
-            images, records, frames = [], [], []
+            yield _chunk(images, records, parts, columns)
+            images, records, parts = [], [], []
     if pending is not None:
         _not_in_ground_truth(pending, path)
     if images:
-        yield _chunk(images, records, frames, columns)
+        yield _chunk(images, records, parts, columns)
+
+
+def frame_of(rows: pd.DataFrame | Span) -> pd.DataFrame:
+    """A chunk's rows (`chunked_frames`) as a DataFrame, index = line - 2."""
+    return read_span(rows) if isinstance(rows, Span) else rows
 
 
 def in_image_id_order(records: list[ImageRecord]) -> list[tuple[int, ImageRecord]]:
@@ -137,14 +147,18 @@ def in_image_id_order(records: list[ImageRecord]) -> list[tuple[int, ImageRecord
     return sorted(enumerate(records), key=lambda pair: pair[1].image_id)
 
 
-def _not_in_ground_truth(group: tuple[str, pd.DataFrame], path) -> None:
-    image_id, frame = group
-    raise InputError(f"image {image_id} is not in the ground truth", path, int(frame.index[0]) + 2)
+def _not_in_ground_truth(group: tuple[str, pd.DataFrame | Span], path) -> None:
+    image_id, rows = group
+    line = rows.first_line if isinstance(rows, Span) else int(rows.index[0]) + 2
+    raise InputError(f"image {image_id} is not in the ground truth", path, line)
 
 
-def _chunk(images, records, frames, columns):
-    frame = pd.concat(frames) if frames else pd.DataFrame(columns=columns)
-    return np.array(images, np.int64), records, frame
+def _chunk(images, records, parts, columns):
+    if parts and isinstance(parts[0], Span):
+        rows = joined(parts)
+    else:
+        rows = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
+    return np.array(images, np.int64), records, rows
 
 
 def rows_table(frame: pd.DataFrame, records: list[ImageRecord], ontology: Ontology, path: str | Path) -> InstanceTable:

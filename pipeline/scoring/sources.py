@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 
 from pipeline.data import fashionpedia
-from pipeline.data.annotations import ImageRecord, index_annotations, records_by_image_id
+from pipeline.data.annotations import ImageRecord, index_annotations, records_by_image_id, streamed_records
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.scoring.instances import InstanceTable
@@ -35,6 +35,15 @@ def ground_truth_records(gt: str | Path, ontology: Ontology) -> Iterator[tuple[i
         instances, _ = fashionpedia.load_instances(gt, ontology)
         return instances.records_by_image_id()
     return records_by_image_id(index_annotations(gt, ontology), ontology)
+
+
+def ground_truth_stream(gt: str | Path, ontology: Ontology, workers: int = 1) -> Iterator[tuple[int, ImageRecord]]:
+    """`ground_truth_records`, except that a train.csv's records may come with their rows unparsed
+    (`annotations.streamed_records`: `with_instances` parses them where they are used), and it is
+    validated on `workers` processes."""
+    if is_json(gt):
+        return ground_truth_records(gt, ontology)
+    return streamed_records(index_annotations(gt, ontology, workers=workers), ontology)
 
 
 def results_json_chunks(gt: str | Path, pred: str | Path, ontology: Ontology

@@ -1,8 +1,9 @@
 """A predictions file scored against the ground truth a chunk of images at a time, the chunks
 spread over worker processes.
 
-The parent reads the file and the ground truth side by side (`chunked_frames`); each chunk's rows
-are validated, matched and accumulated in a worker (`Accumulator.add`), and the chunks'
+The parent walks the file and the ground truth side by side (`chunked_frames`); each chunk's rows
+are parsed (a sorted file's come as byte spans, `sorted_csv.image_spans`, and so do a sorted
+ground truth's), validated, matched and accumulated in a worker (`Accumulator.add`), and the chunks'
 accumulators come back in order and are pooled (`Accumulator.merge`) in that order, so the scores
 are the same whatever the number of workers. Memory holds a few chunks per worker and the
 detections' outcomes, never the file or the masks.
@@ -15,14 +16,14 @@ from typing import Iterable
 
 import numpy as np
 
-from pipeline.data.annotations import ImageRecord
+from pipeline.data.annotations import ImageRecord, with_instances
 from pipeline.data.ontology import Ontology
 from pipeline.errors import InputError
 from pipeline.parallel import ordered_map
 from pipeline.progress import bar
 from pipeline.scoring.evaluator import Accumulator
 from pipeline.scoring.kaggle_options import KaggleOptions
-from pipeline.scoring.predictions import chunked_frames, rows_table
+from pipeline.scoring.predictions import chunked_frames, frame_of, rows_table
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ def score_file(path: str | Path, ground_truth: Iterable[tuple[int, ImageRecord]]
 
 def _score_chunk(context: _Context, chunk) -> tuple[dict[int, Accumulator], set[int], int]:
     """(accumulator per group, the groups with predictions, images) of one chunk of images."""
-    images, records, frame = chunk
-    table = rows_table(frame, records, context.ontology, context.path)
+    images, records, rows = chunk
+    records = with_instances(records, context.ontology)
+    table = rows_table(frame_of(rows), records, context.ontology, context.path)
     if table.score is None and context.needs_scores:
         raise InputError(context.needs_scores, context.path, 1)
     groups = np.zeros(len(images), np.int64) if context.groups is None else context.groups[images]

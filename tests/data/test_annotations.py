@@ -112,3 +112,32 @@ def test_a_bad_row_in_a_later_chunk_names_file_and_line(tmp_path):
     with pytest.raises(InputError, match="size 3x2 disagrees with 2x2") as caught:
         index_annotations(path, ontology.load(), rows=2)
     assert str(caught.value).startswith(f"{path}:8: ")
+
+
+SORTED = "a,1 3,4,5,0,115\na,5 2,4,5,31,\nb,1 1,2,2,23,\nb,3 1,2,2,6,\"115,136\"\nc,2 2,3,3,1,\n"
+
+
+@pytest.mark.parametrize("text", [SORTED, UNSORTED])
+def test_records_parsed_where_used_equal_records_read_whole(tmp_path, text):
+    """A sorted file's records come with their rows unparsed (`streamed_records`); `with_instances`,
+    on any run of them, parses what `records_by_image_id` gives. The index is the same whether
+    validated by one process or by several."""
+    from pipeline.data.annotations import streamed_records, with_instances
+
+    path = write(tmp_path, text)
+    index = index_annotations(path, ontology.load())
+    assert index_annotations(path, ontology.load(), workers=2) == index
+    whole = list(records_by_image_id(index, ontology.load()))
+    streamed = list(streamed_records(index, ontology.load()))
+    assert [i for i, _ in streamed] == [i for i, _ in whole]
+    assert all(r.rows is not None for _, r in streamed) == (text == SORTED)
+    records = [r for _, r in streamed]
+    parsed = with_instances(records[:1], ontology.load()) + with_instances(records[1:], ontology.load())
+    assert parsed == [r for _, r in whole]
+
+
+def test_a_bad_row_names_its_line_when_validated_by_several_processes(tmp_path):
+    path = write(tmp_path, SORTED + "d,1 1,2,2,0,\nd,1 1,3,2,0,\ne,1 1,2,2,99,\n")
+    with pytest.raises(InputError, match="size 3x2 disagrees with 2x2") as caught:
+        index_annotations(path, ontology.load(), rows=1, workers=2)
+    assert str(caught.value).startswith(f"{path}:8: ")

@@ -81,3 +81,48 @@ def test_missing_file_and_column(tmp_path):
     pd.DataFrame({"x": [1]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(InputError, match="missing column"):
         list(image_groups(tmp_path / "bad.csv"))
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", ""])
+def test_spans_of_a_simple_sorted_file_read_as_its_groups(tmp_path, ending):
+    """A file in ImageId order is walked without parsing: each image's rows as a byte span, which
+    `read_span` parses into the frame `image_groups` gives (lines included), alone or joined."""
+    rows = ROWS[:3] + [("c", '"4,5"'), ("c", "")] + ROWS[5:]
+    text = "ImageId,x\n" + "".join(f"{i},{x}\n" for i, x in rows)
+    path = tmp_path / "p.csv"
+    path.write_bytes((text.replace("\n", "\r\n") if ending == "\r\n" else text[:-1] if ending == "" else text).encode())
+    spans = list(sorted_csv.image_spans(path))
+    groups = list(image_groups(path))
+    assert [i for i, _ in spans] == [i for i, _ in groups] == ["a", "b", "c", "d"]
+    for (_, span), (_, frame) in zip(spans, groups):
+        pd.testing.assert_frame_equal(sorted_csv.read_span(span), frame)
+    whole = sorted_csv.read_span(sorted_csv.joined([span for _, span in spans[1:3]]))
+    pd.testing.assert_frame_equal(whole, pd.concat([frame for _, frame in groups[1:3]]))
+
+
+@pytest.mark.parametrize("text", [
+    "ImageId,x\nb,1\na,2\n",          # out of order
+    "ImageId,x\na,1\n\nb,2\n",        # a blank line
+    'ImageId,x\n"a",1\nb,2\n',        # a quoted ImageId
+    "ImageId,x\n a,1\nb,2\n",         # a padded one
+    'ImageId,x\na,"1\n2"\nb,3\n',     # a quoted line break
+    "x,ImageId\n1,a\n2,b\n",          # ImageId not first
+])
+def test_files_that_are_not_simple_are_left_to_the_parser(tmp_path, text):
+    path = tmp_path / "p.csv"
+    path.write_text(text)
+    assert sorted_csv.image_spans(path) is None
+    assert [i for i, _ in image_groups(path)] == ["a", "b"]
+
+
+def test_a_span_that_does_not_parse_names_the_file_line(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("ImageId,x\na,1\nb,2\nb,3,4\n")
+    with pytest.raises(InputError, match="line 4") as error:
+        sorted_csv.read_span(dict(sorted_csv.image_spans(path))["b"])
+    assert (error.value.path, error.value.line) == (str(path), 4)
+    empty = tmp_path / "e.csv"
+    empty.write_text("ImageId,x\na,1\n,2\n")
+    with pytest.raises(InputError, match="empty ImageId") as error:
+        sorted_csv.image_spans(empty)
+    assert error.value.line == 3

@@ -116,3 +116,25 @@ def test_a_bad_worker_count_names_its_params_line(tmp_path, section, value):
         load_settings(params)
     assert error.value.path == str(params) and error.value.line == 2
     assert error.value.message.startswith(section) and "workers" in error.value.message
+
+
+@pytest.mark.parametrize("stage", ["evaluate", "report", "tune"])
+@pytest.mark.parametrize("sorted_gt", [True, False])
+def test_files_walked_without_parsing_score_as_parsed_ones(project, monkeypatch, stage, sorted_gt):
+    """Sorted, simple files go to the workers as byte spans, parsed there (the ground truth's too,
+    when sorted); the same files read and parsed by the parent give the same outputs."""
+    from pipeline.data import sorted_csv
+
+    root, params = project
+    monkeypatch.setattr(predictions, "CHUNK_IMAGES", 2)
+    gt = root / "data" / "train.csv"
+    frame = pd.read_csv(gt, dtype=str, keep_default_na=False)
+    ordered = frame.sort_values("ImageId", kind="stable") if sorted_gt else frame.iloc[::-1]
+    ordered.to_csv(gt, index=False)
+    assert (sorted_csv.image_spans(gt, ("ImageId",)) is not None) == sorted_gt
+    assert sorted_csv.image_spans(root / "predictions" / "oof" / "m1.csv", ("ImageId",)) is not None
+    walked = outputs(root, params, 3, stage)
+    monkeypatch.setattr(sorted_csv, "image_spans", lambda *args: None)
+    monkeypatch.setattr(predictions, "image_spans", lambda *args: None)
+    assert outputs(root, params, 1, stage) == walked
+    frame.to_csv(gt, index=False)
