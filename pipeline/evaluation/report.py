@@ -26,15 +26,16 @@ import matplotlib.pyplot as plt  # noqa: E402 (after choosing the backend)
 
 from pipeline import io
 from pipeline.data import ontology as ontology_lib
-from pipeline.data.annotations import AnnotationIndex, index_annotations, records_by_image_id
+from pipeline.data.annotations import AnnotationIndex, index_annotations, streamed_records
 from pipeline.data.folds import folds_of_images
 from pipeline.data.ontology import GROUPS
-from pipeline.parallel import worker_count
+from pipeline.parallel import ordered_map, worker_count
 from pipeline.scoring.evaluator import Accumulator, Evaluation
 from pipeline.scoring.kaggle_options import KaggleOptions
 from pipeline.scoring.streamed import score_file
 
 SCORES = ("ap_iou", "ap_iou_f1", "ap_iou_f1_50", "kaggle")
+POOLED = "pooled"
 
 
 def write_report(gt_path: Path, folds_path: Path, predictions_dir: Path, models: list[str], out: str | Path,
@@ -42,13 +43,14 @@ def write_report(gt_path: Path, folds_path: Path, predictions_dir: Path, models:
     """Score every model's file in `predictions_dir` (`models`, or every CSV there) on `workers`
     processes (None: every core), write the metrics JSON and the plots; a line per model."""
     ontology = ontology_lib.load_for_dataset(gt_path.parent)
-    index = index_annotations(gt_path, ontology)
+    workers = worker_count(workers)
+    index = index_annotations(gt_path, ontology, workers=workers)
     fold_of_image = _folds(folds_path, index.image_ids)
     models = list(models) or sorted(p.stem for p in predictions_dir.glob("*.csv"))
     report, pooled, lines = {}, {}, []
     for model in models:
         folds, pooled[model] = _evaluate(predictions_dir / f"{model}.csv", index, fold_of_image, ontology, options,
-                                         worker_count(workers), progress)
+                                         workers, progress)
         report[model] = {
             **{key: float(np.mean([f[key] for f in folds])) for key in SCORES},
             "folds": folds,
@@ -72,13 +74,22 @@ def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ont
               progress: bool = False) -> tuple[list[dict], Evaluation]:
     """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass
     over the predictions and the ground truth."""
-    accumulators, predicted = score_file(path, records_by_image_id(index, ontology), ontology, options, fold_of_image,
+    accumulators, predicted = score_file(path, streamed_records(index, ontology), ontology, options, fold_of_image,
                                          "no Score column: cross-validation AP needs confidences", workers, progress,
                                          len(index.image_ids))
     kept = sorted(predicted - {-1})
-    folds = [{"fold": f, "images": accumulators[f].images, **_headline(accumulators[f].result())} for f in kept]
     pooled = Accumulator.merge([accumulators[f] for f in kept]) if kept else Accumulator(ontology, options)
-    return folds, pooled.result()
+    # The rankings (`Accumulator.result`) of the pooled images and of each fold, side by side on the workers.
+    groups = {POOLED: pooled, **{f: accumulators[f] for f in kept}}
+    results = dict(zip(groups, ordered_map(_result, list(groups), groups, workers)))
+    folds = [{"fold": f, "images": accumulators[f].images, **results[f]} for f in kept]
+    return folds, results[POOLED]
+
+
+def _result(accumulators: dict, name) -> Evaluation | dict:
+    """The pooled images' evaluation (kept for the plots), or a fold's headline scores."""
+    evaluation = accumulators[name].result()
+    return evaluation if name == POOLED else _headline(evaluation)
 
 
 def _headline(evaluation: Evaluation) -> dict:
