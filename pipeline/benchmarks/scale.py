@@ -15,7 +15,8 @@ little under a load above its cores), the stage process's peak RSS (VmHWM) and i
 largest child's ru_maxrss, which counts the pages a forked worker shares with its parent: an upper
 bound). From the two largest runs: the growth exponent, seconds and RSS
 extrapolated linearly to `--target-oof` OOF or `--target-test` test images, the speed-up of each
-worker count over one, the pixels per image measured, and the issue's goals checked.
+worker count over one (at the largest run, and at the target size, where start-up costs weigh
+nothing), the pixels per image measured, and the issue's goals checked.
 """
 from __future__ import annotations
 
@@ -186,6 +187,7 @@ def run(args, settings) -> dict:
                     len(pd.read_csv(work / "predictions/oof/ensemble.csv", usecols=["ImageId"])) / (args.images * repeats), 1)
                 shutil.rmtree(work)
             fitted = {w: fits(runs, w, args) for w in args.workers}
+            speedups_at_target(fitted)
             profiles[profile] = {"pixels_per_image": workload.pixels, "runs": runs, "fits": fitted,
                                  "goals": goals(fitted, runs, args)}
     return {"families": args.families, "folds": args.folds, "detections_per_image_per_family": args.detections_per_image,
@@ -229,6 +231,18 @@ def fits(runs: dict, workers: int, args) -> dict:
     return result
 
 
+def speedups_at_target(fitted: dict) -> None:
+    """Each stage's speed-up over one worker at the target size (seconds at target, one worker's over
+    this count's), where the costs that do not grow with the images (start-up, imports, plots)
+    weigh nothing, unlike at the largest run measured."""
+    one = fitted.get(1, {})
+    for stages in fitted.values():
+        for stage, fit in stages.items():
+            if stage in one:  # None where a noisy slope extrapolates to no time at all
+                base, this = one[stage]["seconds_at_target"], fit["seconds_at_target"]
+                fit["speedup_at_target"] = round(base / this, 2) if base > 0 and this > 0 else None
+
+
 def goals(fitted: dict, runs: dict, args) -> dict:
     """The issue's goals at each worker count, from the extrapolations."""
     result = {}
@@ -259,7 +273,7 @@ def goals(fitted: dict, runs: dict, args) -> dict:
 def summary(profiles: dict, args) -> list[str]:
     """One line per profile, stage and worker count: the table of the note."""
     lines = ["profile | stage | workers | seconds (largest run) | s/image | CPU s/image | peak RSS MB (stage, workers) | "
-             "s at target | speed-up over 1 | load average"]
+             "s at target | speed-up over 1 (largest run, at target) | load average"]
     for profile, result in profiles.items():
         largest = result["runs"][max(result["runs"])]
         for stage in stage_names(args):
@@ -268,5 +282,5 @@ def summary(profiles: dict, args) -> list[str]:
                 lines.append(f"{profile} | {stage} | {workers} | {measured['seconds']} | {fit.get('seconds_per_image')} | "
                              f"{fit.get('cpu_seconds_per_image')} | {measured['peak_rss_mb']}, "
                              f"{measured['worker_peak_rss_mb']} | {fit.get('seconds_at_target')} | "
-                             f"{fit.get('speedup_over_1_worker')} | {measured['load_average']}")
+                             f"{fit.get('speedup_over_1_worker')}, {fit.get('speedup_at_target')} | {measured['load_average']}")
     return lines

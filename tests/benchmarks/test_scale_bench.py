@@ -24,6 +24,10 @@ def test_bench_scale_runs_every_stage_at_each_size_and_worker_count(capsys):
     assert set(profile["fits"]["2"]) == stages
     assert profile["fits"]["2"]["tune-kaggle"]["target_images"] == 45623
     assert profile["fits"]["2"]["submit"]["target_images"] == 3200
+    for stage, fit in profile["fits"]["2"].items():
+        one, two = profile["fits"]["1"][stage]["seconds_at_target"], fit["seconds_at_target"]
+        assert fit["speedup_at_target"] == (round(one / two, 2) if one > 0 and two > 0 else None)
+    assert all(fit["speedup_at_target"] in (1.0, None) for fit in profile["fits"]["1"].values())
     assert profile["pixels_per_image"]["oof"]["images"] == 4
     assert set(profile["goals"]["2"]["met"]) == {"oof_1h", "test_15min", "rss_4gb"}
     assert result["test_files"] == 4
