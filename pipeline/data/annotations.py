@@ -186,7 +186,8 @@ def _validate(chunk: pd.DataFrame, path: Path, ontology: Ontology, sizes: dict[s
 
 
 def _span_chunks(spans, rows: int) -> Iterator[sorted_csv.Span]:
-    """Adjacent images' spans joined into chunks of about `rows` rows' bytes (an image never split)."""
+    """Adjacent images' spans joined into chunks of at least `rows` x 256 bytes (a few thousand short
+    rows, fewer long ones; an image never split)."""
     chunk, size = [], 0
     for _, span in spans:
         chunk.append(span)
