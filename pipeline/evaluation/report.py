@@ -70,6 +70,12 @@ def _folds(path: Path, image_ids: list[str]) -> np.ndarray:
     return folds_of_images(path, image_ids)
 
 
+def fold_scores(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options,
+                workers: int = 1) -> list[dict]:
+    """Each predicted fold's headline scores of a predictions file: {"fold", "images", *SCORES}."""
+    return _evaluate(path, index, fold_of_image, ontology, options, workers)[0]
+
+
 def _evaluate(path: Path, index: AnnotationIndex, fold_of_image: np.ndarray, ontology, options, workers: int = 1,
               progress: bool = False) -> tuple[list[dict], Evaluation]:
     """Each predicted fold's scores and the pooled evaluation of those folds' images, in one pass

@@ -36,6 +36,8 @@ BENCHMARKS = (
      "peak memory, losses (--smoke: tiny, on the CPU)."),
     ("quality", "pipeline.benchmarks.quality",
      "Out-of-fold ap_iou, ap_iou_f1 and Kaggle score of each family and variant over N seeds: mean and deviation."),
+    ("weights", "pipeline.benchmarks.weights",
+     "Ensemble weights chosen on the other folds and scored on each held-out fold, against every family."),
 )
 
 

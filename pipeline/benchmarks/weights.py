@@ -1,0 +1,106 @@
+"""`python -m pipeline bench weights`: the ensemble's family weights chosen out of sample.
+
+Weights picked on the out-of-fold files that the report then scores make the ensemble's margin over
+the best family an in-sample number. Here every weight vector of a grid (the first model at 1, each
+other one at every `--grid` value; params' own weights added) fuses the finished OOF files
+(`predictions/oof/<model>.csv`, params' `ensemble` settings) and is scored per fold as the report
+scores; for each fold, the vector with the best `--metric` on the other folds (mean of their
+scores) is chosen and scored on that fold. The JSON gives every vector's metric per fold (`grid_scores`), per held-out
+fold the chosen weights and the fold's scores of that ensemble, of the ensemble with params'
+weights and of each family, then their means over the folds.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import layout
+from pipeline.data import ontology as ontology_lib
+from pipeline.data.annotations import index_annotations
+from pipeline.data.folds import folds_of_images
+from pipeline.ensembling.ensemble import ensemble_files
+from pipeline.ensembling.inputs import image_folder
+from pipeline.errors import InputError
+from pipeline.evaluation.report import SCORES, fold_scores
+from pipeline.parallel import worker_count
+
+PARAMS = "params"  # the ensemble with params' own weights
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--models", nargs="+", help="OOF files' models (default: params ensemble.models, else "
+                                                    "train.models); the first keeps weight 1")
+    parser.add_argument("--grid", nargs="+", type=float, default=[0.1, 0.3, 1.0],
+                        help="weights tried for every model but the first (default: %(default)s)")
+    parser.add_argument("--metric", choices=SCORES, default="ap_iou", help="what the weights are chosen for")
+    parser.add_argument("--out-dir", help="where the fused files go, kept (default: a temporary folder, removed)")
+
+
+def run(args, settings) -> dict:
+    models = args.models or list(settings.ensemble.models or settings.train.models)
+    if len(models) < 2 or any(w <= 0 for w in args.grid):
+        raise InputError("bench weights: at least two models and positive --grid weights")
+    missing = [str(layout.oof_predictions(m)) for m in models if not layout.oof_predictions(m).exists()]
+    if missing:
+        raise InputError(f"bench weights needs a finished run's out-of-fold files: {', '.join(missing)} not found "
+                         "(dvc repro gather)")
+    ontology = ontology_lib.load_for_dataset(settings.data_root)
+    workers = worker_count(settings.report.workers)
+    index = index_annotations(settings.train_csv(), ontology, workers=workers)
+    fold_of_image = folds_of_images(settings.folds.out, index.image_ids)
+    vectors = [(1.0, *rest) for rest in itertools.product(args.grid, repeat=len(models) - 1)]
+    own = tuple(settings.ensemble.weight(m) / settings.ensemble.weight(models[0]) for m in models)
+
+    def scores(path: Path) -> dict[int, dict]:
+        return {row["fold"]: row for row in fold_scores(path, index, fold_of_image, ontology, settings.evaluate.kaggle,
+                                                        workers)}
+
+    root = Path(args.out_dir).resolve() if args.out_dir else Path(tempfile.mkdtemp(prefix="bench_weights_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        fused = {}
+        for vector in dict.fromkeys([*vectors, own]):
+            out = root / f"{_name(vector)}.csv"
+            ensemble_files([(layout.oof_predictions(m), w) for m, w in zip(models, vector)],
+                           image_folder(settings.data_root, "oof", settings.data.layout), ontology, settings.ensemble,
+                           out)
+            fused[vector] = scores(out)
+        families = {m: scores(layout.oof_predictions(m)) for m in models}
+    finally:
+        if not args.out_dir:
+            shutil.rmtree(root, ignore_errors=True)
+    return summary(models, vectors, own, fused, families, args)
+
+
+def summary(models, vectors, own, fused: dict, families: dict, args) -> dict:
+    """Per held-out fold: the grid's vector with the best mean metric on the other folds, and the
+    fold's scores of it, of params' weights and of each family; then the means over the folds."""
+    folds = sorted(fused[own])
+    rows = []
+    for fold in folds:
+        others = [f for f in folds if f != fold]
+        if not others:
+            raise InputError("bench weights needs at least two scored folds: one to choose on, one to score")
+        chosen = max(vectors, key=lambda v: np.mean([fused[v][f][args.metric] for f in others]))
+        rows.append({"fold": fold, "chosen_weights": dict(zip(models, chosen)),
+                     "held_out": {"chosen": _headline(fused[chosen][fold]), PARAMS: _headline(fused[own][fold]),
+                                  **{m: _headline(families[m][fold]) for m in models}}})
+    mean = {name: {key: float(np.mean([r["held_out"][name][key] for r in rows])) for key in SCORES}
+            for name in rows[0]["held_out"]}
+    best = max(models, key=lambda m: mean[m][args.metric])
+    grid = {_name(v): {str(f): fused[v][f][args.metric] for f in folds} for v in dict.fromkeys([*vectors, own])}
+    return {"models": models, "metric": args.metric, "grid": args.grid, "params_weights": dict(zip(models, own)),
+            "grid_scores": grid, "folds": rows, "mean": mean, "best_family": best,
+            "margin_over_best_family": {key: mean["chosen"][key] - mean[best][key] for key in SCORES}}
+
+
+def _name(vector: tuple) -> str:
+    return "_".join(f"{w:g}" for w in vector)
+
+
+def _headline(row: dict) -> dict:
+    return {key: row[key] for key in SCORES}
