@@ -57,7 +57,7 @@ def run(settings, args) -> int:
         if rank == 0:
             print(line)
     finally:
-        engine.close_distributed()  # under torchrun; a no-op otherwise
+        engine.close_distributed()  # every DDP process (torchrun's or our own) leaves its group; one process: a no-op
     return 0
 
 
