@@ -54,6 +54,7 @@ def run(args, settings) -> dict:
     fold_of_image = folds_of_images(settings.folds.out, index.image_ids)
     vectors = [(1.0, *rest) for rest in itertools.product(args.grid, repeat=len(models) - 1)]
     own = tuple(settings.ensemble.weight(m) / settings.ensemble.weight(models[0]) for m in models)
+    tried = list(dict.fromkeys([*vectors, own]))  # the grid, then params' weights unless in it
 
     def scores(path: Path) -> dict[int, dict]:
         return {row["fold"]: row for row in fold_scores(path, index, fold_of_image, ontology, settings.evaluate.kaggle,
@@ -63,7 +64,7 @@ def run(args, settings) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     try:
         fused = {}
-        for vector in dict.fromkeys([*vectors, own]):
+        for vector in tried:
             out = root / f"{_name(vector)}.csv"
             ensemble_files([(layout.oof_predictions(m), w) for m, w in zip(models, vector)],
                            image_folder(settings.data_root, "oof", settings.data.layout), ontology, settings.ensemble,
@@ -92,7 +93,7 @@ def summary(models, vectors, own, fused: dict, families: dict, args) -> dict:
     mean = {name: {key: float(np.mean([r["held_out"][name][key] for r in rows])) for key in SCORES}
             for name in rows[0]["held_out"]}
     best = max(models, key=lambda m: mean[m][args.metric])
-    grid = {_name(v): {str(f): fused[v][f][args.metric] for f in folds} for v in dict.fromkeys([*vectors, own])}
+    grid = {_name(v): {str(f): fused[v][f][args.metric] for f in folds} for v in fused}
     return {"models": models, "metric": args.metric, "grid": args.grid, "params_weights": dict(zip(models, own)),
             "grid_scores": grid, "folds": rows, "mean": mean, "best_family": best,
             "margin_over_best_family": {key: mean["chosen"][key] - mean[best][key] for key in SCORES}}

@@ -150,6 +150,9 @@ class AnnotationIndex:
     path: Path
     image_ids: list[str]              # first-appearance order: `read_annotations`'s record order
     sizes: list[tuple[int, int]]      # (Height, Width) of each
+    # Each image's rows in the file, for a file `sorted_csv.image_spans` walks (then in ImageId
+    # order): `streamed_records` hands them on instead of walking the file again.
+    spans: list[sorted_csv.Span] | None = None
 
     def sized_record(self, index: int) -> ImageRecord:
         """Image `index`'s id and size only: for code that is handed the instances as a table."""
@@ -159,18 +162,20 @@ class AnnotationIndex:
 def index_annotations(path: str | Path, ontology: Ontology, rows: int = CHUNK_ROWS, workers: int = 1) -> AnnotationIndex:
     """Validate every row as `read_annotations` does (InputError at the first bad one), `rows` at a
     time, keeping each image's id and size only. A file `sorted_csv.image_spans` can walk is
-    validated a chunk of images at a time by `workers` processes; others in this one."""
-    spans = sorted_csv.image_spans(path, TRAIN_COLUMNS) if workers > 1 else None
-    if spans is None:
+    validated a chunk of images at a time by `workers` processes, and its images' spans are kept;
+    others are read in this process."""
+    walked = sorted_csv.image_spans(path, TRAIN_COLUMNS)
+    if walked is None:
         sizes: dict[str, tuple[int, int]] = {}
         for chunk in sorted_csv.chunks(path, TRAIN_COLUMNS, rows):
             _validate(chunk, path, ontology, sizes)
         return AnnotationIndex(Path(path), list(sizes), list(sizes.values()))
+    spans = [span for _, span in walked]
     image_ids, sizes = [], []
     for ids, chunk_sizes in ordered_map(_validated_span, _span_chunks(spans, rows), (Path(path), ontology), workers):
         image_ids += ids
         sizes += chunk_sizes
-    return AnnotationIndex(Path(path), image_ids, sizes)
+    return AnnotationIndex(Path(path), image_ids, sizes, spans)
 
 
 def _validate(chunk: pd.DataFrame, path: Path, ontology: Ontology, sizes: dict[str, tuple[int, int]]) -> None:
@@ -185,11 +190,11 @@ def _validate(chunk: pd.DataFrame, path: Path, ontology: Ontology, sizes: dict[s
         sizes.setdefault(image_id, (height, width))
 
 
-def _span_chunks(spans, rows: int) -> Iterator[sorted_csv.Span]:
+def _span_chunks(spans: list[sorted_csv.Span], rows: int) -> Iterator[sorted_csv.Span]:
     """Adjacent images' spans joined into chunks of at least `rows` x 256 bytes (a few thousand short
     rows, fewer long ones; an image never split)."""
     chunk, size = [], 0
-    for _, span in spans:
+    for span in spans:
         chunk.append(span)
         size += span.end - span.start
         if size >= rows * 256:
@@ -218,18 +223,15 @@ def records_by_image_id(index: AnnotationIndex, ontology: Ontology,
 
 
 def streamed_records(index: AnnotationIndex, ontology: Ontology) -> Iterator[tuple[int, ImageRecord]]:
-    """`records_by_image_id`, except that from a file `sorted_csv.image_spans` can walk the records
-    come without their instances, holding their rows' place in the file instead (`rows`):
-    `with_instances` parses them where they are used, e.g. in a worker process, so the process
-    walking the file parses none."""
-    spans = sorted_csv.image_spans(index.path, TRAIN_COLUMNS)
-    if spans is None:
+    """`records_by_image_id`, except that from a file `sorted_csv.image_spans` walks (the index
+    holds its spans) the records come without their instances, holding their rows' place in the
+    file instead (`rows`): `with_instances` parses them where they are used, e.g. in a worker
+    process, so the process walking the file parses none."""
+    if index.spans is None:
         yield from records_by_image_id(index, ontology)
         return
-    position = {image_id: i for i, image_id in enumerate(index.image_ids)}
-    for image_id, span in spans:
-        i = position[image_id]
-        yield i, ImageRecord(image_id, *index.sizes[i], rows=span)
+    for i, span in enumerate(index.spans):  # a walked file's images come in ImageId order
+        yield i, ImageRecord(index.image_ids[i], *index.sizes[i], rows=span)
 
 
 def with_instances(records: list[ImageRecord], ontology: Ontology) -> list[ImageRecord]:

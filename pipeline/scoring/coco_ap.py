@@ -102,9 +102,8 @@ def match(
     return matched
 
 
-# Entries (thresholds x detections) of one block of `precision_recall`'s arrays (about 40 bytes each
-# at once): a class with a
-# million detections at 100 (IoU, F1) pairs would otherwise take gigabytes at once.
+# Entries (thresholds x detections) of one block of `precision_recall`'s arrays, about 40 bytes each
+# at once: a class with a million detections at 100 (IoU, F1) pairs would otherwise take gigabytes.
 BLOCK_ENTRIES = 1 << 18
 
 
