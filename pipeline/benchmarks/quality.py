@@ -16,8 +16,8 @@ and configs are only read: each run gets its own params file and config copy, pa
 The protocol (before any override): one training process with the params' global batch
 (processes x batch_size), torch threads 1, no DataLoader workers; prediction without TTA on one
 thread; evaluation in one process. A seed sets `train.seed`, which seeds the new layers' initialisation, the data order and
-the augmentation. Data, cache, folds and weights must exist (`python -m pipeline weights synth
-cache folds`). A seed folder that already holds the finished run is not trained again.
+the augmentation. Data, cache, folds and weights must exist (`dvc repro weights
+folds`). A seed folder that already holds the finished run is not trained again.
 
 Per seed the JSON has ap_iou, ap_iou_f1 and kaggle (the scored folds' images pooled), the
 optimizer steps, `train_seconds` (the training loop's wall time, from runs.jsonl),
@@ -150,8 +150,8 @@ def check_inputs(settings: dict, params_path: str) -> None:
               Path(settings["folds"]["out"])]
     for path in needed:
         if not path.exists():
-            raise InputError(f"{path} not found: run `python -m pipeline weights synth cache folds` "
-                             "(or dvc repro weights cache folds) first", params_path)
+            raise InputError(f"{path} not found: run `dvc repro weights folds` (or the commands `python -m "
+                             "pipeline weights`, `synth`, `cache --split all`, `folds`) first", params_path)
 
 
 def stage(folder: Path, *words: str) -> tuple[float, float]:
