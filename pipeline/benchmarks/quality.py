@@ -16,8 +16,8 @@ and configs are only read: each run gets its own params file and config copy, pa
 The protocol (before any override): one training process with the params' global batch
 (processes x batch_size), torch threads 1, no DataLoader workers; prediction without TTA on one
 thread; evaluation in one process. A seed sets `train.seed`, which seeds the new layers' initialisation, the data order and
-the augmentation. Data, cache, folds and weights must exist (`dvc repro weights
-folds`). A seed folder that already holds the finished run is not trained again.
+the augmentation. Data, cache, folds and weights must exist (`dvc repro weights folds`).
+A seed folder that already holds the finished run is not trained again.
 
 Per seed the JSON has ap_iou, ap_iou_f1 and kaggle (the scored folds' images pooled), the
 optimizer steps, `train_seconds` (the training loop's wall time, from runs.jsonl),
