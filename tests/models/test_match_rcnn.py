@@ -464,10 +464,8 @@ def test_overfits_tiny_df2_set(tmp_path):
 
     9 images (2 outfits) of at most 160 px, one batch, 150 AdamW steps at lr 2e-3, random init, on the
     DAG's model (match_rcnn_lite0_192.yaml) with slimmer heads and fewer RoIs; one thread (two threads
-    on 2 loaded cores took 1402 s at 192 px). 150 steps, not 100: at 100 the landmark AP and retrieval
-    top-1 sat on the thresholds (torch seeds 0 / 1 / 2 on a 2-core AMD EPYC: landmark AP 0.575 / 0.436
-    / 0.548, top-1 0.7 / 1.0 / 1.0), and a CPU's float rounding decided the verdict. At 150, seeds 0-3:
-    box AP 0.94-0.994, mask AP 0.889-0.932, landmark AP 0.578-0.698, top-1 0.9-1.0, about 185 s each.
+    on 2 loaded cores took 1402 s at 192 px). 150 steps so that every score clears its threshold with a
+    margin over torch seeds and CPUs (at 100 a CPU's rounding decided the verdict: docs/experiments.md).
     lr 0 scores 0 everywhere.
     """
     start = time.perf_counter()
