@@ -130,7 +130,7 @@ def combine_runs(runs: list[dict], names: list[str], metric: str) -> dict:
     vectors = list(first["grid_scores"])
 
     def cells(vector: str, chosen_from: list[dict]) -> list[dict]:
-        return [run_["grid_scores"][vector][fold] for run_ in chosen_from for fold in sorted(run_["grid_scores"][vector])]
+        return [cell for run_ in chosen_from for cell in run_["grid_scores"][vector].values()]
 
     def margins(vector: str, run_: dict) -> list[dict]:
         best = {row["fold"]: row["held_out"][run_["best_family"]] for row in run_["folds"]}
