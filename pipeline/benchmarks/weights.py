@@ -114,6 +114,11 @@ def _name(vector: tuple) -> str:
     return "_".join(f"{w:g}" for w in vector)
 
 
+def _weights(models: list[str], name: str) -> dict:
+    """The weights a `_name` stands for."""
+    return dict(zip(models, map(float, name.split("_"))))
+
+
 def _headline(row: dict) -> dict:
     return {key: row[key] for key in SCORES}
 
@@ -143,12 +148,12 @@ def combine_runs(runs: list[dict], names: list[str], metric: str) -> dict:
     for index, (run_, name) in enumerate(zip(runs, names)):
         others = runs[:index] + runs[index + 1:]
         chosen = max(vectors, key=lambda v: np.mean([cell[metric] for cell in cells(v, others)]))
-        held_out.append({"run": name, "chosen_weights": dict(zip(first["models"], map(float, chosen.split("_")))),
+        held_out.append({"run": name, "chosen_weights": _weights(first["models"], chosen),
                          "scores": _mean(cells(chosen, [run_])), "best_family": run_["best_family"],
                          "margin_over_best_family": _mean(margins(chosen, run_))})
     best = max(vectors, key=lambda v: table[v]["mean"][metric])
     return {"runs": names, "models": first["models"], "metric": metric, "vectors": table,
-            "best_over_runs": dict(zip(first["models"], map(float, best.split("_")))),
+            "best_over_runs": _weights(first["models"], best),
             "held_out_runs": held_out,
             "held_out_margin": {key: [row["margin_over_best_family"][key] for row in held_out] for key in SCORES}}
 
